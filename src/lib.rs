@@ -1,0 +1,1 @@
+//! amocrm core (placeholder)
