@@ -1,1 +1,18 @@
-//! amocrm core (placeholder)
+//! `amocrm`: an amoCRM / Kommo client whose token lifecycle needs nobody.
+//!
+//! Layers, bottom up: [`config`] → [`store`] (token file + lock) → [`oauth`]
+//! → [`transport`] (over [`net`]'s per-process client) → [`client`] (the
+//! lifecycle and API calls) → `php` (the ext-php-rs binding, the only module
+//! that knows PHP).
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod net;
+pub mod oauth;
+pub mod secret;
+pub mod store;
+pub mod token;
+pub mod transport;
+
+mod php;

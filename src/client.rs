@@ -1,0 +1,395 @@
+//! The token lifecycle: one per process, shared by every PHP request.
+//!
+//! Every call checks expiry in memory and stats the token file to notice a
+//! pair written by another process. Within `refresh_margin` of expiry it
+//! refreshes under the cross-process lock, re-reading the file after taking
+//! it, so that of N processes that find the token expiring at once exactly one
+//! calls amoCRM and the others use its result.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::net;
+use crate::oauth;
+use crate::secret::Secret;
+use crate::store::{FileStore, TokenStore, Version};
+use crate::token::TokenPair;
+use crate::transport::{self, Request};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Counters for status pages (this process only).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub refreshes: AtomicU64,
+    pub refreshes_by_others: AtomicU64,
+    pub api_calls: AtomicU64,
+    pub unauthorized_retries: AtomicU64,
+}
+
+#[derive(Default)]
+struct Cached {
+    pair: Option<TokenPair>,
+    version: Option<Version>,
+}
+
+pub struct AmoCore {
+    config: Config,
+    store: Box<dyn TokenStore>,
+    cached: Mutex<Cached>,
+    pub counters: Counters,
+}
+
+/// Why a refresh is wanted; decides what counts as "someone else already did it".
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Want {
+    /// The token is within the margin of expiry.
+    Expiring,
+    /// amoCRM answered 401 to this access token.
+    Rejected,
+    /// The caller asked for a refresh now.
+    Forced,
+}
+
+impl AmoCore {
+    pub fn new(config: Config) -> AmoCore {
+        let store = Box::new(FileStore::new(config.token_path.clone()));
+        AmoCore::with_store(config, store)
+    }
+
+    pub fn with_store(config: Config, store: Box<dyn TokenStore>) -> AmoCore {
+        AmoCore { config, store, cached: Mutex::new(Cached::default()), counters: Counters::default() }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cached> {
+        self.cached.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn long_lived(&self) -> Option<TokenPair> {
+        let token = self.config.long_lived_token.clone()?;
+        let base_domain = self.config.base_domain.clone()?;
+        Some(TokenPair {
+            expires_at: jwt_exp(&token).unwrap_or(i64::MAX),
+            access_token: token,
+            refresh_token: None,
+            base_domain,
+            updated_at: 0,
+        })
+    }
+
+    /// The stored pair, re-read only when the file changed since we last read it.
+    fn current(&self) -> Result<Option<TokenPair>> {
+        if let Some(p) = self.long_lived() {
+            return Ok(Some(p));
+        }
+        let version = self.store.version()?;
+        {
+            let cache = self.cache();
+            if version.is_some() && cache.version == version {
+                return Ok(cache.pair.clone());
+            }
+        }
+        self.reload()
+    }
+
+    fn reload(&self) -> Result<Option<TokenPair>> {
+        let loaded = self.store.load()?;
+        let mut cache = self.cache();
+        match loaded {
+            Some((pair, version)) => {
+                cache.pair = Some(pair.clone());
+                cache.version = Some(version);
+                Ok(Some(pair))
+            }
+            None => {
+                *cache = Cached::default();
+                Ok(None)
+            }
+        }
+    }
+
+    fn adopt(&self, pair: TokenPair, version: Version) -> TokenPair {
+        let mut cache = self.cache();
+        cache.pair = Some(pair.clone());
+        cache.version = Some(version);
+        pair
+    }
+
+    fn not_authorized(&self) -> Error {
+        Error::auth(format!(
+            "amoCRM is not authorized yet: no token at {}; an admin must authorize the integration at /oauth/authorize",
+            self.store.location()
+        ))
+        .with_title("Not authorized")
+    }
+
+    /// A pair that is not within the margin of expiry, refreshing if needed.
+    pub fn fresh_pair(&self) -> Result<TokenPair> {
+        let pair = self.current()?.ok_or_else(|| self.not_authorized())?;
+        if pair.refresh_token.is_none() || !pair.is_expiring(now(), self.config.refresh_margin) {
+            return Ok(pair);
+        }
+        self.refresh_locked(&pair.access_token, Want::Expiring)
+    }
+
+    /// Refreshes under the lock unless, once the lock is held, the file shows
+    /// that another process already did.
+    fn refresh_locked(&self, seen: &Secret, want: Want) -> Result<TokenPair> {
+        let _lock = self.store.lock(self.config.lock_wait())?;
+        let (stored, version) = self.store.load()?.ok_or_else(|| self.not_authorized())?;
+        let now = now();
+        let someone_else_did = match want {
+            Want::Forced => false,
+            Want::Expiring => !stored.is_expiring(now, self.config.refresh_margin),
+            Want::Rejected => &stored.access_token != seen && stored.expires_in(now) > 0,
+        };
+        if someone_else_did {
+            self.counters.refreshes_by_others.fetch_add(1, Ordering::Relaxed);
+            return Ok(self.adopt(stored, version));
+        }
+        let fresh = oauth::refresh(&self.config, &stored, now)?;
+        let version = self.store.save(&fresh)?;
+        self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+        Ok(self.adopt(fresh, version))
+    }
+
+    /// `refreshToken(force)`: refreshes now if forced or expiring.
+    pub fn refresh(&self, force: bool) -> Result<Value> {
+        if self.config.long_lived_token.is_some() {
+            return Err(Error::auth("a long-lived token cannot be refreshed; generate a new one in the integration's settings"));
+        }
+        let pair = self.current()?.ok_or_else(|| self.not_authorized())?;
+        if force {
+            self.refresh_locked(&pair.access_token, Want::Forced)?;
+        } else {
+            self.fresh_pair()?;
+        }
+        self.status()
+    }
+
+    /// Exchanges an authorization code and stores the pair.
+    pub fn exchange_code(&self, code: &str, referer: &str) -> Result<Value> {
+        // The referer check happens inside, before any I/O; take the lock
+        // only after it so that a hostile referer costs nothing.
+        oauth::check_referer(&self.config, referer.trim())?;
+        let _lock = self.store.lock(self.config.lock_wait())?;
+        let pair = oauth::exchange_code(&self.config, code, referer, now())?;
+        let version = self.store.save(&pair)?;
+        self.adopt(pair, version);
+        self.status()
+    }
+
+    pub fn authorization_url(&self, state: &str, mode: &str) -> Result<String> {
+        oauth::authorization_url(&self.config, state, mode)
+    }
+
+    /// Token status for humans and monitors: never a token or the secret.
+    pub fn status(&self) -> Result<Value> {
+        let mode = if self.config.long_lived_token.is_some() { "long_lived" } else { "oauth" };
+        let now = now();
+        Ok(match self.current()? {
+            None => json!({
+                "authorized": false,
+                "mode": mode,
+                "base_domain": null,
+                "expires_at": null,
+                "expires_in": null,
+                "updated_at": null,
+                "refresh_expires_at": null,
+                "token_path": self.store.location(),
+            }),
+            Some(p) => {
+                let expires_at = (p.expires_at != i64::MAX).then_some(p.expires_at);
+                json!({
+                    "authorized": true,
+                    "mode": mode,
+                    "base_domain": p.base_domain,
+                    "expires_at": expires_at,
+                    "expires_in": expires_at.map(|e| e - now),
+                    "updated_at": (p.updated_at > 0).then_some(p.updated_at),
+                    "refresh_expires_at": p.refresh_token.as_ref().map(|_| p.updated_at + REFRESH_TOKEN_LIFETIME),
+                    "token_path": if mode == "oauth" { Value::from(self.store.location()) } else { Value::Null },
+                })
+            }
+        })
+    }
+
+    /// Sends an API request with a fresh token. On a 401: re-read storage and
+    /// retry with a newer pair if another process stored one; otherwise
+    /// refresh once under the lock and retry the same request (same method,
+    /// same body). A second 401 is an `AmoAuthException`.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        query: Option<&Value>,
+        body: Option<&Value>,
+        context_user: Option<i64>,
+    ) -> Result<Option<Value>> {
+        let method = parse_method(method)?;
+        if !path.starts_with('/') || path.contains("://") || path.contains('#') || path.starts_with("//") {
+            return Err(Error::config("path", format!("must be an absolute path such as /api/v4/leads, got `{path}`")));
+        }
+        let query = match query {
+            Some(q) => encode_query(q)?,
+            None => String::new(),
+        };
+        let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
+        let client = net::client(self.config.connect_timeout, self.config.timeout)?;
+
+        let pair = self.fresh_pair()?;
+        let send = |pair: &TokenPair| -> Result<transport::Response> {
+            let origin = net::origin(&pair.base_domain, self.config.insecure_http)?;
+            let sep = if query.is_empty() { "" } else if path.contains('?') { "&" } else { "?" };
+            self.counters.api_calls.fetch_add(1, Ordering::Relaxed);
+            transport::send(
+                &client,
+                &Request {
+                    method: method.clone(),
+                    url: format!("{origin}{path}{sep}{query}"),
+                    bearer: Some(&pair.access_token),
+                    json: body.as_deref(),
+                    context_user,
+                },
+            )
+        };
+        let mut resp = send(&pair)?;
+        if resp.status == 401 && pair.refresh_token.is_some() {
+            self.counters.unauthorized_retries.fetch_add(1, Ordering::Relaxed);
+            let stored = self.reload()?.ok_or_else(|| self.not_authorized())?;
+            let next = if stored.access_token != pair.access_token && !stored.is_expiring(now(), self.config.refresh_margin) {
+                stored
+            } else {
+                self.refresh_locked(&pair.access_token, Want::Rejected)?
+            };
+            resp = send(&next)?;
+            if resp.status == 401 {
+                let mut e = transport::api_error(resp);
+                e.message = format!(
+                    "amoCRM refused a freshly refreshed token ({}); an admin may need to re-authorize at /oauth/authorize",
+                    e.message
+                );
+                return Err(e);
+            }
+        } else if resp.status == 401 {
+            let mut e = transport::api_error(resp);
+            e.message = format!("amoCRM refused the long-lived token ({}); generate a new one in the integration's settings", e.message);
+            return Err(e);
+        }
+        transport::decode(resp)
+    }
+}
+
+/// amoCRM lets a refresh token live 3 months unused.
+pub const REFRESH_TOKEN_LIFETIME: i64 = 90 * 86_400;
+
+fn parse_method(m: &str) -> Result<Method> {
+    match m.to_ascii_uppercase().as_str() {
+        "GET" => Ok(Method::GET),
+        "POST" => Ok(Method::POST),
+        "PATCH" => Ok(Method::PATCH),
+        "PUT" => Ok(Method::PUT),
+        "DELETE" => Ok(Method::DELETE),
+        _ => Err(Error::config("method", format!("must be GET, POST, PATCH, PUT or DELETE, got `{m}`"))),
+    }
+}
+
+/// The `exp` claim of a JWT, read without verifying it (amoCRM's key is not
+/// available client-side): enough to know when a long-lived token ends.
+fn jwt_exp(token: &Secret) -> Option<i64> {
+    use base64::Engine;
+    let payload = token.expose().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice::<Value>(&bytes).ok()?.get("exp")?.as_i64()
+}
+
+/// Encodes nested query parameters the way amoCRM (and PHP's
+/// `http_build_query`) expects: `filter[id][]=1&filter[updated_at][from]=…`.
+/// A list of strings under `with` is sent comma-separated.
+pub fn encode_query(q: &Value) -> Result<String> {
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    let obj = match q {
+        Value::Object(o) => o,
+        Value::Array(a) if a.is_empty() => return Ok(String::new()),
+        _ => return Err(Error::config("query", "must be an array keyed by parameter name")),
+    };
+    fn walk(ser: &mut url::form_urlencoded::Serializer<String>, key: &str, v: &Value) -> Result<()> {
+        match v {
+            Value::Null => {}
+            Value::Bool(b) => {
+                ser.append_pair(key, if *b { "1" } else { "0" });
+            }
+            Value::Number(n) => {
+                ser.append_pair(key, &n.to_string());
+            }
+            Value::String(s) => {
+                ser.append_pair(key, s);
+            }
+            Value::Array(items) => {
+                for item in items {
+                    walk(ser, &format!("{key}[]"), item)?;
+                }
+            }
+            Value::Object(o) => {
+                for (k, item) in o {
+                    walk(ser, &format!("{key}[{k}]"), item)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    for (k, v) in obj {
+        if k == "with" {
+            if let Value::Array(items) = v {
+                let joined: Vec<String> = items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+                    .collect();
+                ser.append_pair("with", &joined.join(","));
+                continue;
+            }
+        }
+        walk(&mut ser, k, v)?;
+    }
+    Ok(ser.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_encoding_matches_amocrm() {
+        let q = json!({"filter": {"id": [1, 2], "updated_at": {"from": 100}}, "with": ["contacts", "catalog_elements"], "page": 2, "query": "a b"});
+        let s = encode_query(&q).unwrap();
+        assert_eq!(
+            s,
+            "filter%5Bid%5D%5B%5D=1&filter%5Bid%5D%5B%5D=2&filter%5Bupdated_at%5D%5Bfrom%5D=100&with=contacts%2Ccatalog_elements&page=2&query=a+b"
+        );
+        assert_eq!(encode_query(&json!([])).unwrap(), "");
+        assert!(encode_query(&json!("x")).is_err());
+    }
+
+    #[test]
+    fn jwt_exp_is_read_without_verification() {
+        use base64::Engine;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1234}"#);
+        assert_eq!(jwt_exp(&Secret::new(format!("h.{claims}.s"))), Some(1234));
+        assert_eq!(jwt_exp(&Secret::new("opaque")), None);
+    }
+}

@@ -1,0 +1,366 @@
+//! Configuration: every key comes from `AmoClient::configure()`, else the
+//! environment variable `AMOCRM_<KEY>`, else php.ini `amocrm.<key>`.
+
+use crate::error::{Error, Result};
+use crate::net;
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every key the extension knows, in the order `php --ri` shows them.
+pub const KEYS: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "redirect_uri",
+    "token_path",
+    "allowed_domains",
+    "insecure_http",
+    "refresh_margin",
+    "connect_timeout",
+    "timeout",
+    "long_lived_token",
+    "base_domain",
+    "oauth_host",
+];
+
+/// Keys whose values are never shown.
+pub const SECRET_KEYS: &[&str] = &["client_secret", "long_lived_token"];
+
+pub const DEFAULT_TOKEN_PATH: &str = "/var/lib/amocrm/tokens.json";
+pub const DEFAULT_ALLOWED_DOMAINS: &str = "amocrm.ru,amocrm.com,kommo.com";
+pub const DEFAULT_OAUTH_HOST: &str = "www.amocrm.ru";
+pub const DEFAULT_REFRESH_MARGIN: u64 = 600;
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 5;
+pub const DEFAULT_TIMEOUT: u64 = 30;
+
+/// Where a value came from, for `php --ri amocrm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Configure,
+    Env,
+    Ini,
+    Default,
+}
+
+impl Source {
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Configure => "configure()",
+            Source::Env => "env",
+            Source::Ini => "php.ini",
+            Source::Default => "default",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub redirect_uri: String,
+    pub token_path: PathBuf,
+    /// Host suffixes, lower case, without leading dots.
+    pub allowed_domains: Vec<String>,
+    pub insecure_http: bool,
+    pub refresh_margin: u64,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub long_lived_token: Option<Secret>,
+    pub base_domain: Option<String>,
+    pub oauth_host: String,
+    sources: BTreeMap<&'static str, (Source, String)>,
+}
+
+/// Looks a raw value up in one source; `None` or an empty string means unset.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Config {
+    /// Resolves every key from the three sources and validates it.
+    pub fn resolve(
+        options: &BTreeMap<String, String>,
+        env: Lookup<'_>,
+        ini: Lookup<'_>,
+    ) -> Result<Config> {
+        check_keys(options)?;
+        let mut raw: BTreeMap<&'static str, (Source, String)> = BTreeMap::new();
+        for &key in KEYS {
+            let found = options
+                .get(key)
+                .map(|v| (Source::Configure, v.clone()))
+                .or_else(|| {
+                    env(&format!("AMOCRM_{}", key.to_ascii_uppercase()))
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (Source::Env, v))
+                })
+                .or_else(|| {
+                    ini(&format!("amocrm.{key}"))
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (Source::Ini, v))
+                });
+            if let Some((src, v)) = found {
+                raw.insert(key, (src, v.trim().to_string()));
+            }
+        }
+        Config::from_raw(raw)
+    }
+
+    fn from_raw(mut raw: BTreeMap<&'static str, (Source, String)>) -> Result<Config> {
+        let get = |raw: &BTreeMap<&'static str, (Source, String)>, key: &str| {
+            raw.get(key).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
+        };
+        let defaults: [(&'static str, String); 7] = [
+            ("token_path", DEFAULT_TOKEN_PATH.into()),
+            ("allowed_domains", DEFAULT_ALLOWED_DOMAINS.into()),
+            ("insecure_http", "0".into()),
+            ("refresh_margin", DEFAULT_REFRESH_MARGIN.to_string()),
+            ("connect_timeout", DEFAULT_CONNECT_TIMEOUT.to_string()),
+            ("timeout", DEFAULT_TIMEOUT.to_string()),
+            ("oauth_host", DEFAULT_OAUTH_HOST.into()),
+        ];
+        for (key, value) in defaults {
+            raw.entry(key).or_insert((Source::Default, value));
+        }
+
+        let allowed_domains = parse_domains(&get(&raw, "allowed_domains").unwrap_or_default())?;
+        let insecure_http = parse_bool("insecure_http", &get(&raw, "insecure_http").unwrap_or_default())?;
+        let refresh_margin = parse_seconds("refresh_margin", &get(&raw, "refresh_margin").unwrap_or_default(), 0, 43_200)?;
+        let connect_timeout = parse_seconds("connect_timeout", &get(&raw, "connect_timeout").unwrap_or_default(), 1, 300)?;
+        let timeout = parse_seconds("timeout", &get(&raw, "timeout").unwrap_or_default(), 1, 600)?;
+
+        let redirect_uri = get(&raw, "redirect_uri").unwrap_or_default();
+        if !redirect_uri.is_empty() {
+            match url::Url::parse(&redirect_uri) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+                _ => return Err(Error::config("redirect_uri", "must be an absolute http(s) URL")),
+            }
+        }
+
+        let token_path = PathBuf::from(get(&raw, "token_path").unwrap_or_default());
+        if !token_path.is_absolute() {
+            return Err(Error::config("token_path", "must be an absolute path"));
+        }
+        if token_path.file_name().is_none() {
+            return Err(Error::config("token_path", "must name a file, not a folder"));
+        }
+
+        let client_id = get(&raw, "client_id").unwrap_or_default();
+        if client_id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(Error::config("client_id", "must not contain spaces or control characters"));
+        }
+
+        let oauth_host = get(&raw, "oauth_host").unwrap_or_default();
+        net::check_host_syntax(&oauth_host).map_err(|why| Error::config("oauth_host", why))?;
+        let base_domain = get(&raw, "base_domain");
+        if let Some(bd) = &base_domain {
+            net::check_host_syntax(bd).map_err(|why| Error::config("base_domain", why))?;
+            if !net::host_allowed(bd, &allowed_domains) {
+                return Err(Error::config(
+                    "base_domain",
+                    format!("`{bd}` is not within allowed_domains"),
+                ));
+            }
+        }
+        let long_lived_token = get(&raw, "long_lived_token").map(Secret::new);
+        if long_lived_token.is_some() && base_domain.is_none() {
+            return Err(Error::config(
+                "base_domain",
+                "is required with long_lived_token (the account host, e.g. example.amocrm.ru)",
+            ));
+        }
+
+        // Keep where each value came from, but never a secret's value.
+        for key in SECRET_KEYS {
+            if let Some((_, v)) = raw.get_mut(key) {
+                *v = "(set, hidden)".into();
+            }
+        }
+        Ok(Config {
+            client_id,
+            client_secret: Secret::new(get(&raw, "client_secret").unwrap_or_default()),
+            redirect_uri,
+            token_path,
+            allowed_domains,
+            insecure_http,
+            refresh_margin,
+            connect_timeout: Duration::from_secs(connect_timeout),
+            timeout: Duration::from_secs(timeout),
+            long_lived_token,
+            base_domain,
+            oauth_host,
+            sources: raw,
+        })
+    }
+
+    /// `(key, shown value, source)` for every key; secrets are masked.
+    pub fn describe(&self) -> Vec<(&'static str, String, &'static str)> {
+        KEYS.iter()
+            .map(|&key| match self.sources.get(key) {
+                Some((src, v)) if !v.is_empty() => (key, v.clone(), src.label()),
+                _ => (key, "(not set)".to_string(), "-"),
+            })
+            .collect()
+    }
+
+    /// The client id and secret, or the error naming the one that is missing.
+    pub fn credentials(&self) -> Result<(&str, &Secret)> {
+        if self.client_id.is_empty() {
+            return Err(Error::config("client_id", "is not set"));
+        }
+        if self.client_secret.is_empty() {
+            return Err(Error::config("client_secret", "is not set"));
+        }
+        if self.redirect_uri.is_empty() {
+            return Err(Error::config("redirect_uri", "is not set"));
+        }
+        Ok((&self.client_id, &self.client_secret))
+    }
+
+    /// How long a process waits for another one's refresh before giving up.
+    pub fn lock_wait(&self) -> Duration {
+        self.connect_timeout + self.timeout + Duration::from_secs(5)
+    }
+}
+
+/// Refuses keys the extension does not know, naming them.
+pub fn check_keys(options: &BTreeMap<String, String>) -> Result<()> {
+    for key in options.keys() {
+        if !KEYS.contains(&key.as_str()) {
+            return Err(Error::config(
+                key,
+                format!("unknown key; known keys: {}", KEYS.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" | "" => Ok(false),
+        _ => Err(Error::config(key, format!("expected 0 or 1, got `{v}`"))),
+    }
+}
+
+fn parse_seconds(key: &str, v: &str, min: u64, max: u64) -> Result<u64> {
+    match v.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(Error::config(
+            key,
+            format!("expected whole seconds from {min} to {max}, got `{v}`"),
+        )),
+    }
+}
+
+fn parse_domains(v: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for part in v.split(',') {
+        let d = part.trim().trim_start_matches('.').to_ascii_lowercase();
+        if d.is_empty() {
+            continue;
+        }
+        if !d
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        {
+            return Err(Error::config(
+                "allowed_domains",
+                format!("`{d}` is not a host name suffix"),
+            ));
+        }
+        out.push(d);
+    }
+    if out.is_empty() {
+        return Err(Error::config("allowed_domains", "must name at least one domain"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn none(_: &str) -> Option<String> {
+        None
+    }
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::resolve(&opts(&[]), &none, &none).unwrap();
+        assert_eq!(c.token_path, PathBuf::from(DEFAULT_TOKEN_PATH));
+        assert_eq!(c.allowed_domains, vec!["amocrm.ru", "amocrm.com", "kommo.com"]);
+        assert_eq!(c.refresh_margin, DEFAULT_REFRESH_MARGIN);
+        assert!(!c.insecure_http);
+    }
+
+    #[test]
+    fn configure_beats_env_beats_ini() {
+        let env = |k: &str| (k == "AMOCRM_CLIENT_ID" || k == "AMOCRM_TIMEOUT").then(|| "from-env".to_string()).map(|v| if k == "AMOCRM_TIMEOUT" { "7".into() } else { v });
+        let ini = |k: &str| match k {
+            "amocrm.client_id" => Some("from-ini".to_string()),
+            "amocrm.redirect_uri" => Some("https://example.com/cb".to_string()),
+            "amocrm.timeout" => Some("9".to_string()),
+            _ => None,
+        };
+        let c = Config::resolve(&opts(&[("timeout", "11")]), &env, &ini).unwrap();
+        assert_eq!(c.client_id, "from-env");
+        assert_eq!(c.redirect_uri, "https://example.com/cb");
+        assert_eq!(c.timeout, Duration::from_secs(11));
+    }
+
+    #[test]
+    fn unknown_key_and_bad_values_name_the_key() {
+        let e = Config::resolve(&opts(&[("clientid", "x")]), &none, &none).unwrap_err();
+        assert!(e.message.contains("`clientid`"), "{}", e.message);
+        for (k, v) in [
+            ("timeout", "soon"),
+            ("refresh_margin", "-5"),
+            ("insecure_http", "maybe"),
+            ("token_path", "relative/tokens.json"),
+            ("allowed_domains", "amocrm.ru,ex ample.com"),
+            ("redirect_uri", "not a url"),
+        ] {
+            let e = Config::resolve(&opts(&[(k, v)]), &none, &none).unwrap_err();
+            assert!(e.message.contains(&format!("`{k}`")), "{k}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn long_lived_token_needs_an_allowed_base_domain() {
+        let e = Config::resolve(&opts(&[("long_lived_token", "t")]), &none, &none).unwrap_err();
+        assert!(e.message.contains("base_domain"));
+        let e = Config::resolve(
+            &opts(&[("long_lived_token", "t"), ("base_domain", "evil.example.com")]),
+            &none,
+            &none,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("allowed_domains"));
+        let c = Config::resolve(
+            &opts(&[("long_lived_token", "t"), ("base_domain", "acme.amocrm.ru")]),
+            &none,
+            &none,
+        )
+        .unwrap();
+        assert_eq!(c.long_lived_token.unwrap().expose(), "t");
+    }
+
+    #[test]
+    fn describe_masks_secrets() {
+        let c = Config::resolve(
+            &opts(&[("client_secret", "s3cr3t"), ("client_id", "id1")]),
+            &none,
+            &none,
+        )
+        .unwrap();
+        let shown = format!("{:?}", c.describe());
+        assert!(!shown.contains("s3cr3t"));
+        assert!(shown.contains("id1"));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,259 @@
+//! Token storage behind one narrow interface, and its file backend: atomic
+//! writes (temp file in the same folder, fsync, rename, fsync the folder),
+//! mode 0600, and a cross-process lock (flock on `<token file>.lock`).
+
+use crate::error::{Error, Result};
+use crate::token::TokenPair;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind as IoKind, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Identifies one version of the stored pair cheaply: a writer replaces the
+/// file by rename, so a new inode (or size/mtime) means a new pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+}
+
+impl Version {
+    fn of(meta: &fs::Metadata) -> Version {
+        Version {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        }
+    }
+}
+
+/// Held while refreshing; dropping it releases the lock.
+pub trait StoreLock {}
+
+/// Where token pairs live. The file store implements it now; a shared store
+/// (Redis) for fleets of servers fits the same four verbs.
+pub trait TokenStore: Send + Sync {
+    /// The current version without reading the pair; `None` when nothing is stored.
+    fn version(&self) -> Result<Option<Version>>;
+    /// The stored pair and its version; `None` when nothing is stored.
+    fn load(&self) -> Result<Option<(TokenPair, Version)>>;
+    /// Replaces the stored pair with a complete new one, atomically.
+    fn save(&self, pair: &TokenPair) -> Result<Version>;
+    /// Takes the exclusive cross-process lock, waiting at most `wait`.
+    fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>>;
+    /// Where the pair lives, for messages.
+    fn location(&self) -> String;
+}
+
+pub struct FileStore {
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(path: impl Into<PathBuf>) -> FileStore {
+        let path = path.into();
+        let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
+        lock_name.push(".lock");
+        let lock_path = path.with_file_name(lock_name);
+        FileStore { path, lock_path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fault(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        Error::storage(format!("token file {}: {what}: {e}", self.path.display()))
+    }
+
+    fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("/"))
+    }
+}
+
+struct FileLock(File);
+
+impl StoreLock for FileLock {}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Closing the file releases the flock too; unlock first so that a
+        // descriptor leaked into a child process cannot hold it.
+        let _ = fs2::FileExt::unlock(&self.0);
+    }
+}
+
+impl TokenStore for FileStore {
+    fn version(&self) -> Result<Option<Version>> {
+        match fs::metadata(&self.path) {
+            Ok(m) => Ok(Some(Version::of(&m))),
+            Err(e) if e.kind() == IoKind::NotFound => Ok(None),
+            Err(e) => Err(self.fault("cannot stat", e)),
+        }
+    }
+
+    fn load(&self) -> Result<Option<(TokenPair, Version)>> {
+        let mut file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == IoKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.fault("cannot open", e)),
+        };
+        // The version of the very file we read, not of whatever the path
+        // names a moment later.
+        let meta = file.metadata().map_err(|e| self.fault("cannot stat", e))?;
+        if !meta.is_file() {
+            return Err(self.fault("cannot read", "not a regular file"));
+        }
+        if meta.len() > 64 * 1024 {
+            return Err(self.fault("cannot read", "larger than 64 KiB, not a token file"));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes).map_err(|e| self.fault("cannot read", e))?;
+        let mut pair = TokenPair::from_json(&bytes).map_err(|why| self.fault("corrupt", why))?;
+        if pair.updated_at == 0 {
+            pair.updated_at = meta.mtime();
+        }
+        Ok(Some((pair, Version::of(&meta))))
+    }
+
+    fn save(&self, pair: &TokenPair) -> Result<Version> {
+        let dir = self.dir();
+        fs::create_dir_all(dir).map_err(|e| self.fault("cannot create its folder", e))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp.{}.{}",
+            self.path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        ));
+        let write = || -> std::io::Result<fs::Metadata> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&pair.to_json())?;
+            f.sync_all()?;
+            let meta = f.metadata()?;
+            fs::rename(&tmp, &self.path)?;
+            File::open(dir)?.sync_all()?;
+            Ok(meta)
+        };
+        match write() {
+            Ok(meta) => Ok(Version::of(&meta)),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(self.fault("cannot write (the previous pair is kept)", e))
+            }
+        }
+    }
+
+    fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>> {
+        let dir = self.dir();
+        fs::create_dir_all(dir).map_err(|e| self.fault("cannot create its folder", e))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&self.lock_path)
+            .map_err(|e| {
+                Error::storage(format!("lock file {}: cannot open: {e}", self.lock_path.display()))
+            })?;
+        let deadline = Instant::now() + wait;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match fs2::FileExt::try_lock_exclusive(&file) {
+                Ok(()) => return Ok(Box::new(FileLock(file))),
+                Err(e) if e.kind() == IoKind::WouldBlock || e.raw_os_error() == Some(11) => {
+                    if Instant::now() >= deadline {
+                        return Err(Error::storage(format!(
+                            "lock file {}: another process held it for over {} s",
+                            self.lock_path.display(),
+                            wait.as_secs()
+                        )));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(25));
+                }
+                Err(e) => {
+                    return Err(Error::storage(format!(
+                        "lock file {}: cannot lock: {e}",
+                        self.lock_path.display()
+                    )))
+                }
+            }
+        }
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn pair(n: i64) -> TokenPair {
+        TokenPair {
+            access_token: Secret::new(format!("a{n}")),
+            refresh_token: Some(Secret::new(format!("r{n}"))),
+            expires_at: 1000 + n,
+            base_domain: "x.amocrm.ru".into(),
+            updated_at: n,
+        }
+    }
+
+    #[test]
+    fn save_is_atomic_private_and_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("sub/tokens.json"));
+        assert!(store.load().unwrap().is_none());
+        assert!(store.version().unwrap().is_none());
+        let v1 = store.save(&pair(1)).unwrap();
+        let mode = fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let v2 = store.save(&pair(2)).unwrap();
+        assert_ne!(v1, v2);
+        let (loaded, v) = store.load().unwrap().unwrap();
+        assert_eq!(loaded, pair(2));
+        assert_eq!(v, v2);
+        assert_eq!(store.version().unwrap(), Some(v2));
+        // no temp files left behind
+        let names: Vec<_> = fs::read_dir(dir.path().join("sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn corrupt_file_names_path_and_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        fs::write(&path, b"{\"access_token\": \"abc\"").unwrap();
+        let e = FileStore::new(&path).load().unwrap_err();
+        assert!(e.message.contains(path.to_str().unwrap()));
+        assert!(e.message.contains("corrupt"));
+    }
+
+    #[test]
+    fn lock_is_exclusive_and_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("tokens.json"));
+        let held = store.lock(Duration::from_secs(1)).unwrap();
+        // flock is per open file description: a second open in the same process conflicts too.
+        let e = store.lock(Duration::from_millis(50)).err().unwrap();
+        assert!(e.message.contains("held it"));
+        drop(held);
+        store.lock(Duration::from_millis(50)).unwrap();
+    }
+}

@@ -1,0 +1,137 @@
+//! The token pair and its file format.
+//!
+//! Written as `{"access_token","refresh_token","expires_at","base_domain","updated_at"}`
+//! (unix seconds), the format the existing PHP gateway writes. Also read: the
+//! official library's example format `{"accessToken","refreshToken","expires","baseDomain"}`.
+
+use crate::secret::Secret;
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenPair {
+    pub access_token: Secret,
+    /// `None` only for a long-lived token, which is never stored in a file.
+    pub refresh_token: Option<Secret>,
+    pub expires_at: i64,
+    pub base_domain: String,
+    /// When this pair was obtained, which is also when its refresh token's
+    /// 3-month clock started.
+    pub updated_at: i64,
+}
+
+impl TokenPair {
+    /// Parses a token file's bytes; the error says what is wrong, never a value.
+    pub fn from_json(bytes: &[u8]) -> Result<TokenPair, String> {
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err("the file is empty".into());
+        }
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
+        let obj = v.as_object().ok_or("the top level is not a JSON object")?;
+        let names = if obj.contains_key("access_token") {
+            ["access_token", "refresh_token", "expires_at", "base_domain"]
+        } else if obj.contains_key("accessToken") {
+            ["accessToken", "refreshToken", "expires", "baseDomain"]
+        } else {
+            return Err("it has neither `access_token` nor `accessToken`".into());
+        };
+        let access_token = string_field(obj, names[0])?;
+        let refresh_token = string_field(obj, names[1])?;
+        let expires_at = int_field(obj, names[2])?;
+        let base_domain = string_field(obj, names[3])?;
+        crate::net::check_host_syntax(&base_domain)
+            .map_err(|why| format!("`{}` {why}", names[3]))?;
+        let updated_at = match obj.get("updated_at") {
+            None | Some(Value::Null) => 0,
+            Some(_) => int_field(obj, "updated_at")?,
+        };
+        Ok(TokenPair {
+            access_token: Secret::new(access_token),
+            refresh_token: Some(Secret::new(refresh_token)),
+            expires_at,
+            base_domain,
+            updated_at,
+        })
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let v = json!({
+            "access_token": self.access_token.expose(),
+            "refresh_token": self.refresh_token.as_ref().map(Secret::expose),
+            "expires_at": self.expires_at,
+            "base_domain": self.base_domain,
+            "updated_at": self.updated_at,
+        });
+        let mut out = serde_json::to_vec_pretty(&v).expect("a JSON object always serializes");
+        out.push(b'\n');
+        out
+    }
+
+    /// Seconds until the access token expires (negative once it has).
+    pub fn expires_in(&self, now: i64) -> i64 {
+        self.expires_at - now
+    }
+
+    pub fn is_expiring(&self, now: i64, margin: u64) -> bool {
+        self.expires_in(now) <= margin as i64
+    }
+}
+
+fn string_field(obj: &Map<String, Value>, key: &str) -> Result<String, String> {
+    match obj.get(key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Some(Value::String(_)) => Err(format!("`{key}` is empty")),
+        Some(_) => Err(format!("`{key}` is not a string")),
+        None => Err(format!("`{key}` is missing")),
+    }
+}
+
+fn int_field(obj: &Map<String, Value>, key: &str) -> Result<i64, String> {
+    match obj.get(key) {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .ok_or_else(|| format!("`{key}` is not a whole number")),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("`{key}` is not a whole number")),
+        Some(_) => Err(format!("`{key}` is not a number")),
+        None => Err(format!("`{key}` is missing")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_formats_and_writes_ours() {
+        let ours = br#"{"access_token":"a","refresh_token":"r","expires_at":100,"base_domain":"x.amocrm.ru","updated_at":5}"#;
+        let p = TokenPair::from_json(ours).unwrap();
+        assert_eq!(p.expires_at, 100);
+        assert_eq!(p.updated_at, 5);
+        let official = br#"{"accessToken":"a","refreshToken":"r","expires":"100","baseDomain":"x.amocrm.ru"}"#;
+        let q = TokenPair::from_json(official).unwrap();
+        assert_eq!(q.access_token, p.access_token);
+        assert_eq!(q.updated_at, 0);
+        let again = TokenPair::from_json(&p.to_json()).unwrap();
+        assert_eq!(again, p);
+    }
+
+    #[test]
+    fn faults_are_named_without_values() {
+        for (bytes, fault) in [
+            (&b""[..], "empty"),
+            (b"{\"access_token\":", "not valid JSON"),
+            (b"[]", "not a JSON object"),
+            (b"{}", "neither"),
+            (br#"{"access_token":"secret-a","refresh_token":"r","expires_at":"soon","base_domain":"x.amocrm.ru"}"#, "`expires_at`"),
+            (br#"{"access_token":"secret-a","expires_at":1,"base_domain":"x.amocrm.ru"}"#, "`refresh_token` is missing"),
+            (br#"{"access_token":"secret-a","refresh_token":"r","expires_at":1,"base_domain":"x/y"}"#, "`base_domain`"),
+        ] {
+            let e = TokenPair::from_json(bytes).unwrap_err();
+            assert!(e.contains(fault), "{e}");
+            assert!(!e.contains("secret-a"));
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! One HTTP exchange with amoCRM over the process-wide client, and the
+//! mapping of its answer to JSON or to an [`Error`].
+
+use crate::error::{excerpt, Error, ErrorKind, RequestInfo, Result};
+use crate::secret::Secret;
+use reqwest::blocking::Client;
+use reqwest::Method;
+use serde_json::Value;
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    pub info: RequestInfo,
+}
+
+/// What to send; `url` is full, including its query string.
+pub struct Request<'a> {
+    pub method: Method,
+    pub url: String,
+    pub bearer: Option<&'a Secret>,
+    pub json: Option<&'a [u8]>,
+    pub context_user: Option<i64>,
+}
+
+pub fn send(client: &Client, req: &Request<'_>) -> Result<Response> {
+    let mut info = RequestInfo {
+        method: req.method.to_string(),
+        url: strip_query(&req.url),
+        status: 0,
+        request_id: None,
+    };
+    let mut builder = client
+        .request(req.method.clone(), &req.url)
+        .header("Accept", "application/json");
+    if let Some(token) = req.bearer {
+        builder = builder.bearer_auth(token.expose());
+    }
+    if let Some(user) = req.context_user {
+        builder = builder.header("X-Context-User-ID", user.to_string());
+    }
+    if let Some(body) = req.json {
+        builder = builder
+            .header("Content-Type", "application/json")
+            .body(body.to_vec());
+    }
+    let resp = builder.send().map_err(|e| transport_error(&e, &info))?;
+    info.status = resp.status().as_u16();
+    info.request_id = resp
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = resp
+        .bytes()
+        .map_err(|e| transport_error(&e, &info))?
+        .to_vec();
+    Ok(Response { status: info.status, content_type, body, info })
+}
+
+fn strip_query(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_string()
+}
+
+fn transport_error(e: &reqwest::Error, info: &RequestInfo) -> Error {
+    // reqwest's Display names the URL; ours has no secrets, but keep the
+    // message to the cause chain, which is what an admin needs.
+    let mut cause = String::new();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        cause = s.to_string();
+        src = s.source();
+    }
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke while reading the answer"
+    } else {
+        "the request failed"
+    };
+    let mut err = Error::new(
+        ErrorKind::Transport,
+        format!("{} {}: {what}{}", info.method, info.url, if cause.is_empty() { String::new() } else { format!(" ({cause})") }),
+    )
+    .with_title("Transport error")
+    .with_description(what);
+    err.request = Some(info.clone());
+    err
+}
+
+/// The body as JSON, or `None` for an empty 204.
+pub fn decode(resp: Response) -> Result<Option<Value>> {
+    if (200..300).contains(&resp.status) {
+        if resp.status == 204 {
+            return Ok(None);
+        }
+        if resp.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(Error::new(
+                ErrorKind::Api,
+                format!("amoCRM answered {} with an empty body to {} {}", resp.status, resp.info.method, resp.info.url),
+            )
+            .with_title("Empty answer")
+            .with_request(resp.info));
+        }
+        return serde_json::from_slice::<Value>(&resp.body).map(Some).map_err(|e| {
+            Error::new(
+                ErrorKind::Api,
+                format!("amoCRM's answer to {} {} is not JSON ({e})", resp.info.method, resp.info.url),
+            )
+            .with_title("Response body is not JSON")
+            .with_description(excerpt(&resp.body, 200))
+            .with_request(resp.info.clone())
+        });
+    }
+    Err(api_error(resp))
+}
+
+/// Maps a non-2xx answer to the exception family.
+pub fn api_error(resp: Response) -> Error {
+    let json: Option<Value> = serde_json::from_slice(&resp.body).ok().filter(Value::is_object);
+    let field = |k: &str| {
+        json.as_ref()
+            .and_then(|j| j.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let title = field("title").unwrap_or_else(|| {
+        reqwest::StatusCode::from_u16(resp.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error")
+            .to_string()
+    });
+    let detail = field("detail").or_else(|| field("hint"));
+    let description = match (&json, &detail) {
+        (_, Some(d)) => d.clone(),
+        (Some(_), None) => String::new(),
+        (None, None) => excerpt(&resp.body, 200),
+    };
+    let validation = json
+        .as_ref()
+        .and_then(|j| j.get("validation-errors"))
+        .filter(|v| v.is_array())
+        .cloned();
+    let kind = match resp.status {
+        401 => ErrorKind::Auth,
+        400 if validation.is_some() => ErrorKind::Validation,
+        429 => ErrorKind::RateLimit,
+        // amoCRM's account block is an nginx HTML page; a JSON 403 is "no rights".
+        403 if json.is_none() => ErrorKind::RateLimit,
+        _ => ErrorKind::Api,
+    };
+    let what = match kind {
+        ErrorKind::RateLimit if resp.status == 403 => {
+            "amoCRM blocked the account for exceeding its request rate (403); wait for the block to lift or ask amoCRM support"
+                .to_string()
+        }
+        ErrorKind::RateLimit => "amoCRM's rate limit was exceeded (429)".to_string(),
+        _ => format!("amoCRM answered {} {title}", resp.status),
+    };
+    let message = if description.is_empty() || kind == ErrorKind::RateLimit {
+        format!("{what} to {} {}", resp.info.method, resp.info.url)
+    } else {
+        format!("{what} to {} {}: {description}", resp.info.method, resp.info.url)
+    };
+    let mut err = Error::new(kind, message)
+        .with_title(title)
+        .with_description(description)
+        .with_request(resp.info);
+    err.validation_errors = validation;
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, body: &str) -> Response {
+        Response {
+            status,
+            content_type: String::new(),
+            body: body.as_bytes().to_vec(),
+            info: RequestInfo { method: "GET".into(), url: "https://x.amocrm.ru/api/v4/leads".into(), status, request_id: None },
+        }
+    }
+
+    #[test]
+    fn maps_statuses_to_kinds() {
+        assert_eq!(decode(resp(204, "")).unwrap(), None);
+        assert_eq!(decode(resp(200, "{\"a\":1}")).unwrap().unwrap()["a"], 1);
+        let e = decode(resp(200, "")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Api);
+        let e = decode(resp(200, "<html>oops")).unwrap_err();
+        assert_eq!(e.description, "<html>oops");
+        let v = r#"{"validation-errors":[{"request_id":"0","errors":[{"code":"InvalidType","path":"price","detail":"x"}]}],"title":"Bad Request","type":"https://httpstatus.es/400","status":400,"detail":"Request validation failed"}"#;
+        let e = decode(resp(400, v)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Validation);
+        assert_eq!(e.title, "Bad Request");
+        assert_eq!(e.validation_errors.unwrap()[0]["errors"][0]["path"], "price");
+        assert_eq!(decode(resp(429, "<html>429 Too Many Requests</html>")).unwrap_err().kind, ErrorKind::RateLimit);
+        assert_eq!(decode(resp(403, "<html>403 Forbidden</html>")).unwrap_err().kind, ErrorKind::RateLimit);
+        assert_eq!(decode(resp(403, r#"{"title":"Forbidden","status":403,"detail":"no rights"}"#)).unwrap_err().kind, ErrorKind::Api);
+        let e = decode(resp(502, "<html><body>502 Bad Gateway</body></html>")).unwrap_err();
+        assert_eq!((e.kind, e.status), (ErrorKind::Api, 502));
+        assert!(e.description.contains("502 Bad Gateway"));
+    }
+}

@@ -1,0 +1,273 @@
+//! In-memory state: OAuth records, API entities, counters and fault rules.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+/// Authorization code lifetime: 20 minutes.
+pub const CODE_TTL: i64 = 20 * 60;
+/// Access token lifetime: 24 hours.
+pub const ACCESS_TOKEN_TTL: i64 = 86_400;
+/// A refresh token dies when unused for 90 days.
+pub const REFRESH_TOKEN_IDLE_TTL: i64 = 90 * 86_400;
+
+#[derive(Debug, Clone)]
+pub struct CodeRec {
+    pub expires_at: i64,
+    pub used: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessRec {
+    pub expires_at: i64,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshRec {
+    /// Issue time or last successful use; the token expires
+    /// `REFRESH_TOKEN_IDLE_TTL` after it.
+    pub last_activity: i64,
+    pub revoked: bool,
+    /// The access token issued together with this refresh token.
+    pub access_token: String,
+    /// The refresh token that was spent to obtain this one (grace rule: it
+    /// is revoked when this one is first used).
+    pub parent: Option<String>,
+}
+
+impl RefreshRec {
+    pub fn expires_at(&self) -> i64 {
+        self.last_activity + REFRESH_TOKEN_IDLE_TTL
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub connections: u64,
+    pub requests: u64,
+    pub token_calls: BTreeMap<String, u64>,
+    pub api_calls: BTreeMap<String, u64>,
+    pub faults: BTreeMap<String, u64>,
+}
+
+pub fn bump(map: &mut BTreeMap<String, u64>, key: impl Into<String>) {
+    *map.entry(key.into()).or_insert(0) += 1;
+}
+
+/// One API entity type's storage (leads, later contacts, companies, ...).
+#[derive(Debug, Default, Clone)]
+pub struct Collection {
+    pub next_id: u64,
+    /// Stored objects in API shape, `_links` left as a placeholder.
+    pub items: BTreeMap<u64, Map<String, Value>>,
+    /// Tag dictionary of this entity type: (id, name).
+    pub tags: Vec<(u64, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum FaultAction {
+    Drop,
+    Reset,
+    Delay(u64),
+    Respond {
+        status: u16,
+        body: Vec<u8>,
+        content_type: String,
+        headers: Vec<(String, String)>,
+    },
+    Truncate,
+}
+
+impl FaultAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultAction::Drop => "drop",
+            FaultAction::Reset => "reset",
+            FaultAction::Delay(_) => "delay",
+            FaultAction::Respond { .. } => "respond",
+            FaultAction::Truncate => "truncate",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FaultRule {
+    pub path: String,
+    pub method: Option<String>,
+    pub action: FaultAction,
+    /// How many more matching requests it applies to; `None` = unlimited.
+    pub remaining: Option<u64>,
+    /// The rule as given, for listing.
+    pub raw: Value,
+}
+
+impl FaultRule {
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        path.starts_with(&self.path)
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+    }
+}
+
+/// Parse one rule or an array of rules (the `POST /_emulator/faults` body).
+pub fn parse_faults(v: &Value) -> Result<Vec<FaultRule>, String> {
+    match v {
+        Value::Array(items) => items.iter().map(parse_fault).collect(),
+        Value::Object(_) => Ok(vec![parse_fault(v)?]),
+        _ => Err("a fault is a JSON object or an array of objects".into()),
+    }
+}
+
+fn parse_fault(v: &Value) -> Result<FaultRule, String> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| "a fault rule must be a JSON object".to_string())?;
+    let path = match o.get("path") {
+        None | Some(Value::Null) => "/".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err("`path` must be a string".into()),
+    };
+    let method = match o.get("method") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.to_ascii_uppercase()),
+        Some(_) => return Err("`method` must be a string".into()),
+    };
+    let uint = |k: &str| -> Result<Option<u64>, String> {
+        match o.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(x) => x
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| format!("`{k}` must be a non-negative integer")),
+        }
+    };
+    let action = match o.get("action").and_then(Value::as_str) {
+        Some("drop") => FaultAction::Drop,
+        Some("reset") => FaultAction::Reset,
+        Some("truncate") => FaultAction::Truncate,
+        Some("delay") => FaultAction::Delay(
+            uint("delay_ms")?.ok_or_else(|| "`delay` needs `delay_ms`".to_string())?,
+        ),
+        Some("respond") => {
+            let status = uint("status")?.unwrap_or(500);
+            if !(100..=999).contains(&status) {
+                return Err("`status` must be between 100 and 999".into());
+            }
+            let (body, default_ct) = match o.get("body") {
+                None | Some(Value::Null) => (Vec::new(), "text/plain; charset=UTF-8"),
+                Some(Value::String(s)) => (s.clone().into_bytes(), "text/plain; charset=UTF-8"),
+                Some(other) => (
+                    serde_json::to_vec(other).unwrap_or_default(),
+                    "application/json",
+                ),
+            };
+            let content_type = match o.get("content_type") {
+                None | Some(Value::Null) => default_ct.to_string(),
+                Some(Value::String(s)) => s.clone(),
+                Some(_) => return Err("`content_type` must be a string".into()),
+            };
+            let mut headers = Vec::new();
+            match o.get("headers") {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(h)) => {
+                    for (k, v) in h {
+                        let v = match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        if k.is_empty() || k.contains([':', '\r', '\n', ' ']) {
+                            return Err(format!("bad header name {k:?}"));
+                        }
+                        headers.push((k.clone(), v));
+                    }
+                }
+                Some(_) => return Err("`headers` must be an object".into()),
+            }
+            FaultAction::Respond {
+                status: status as u16,
+                body,
+                content_type,
+                headers,
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "unknown action {other:?}; expected drop, reset, delay, respond or truncate"
+            ))
+        }
+        None => return Err("`action` is required".into()),
+    };
+    let remaining = uint("times")?;
+    if remaining == Some(0) {
+        return Err("`times` must be at least 1".into());
+    }
+    Ok(FaultRule {
+        path,
+        method,
+        action,
+        remaining,
+        raw: v.clone(),
+    })
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub codes: HashMap<String, CodeRec>,
+    pub access: HashMap<String, AccessRec>,
+    pub refresh: HashMap<String, RefreshRec>,
+    /// API entities by their API name (`leads`, ...).
+    pub collections: HashMap<&'static str, Collection>,
+    pub stats: Stats,
+    pub faults: Vec<FaultRule>,
+}
+
+impl State {
+    /// Find the first live fault matching the request, spending one use.
+    pub fn take_fault(&mut self, method: &str, path: &str) -> Option<FaultAction> {
+        let idx = self.faults.iter().position(|f| f.matches(method, path))?;
+        let rule = &mut self.faults[idx];
+        let action = rule.action.clone();
+        if let Some(n) = rule.remaining.as_mut() {
+            *n -= 1;
+            if *n == 0 {
+                self.faults.remove(idx);
+            }
+        }
+        bump(&mut self.stats.faults, action.name());
+        Some(action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fault_parsing_and_times() {
+        let mut st = State::default();
+        st.faults = parse_faults(&json!([
+            {"path": "/oauth2", "method": "post", "action": "drop", "times": 1},
+            {"path": "/oauth2", "action": "delay", "delay_ms": 5}
+        ]))
+        .unwrap();
+        assert!(st.take_fault("GET", "/api/v4/leads").is_none());
+        assert!(matches!(
+            st.take_fault("POST", "/oauth2/access_token"),
+            Some(FaultAction::Drop)
+        ));
+        assert!(matches!(
+            st.take_fault("POST", "/oauth2/access_token"),
+            Some(FaultAction::Delay(5))
+        ));
+        assert_eq!(st.faults.len(), 1);
+        assert_eq!(st.stats.faults.get("drop"), Some(&1));
+        assert!(parse_faults(&json!({"action": "explode"})).is_err());
+        assert!(parse_faults(&json!({"action": "delay"})).is_err());
+        assert!(parse_faults(&json!({"action": "drop", "times": 0})).is_err());
+        assert!(parse_faults(&json!("x")).is_err());
+    }
+}
