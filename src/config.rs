@@ -162,6 +162,7 @@ impl Config {
             }
         }
         let long_lived_token = get(&raw, "long_lived_token").map(Secret::new);
+        let client_secret = Secret::new(get(&raw, "client_secret").unwrap_or_default());
         if long_lived_token.is_some() && base_domain.is_none() {
             return Err(Error::config(
                 "base_domain",
@@ -177,7 +178,7 @@ impl Config {
         }
         Ok(Config {
             client_id,
-            client_secret: Secret::new(get(&raw, "client_secret").unwrap_or_default()),
+            client_secret,
             redirect_uri,
             token_path,
             allowed_domains,
@@ -358,6 +359,7 @@ mod tests {
             &none,
         )
         .unwrap();
+        assert_eq!(c.client_secret.expose(), "s3cr3t");
         let shown = format!("{:?}", c.describe());
         assert!(!shown.contains("s3cr3t"));
         assert!(shown.contains("id1"));

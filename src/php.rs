@@ -2,6 +2,10 @@
 //! PHP values to JSON and back, keeps the process-wide singleton, and maps
 //! [`crate::error::Error`] to the `AmoException` family in one place.
 
+// PHP parameter names are camelCase (`withContextUser(int $userId)`), and
+// ext-php-rs takes them from the Rust names.
+#![allow(non_snake_case)]
+
 use crate::client::AmoCore;
 use crate::config::{self, Config};
 use crate::error::{Error, ErrorKind};
@@ -10,6 +14,7 @@ use ext_php_rs::builders::{ClassBuilder, ClassProperty, FunctionBuilder};
 use ext_php_rs::convert::IntoZval;
 use ext_php_rs::flags::{DataType, IniEntryPermission, MethodFlags, PropertyFlags};
 use ext_php_rs::prelude::*;
+use ext_php_rs::boxed::ZBox;
 use ext_php_rs::types::{ZendHashTable, ZendObject, Zval};
 use ext_php_rs::zend::{ce, ClassEntry, ExecuteData, ExecutorGlobals, IniEntryDef, IniEntryDefs, ModuleEntry};
 use ext_php_rs::{info_table_end, info_table_row, info_table_start};
@@ -95,33 +100,32 @@ impl AmoClient {
     }
 
     /// The amoCRM consent page to send an admin to.
-    #[php(optional = mode)]
-    pub fn authorization_url(&self, state: String, mode: Option<String>) -> PhpResult<String> {
+    #[php(defaults(mode = "\"post_message\""))]
+    pub fn authorization_url(&self, state: String, mode: String) -> PhpResult<String> {
         let core = core().map_err(to_php)?;
-        core.authorization_url(&state, mode.as_deref().unwrap_or("post_message"))
-            .map_err(to_php)
+        core.authorization_url(&state, &mode).map_err(to_php)
     }
 
     /// Exchanges the callback's `code` for a token pair and stores it.
     /// `referer` must be within allowed_domains; nothing is sent otherwise.
-    pub fn exchange_code(&self, code: String, referer: String) -> PhpResult<Zval> {
+    pub fn exchange_code(&self, code: String, referer: String) -> PhpResult<ZBox<ZendHashTable>> {
         let core = core().map_err(to_php)?;
         json_result(core.exchange_code(&code, &referer))
     }
 
     /// authorized, mode, base_domain, expires_at, expires_in, updated_at,
     /// refresh_expires_at, token_path — never a token or the secret.
-    pub fn token_status(&self) -> PhpResult<Zval> {
+    pub fn token_status(&self) -> PhpResult<ZBox<ZendHashTable>> {
         let core = core().map_err(to_php)?;
         json_result(core.status())
     }
 
     /// Refreshes now (if `force`, or if the token is within refresh_margin of
     /// expiry) under the cross-process lock; returns the token status.
-    #[php(optional = force)]
-    pub fn refresh_token(&self, force: Option<bool>) -> PhpResult<Zval> {
+    #[php(defaults(force = false))]
+    pub fn refresh_token(&self, force: bool) -> PhpResult<ZBox<ZendHashTable>> {
         let core = core().map_err(to_php)?;
-        json_result(core.refresh(force.unwrap_or(false)))
+        json_result(core.refresh(force))
     }
 
     /// Sends a request to amoCRM's API (path such as /api/v4/leads) and
@@ -133,7 +137,7 @@ impl AmoClient {
         path: String,
         query: Option<&ZendHashTable>,
         body: Option<&Zval>,
-    ) -> PhpResult<Zval> {
+    ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
         let core = core().map_err(to_php)?;
         let query = query.map(hashtable_to_json).transpose().map_err(|e| to_php(Error::config("query", e)))?;
         let body = match body {
@@ -143,18 +147,15 @@ impl AmoClient {
         let answer = core
             .request(&method, &path, query.as_ref(), body.as_ref(), self.context_user)
             .map_err(to_php)?;
-        Ok(match answer {
-            Some(v) => json_to_zval(&v),
-            None => null_zval(),
-        })
+        answer.map(|v| json_to_array(&v)).transpose().map_err(to_php)
     }
 
     /// A handle that sends X-Context-User-ID with every request.
-    pub fn with_context_user(&self, user_id: i64) -> PhpResult<AmoClient> {
-        if user_id <= 0 {
-            return Err(to_php(Error::config("user_id", "must be a positive amoCRM user id")));
+    pub fn with_context_user(&self, userId: i64) -> PhpResult<AmoClient> {
+        if userId <= 0 {
+            return Err(to_php(Error::config("userId", "must be a positive amoCRM user id")));
         }
-        Ok(AmoClient { context_user: Some(user_id) })
+        Ok(AmoClient { context_user: Some(userId) })
     }
 
     /// The user id sent as X-Context-User-ID, or null.
@@ -172,8 +173,20 @@ impl AmoClient {
     }
 }
 
-fn json_result(r: crate::error::Result<Value>) -> PhpResult<Zval> {
-    r.map(|v| json_to_zval(&v)).map_err(to_php)
+fn json_result(r: crate::error::Result<Value>) -> PhpResult<ZBox<ZendHashTable>> {
+    r.and_then(|v| json_to_array(&v)).map_err(to_php)
+}
+
+/// A JSON object or list as a PHP array; amoCRM never answers a bare scalar.
+fn json_to_array(v: &Value) -> crate::error::Result<ZBox<ZendHashTable>> {
+    match v {
+        Value::Array(_) | Value::Object(_) => Ok(json_to_hashtable(v)),
+        _ => Err(Error::new(
+            ErrorKind::Api,
+            format!("amoCRM answered a bare JSON {v} where an object or a list was expected"),
+        )
+        .with_title("Unexpected answer")),
+    }
 }
 
 fn null_zval() -> Zval {
@@ -284,12 +297,19 @@ fn json_to_zval(v: &Value) -> Zval {
                 z.set_null();
             }
         }
+        Value::Array(_) | Value::Object(_) => z.set_hashtable(json_to_hashtable(v)),
+    }
+    z
+}
+
+fn json_to_hashtable(v: &Value) -> ZBox<ZendHashTable> {
+    match v {
         Value::Array(items) => {
             let mut ht = ZendHashTable::with_capacity(items.len() as u32);
             for item in items {
                 let _ = ht.push(json_to_zval(item));
             }
-            z.set_hashtable(ht);
+            ht
         }
         Value::Object(map) => {
             let mut ht = ZendHashTable::with_capacity(map.len() as u32);
@@ -297,10 +317,10 @@ fn json_to_zval(v: &Value) -> Zval {
                 // Numeric keys become integer keys, as with json_decode().
                 let _ = ht.insert(k.as_str(), json_to_zval(item));
             }
-            z.set_hashtable(ht);
+            ht
         }
+        _ => ZendHashTable::new(),
     }
-    z
 }
 
 // ---------------------------------------------------------------- exceptions

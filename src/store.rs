@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::token::TokenPair;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind as IoKind, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,8 @@ pub trait TokenStore: Send + Sync {
     fn version(&self) -> Result<Option<Version>>;
     /// The stored pair and its version; `None` when nothing is stored.
     fn load(&self) -> Result<Option<(TokenPair, Version)>>;
-    /// Replaces the stored pair with a complete new one, atomically.
+    /// Replaces the stored pair with a complete new one, atomically. The
+    /// caller holds the lock.
     fn save(&self, pair: &TokenPair) -> Result<Version>;
     /// Takes the exclusive cross-process lock, waiting at most `wait`.
     fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>>;
@@ -124,21 +125,21 @@ impl TokenStore for FileStore {
     fn save(&self, pair: &TokenPair) -> Result<Version> {
         let dir = self.dir();
         fs::create_dir_all(dir).map_err(|e| self.fault("cannot create its folder", e))?;
+        // Every save happens under the lock, so one fixed temp name is enough,
+        // and a writer killed mid-way leaves at most this one file behind,
+        // which the next writer truncates.
         let tmp = dir.join(format!(
-            ".{}.tmp.{}.{}",
-            self.path.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
+            ".{}.tmp",
+            self.path.file_name().unwrap_or_default().to_string_lossy()
         ));
         let write = || -> std::io::Result<fs::Metadata> {
             let mut f = OpenOptions::new()
                 .write(true)
-                .create_new(true)
+                .create(true)
+                .truncate(true)
                 .mode(0o600)
                 .open(&tmp)?;
+            f.set_permissions(fs::Permissions::from_mode(0o600))?;
             f.write_all(&pair.to_json())?;
             f.sync_all()?;
             let meta = f.metadata()?;
@@ -203,7 +204,6 @@ impl TokenStore for FileStore {
 mod tests {
     use super::*;
     use crate::secret::Secret;
-    use std::os::unix::fs::PermissionsExt;
 
     fn pair(n: i64) -> TokenPair {
         TokenPair {

@@ -243,11 +243,13 @@ impl Conn {
             }
             let had = self.buf.len();
             if self.fill()? == 0 {
-                return Err(if had == 0 || self.buf.iter().all(|b| *b == b'\r' || *b == b'\n') {
-                    ReadError::Closed
-                } else {
-                    ReadError::Bad(400, "connection closed inside the request head")
-                });
+                return Err(
+                    if had == 0 || self.buf.iter().all(|b| *b == b'\r' || *b == b'\n') {
+                        ReadError::Closed
+                    } else {
+                        ReadError::Bad(400, "connection closed inside the request head")
+                    },
+                );
             }
         }
     }
@@ -256,6 +258,9 @@ impl Conn {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Request::new(&mut headers);
         let n = match parsed.parse(&self.buf) {
+            Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
+                return Err(ReadError::Bad(431, "request head too large"))
+            }
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => {
@@ -278,7 +283,8 @@ impl Conn {
             .collect();
         self.buf.drain(..n);
 
-        let (path, query) = split_target(&target).ok_or(ReadError::Bad(400, "bad request target"))?;
+        let (path, query) =
+            split_target(&target).ok_or(ReadError::Bad(400, "bad request target"))?;
         let framing = framing(&headers)?;
         Ok(Some(Request {
             method,

@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use crate::http::{Request, Response};
-use crate::state::{
-    bump, AccessRec, CodeRec, RefreshRec, State, ACCESS_TOKEN_TTL, CODE_TTL,
-};
+use crate::state::{bump, AccessRec, CodeRec, RefreshRec, State, ACCESS_TOKEN_TTL, CODE_TTL};
 use crate::util::{b64url, form_encode, form_pairs, html_escape, random_bytes, random_hex};
 use crate::Shared;
 
@@ -80,7 +78,8 @@ fn body_params(req: &Request) -> HashMap<String, String> {
         .iter()
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| *b == b'{');
-    let is_json = ct == "application/json" || ct.ends_with("+json") || (ct.is_empty() && looks_json);
+    let is_json =
+        ct == "application/json" || ct.ends_with("+json") || (ct.is_empty() && looks_json);
     let mut out = HashMap::new();
     if is_json {
         if let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(&req.body) {
@@ -258,7 +257,9 @@ fn exchange(
     match get("redirect_uri") {
         None => return Err(OAuthError::bad("Check the `redirect_uri` parameter")),
         Some(r) if r != shared.cfg.redirect_uri => {
-            return Err(OAuthError::bad("Redirect URI is not associated with client"))
+            return Err(OAuthError::bad(
+                "Redirect URI is not associated with client",
+            ))
         }
         Some(_) => {}
     }

@@ -248,12 +248,14 @@ mod tests {
 
     #[test]
     fn fault_parsing_and_times() {
-        let mut st = State::default();
-        st.faults = parse_faults(&json!([
-            {"path": "/oauth2", "method": "post", "action": "drop", "times": 1},
-            {"path": "/oauth2", "action": "delay", "delay_ms": 5}
-        ]))
-        .unwrap();
+        let mut st = State {
+            faults: parse_faults(&json!([
+                {"path": "/oauth2", "method": "post", "action": "drop", "times": 1},
+                {"path": "/oauth2", "action": "delay", "delay_ms": 5}
+            ]))
+            .unwrap(),
+            ..State::default()
+        };
         assert!(st.take_fault("GET", "/api/v4/leads").is_none());
         assert!(matches!(
             st.take_fault("POST", "/oauth2/access_token"),

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# amocrm: build, install and test the PHP extension.
+#
+#   ./build.sh            build the release extension (target/release/libamocrm.so)
+#   ./build.sh install    build, copy into `php-config --extension-dir`, enable for every SAPI
+#   ./build.sh test       every check and test suite (fmt, clippy, php -l, cargo test, PHPUnit)
+#   ./build.sh run        the demo: emulator + OAuth + API calls through the extension
+#
+# On Debian as root, missing packages are installed first.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+[ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Debian packages the build and the tests need.
+PACKAGES=(php-cli php-dev php-xml php-mbstring php-curl php-fpm clang libclang-dev phpunit)
+
+ensure_packages() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+        log "missing packages: ${missing[*]} (install them, or run as root on Debian)"
+        return 1
+    fi
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build_release() {
+    log "building release extension and emulator"
+    cargo build --release --workspace
+}
+
+ext_path() { echo "$ROOT/target/release/libamocrm.so"; }
+
+cmd_install() {
+    build_release
+    local dir ini_dir
+    dir=$(php-config --extension-dir)
+    install -m 0755 "$(ext_path)" "$dir/amocrm.so"
+    ini_dir=/etc/php/$(php-config --version | cut -d. -f1,2)/mods-available
+    if [ -d "$ini_dir" ] && command -v phpenmod >/dev/null; then
+        printf '; priority=20\nextension=amocrm.so\n' > "$ini_dir/amocrm.ini"
+        phpenmod amocrm
+    else
+        log "no Debian mods-available; add 'extension=amocrm.so' to your php.ini"
+    fi
+    # The default token folder, private to the web server's user.
+    if id www-data >/dev/null 2>&1 && [ ! -d /var/lib/amocrm ]; then
+        install -d -m 0700 -o www-data -g www-data /var/lib/amocrm
+    fi
+    log "installed $dir/amocrm.so"
+    php -m | grep -qx amocrm && log "php -m lists amocrm"
+}
+
+cmd_test() {
+    ensure_packages
+    log "cargo fmt --check"
+    cargo fmt --all --check
+    log "cargo clippy"
+    cargo clippy --workspace --all-targets -- -D warnings
+    log "php -l"
+    find php tests/php -name '*.php' -print0 | xargs -0 -n1 php -l >/dev/null
+    log "cargo test"
+    cargo test --workspace
+    build_release
+    log "PHPUnit"
+    AMOCRM_EXT="$(ext_path)" AMOCRM_EMULATOR="$ROOT/target/release/amocrm-emulator" \
+        phpunit --configuration tests/php/phpunit.xml "$@"
+}
+
+cmd_run() {
+    ensure_packages
+    build_release
+    exec php -d extension="$(ext_path)" php/bin/demo.php "$ROOT/target/release/amocrm-emulator"
+}
+
+case "${1:-build}" in
+    build) ensure_packages; build_release ;;
+    install) ensure_packages; cmd_install ;;
+    test) shift; cmd_test "$@" ;;
+    run) cmd_run ;;
+    *) echo "usage: $0 [build|install|test|run]" >&2; exit 2 ;;
+esac

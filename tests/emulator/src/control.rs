@@ -1,0 +1,128 @@
+//! Control API under `/_emulator/` for tests: no auth, JSON in and out.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{json, Value};
+
+use crate::http::{Request, Response};
+use crate::state::{parse_faults, Stats};
+use crate::Shared;
+
+const JSON: &str = "application/json";
+
+pub fn stats_json(shared: &Shared) -> Value {
+    let st = shared.lock();
+    let s = &st.stats;
+    json!({
+        "connections": s.connections,
+        "requests": s.requests,
+        "token_calls": s.token_calls,
+        "api_calls": s.api_calls,
+        "faults": s.faults,
+        "clock_offset": shared.clock_offset.load(Ordering::SeqCst),
+    })
+}
+
+fn ok(v: Value) -> Response {
+    Response::json(200, JSON, &v)
+}
+
+fn err(status: u16, msg: &str) -> Response {
+    Response::json(status, JSON, &json!({"error": msg}))
+}
+
+/// The JSON body, `{}` when empty.
+fn body(req: &Request) -> Result<Value, Response> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&req.body).map_err(|e| err(400, &format!("invalid JSON: {e}")))
+}
+
+fn clock_json(shared: &Shared) -> Value {
+    json!({
+        "clock_offset": shared.clock_offset.load(Ordering::SeqCst),
+        "now": shared.now(),
+    })
+}
+
+pub fn handle(shared: &Shared, req: &Request) -> Response {
+    let route = req.path.trim_start_matches("/_emulator").trim_matches('/');
+    let m = req.method.as_str();
+    match (m, route) {
+        ("GET", "stats") => ok(stats_json(shared)),
+        ("POST", "reset-stats") => {
+            shared.lock().stats = Stats::default();
+            ok(stats_json(shared))
+        }
+        ("GET", "clock") => ok(clock_json(shared)),
+        ("POST", "clock") => {
+            let b = match body(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match b.get("advance").and_then(Value::as_i64) {
+                Some(secs) => {
+                    shared.clock_offset.fetch_add(secs, Ordering::SeqCst);
+                    ok(clock_json(shared))
+                }
+                None => err(400, "body must be {\"advance\": seconds}"),
+            }
+        }
+        ("POST", "code") => ok(json!({
+            "code": crate::oauth::issue_code(shared),
+            "referer": shared.referer,
+        })),
+        ("POST", "tokens") => ok(crate::oauth::mint_tokens(shared)),
+        ("POST", "check") => {
+            let b = match body(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            ok(crate::oauth::check_tokens(
+                shared,
+                b.get("access_token").and_then(Value::as_str),
+                b.get("refresh_token").and_then(Value::as_str),
+            ))
+        }
+        ("GET", "faults") => {
+            let st = shared.lock();
+            let list: Vec<Value> = st
+                .faults
+                .iter()
+                .map(|f| {
+                    let mut v = f.raw.clone();
+                    if let (Some(o), Some(n)) = (v.as_object_mut(), f.remaining) {
+                        o.insert("times".into(), json!(n));
+                    }
+                    v
+                })
+                .collect();
+            ok(Value::Array(list))
+        }
+        ("POST", "faults") => {
+            let b = match body(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match parse_faults(&b) {
+                Ok(rules) => {
+                    let mut st = shared.lock();
+                    st.faults.extend(rules);
+                    ok(json!({"faults": st.faults.len()}))
+                }
+                Err(e) => err(400, &e),
+            }
+        }
+        ("DELETE", "faults") => {
+            shared.lock().faults.clear();
+            ok(json!({"faults": 0}))
+        }
+        ("GET", "leads") => ok(crate::api::all_entities(shared, "leads")),
+        (
+            _,
+            "stats" | "reset-stats" | "clock" | "code" | "tokens" | "check" | "faults" | "leads",
+        ) => err(405, "method not allowed"),
+        _ => err(404, "unknown control route"),
+    }
+}

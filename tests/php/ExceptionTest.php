@@ -1,0 +1,99 @@
+<?php
+declare(strict_types=1);
+
+namespace AmoCRM\Tests;
+
+/** The exception family, panics, and what reaches PHP from a bad answer. */
+final class ExceptionTest extends AmoTestCase
+{
+    public function testFamilyCanBeConstructedAndSubclassedFromPhp(): void
+    {
+        $r = $this->ok(<<<'PHP'
+            $out = [];
+            foreach (['AmoAuthException', 'AmoValidationException', 'AmoRateLimitException', 'AmoTransportException',
+                      'AmoConfigException', 'AmoStorageException', 'AmoApiException'] as $c) {
+                $e = new $c("msg $c", 7);
+                $out[$c] = [$e instanceof AmoException, $e instanceof \Exception, $e->getMessage(), $e->getCode(),
+                            $e->getTitle(), $e->getDescription(), $e->getErrorCode(), $e->getValidationErrors(), $e->getLastRequestInfo()];
+            }
+            eval('class MyLeadException extends AmoApiException { public function extra(): string { return $this->getTitle() . "+"; } }');
+            $mine = new \MyLeadException('mine');
+            try { throw $mine; } catch (AmoException $caught) { $out['sub'] = [$caught->getMessage(), $caught->extra()]; }
+            return $out;
+            PHP);
+        $this->assertCount(8, $r);
+        foreach ($r as $class => $row) {
+            if ($class !== 'sub') {
+                $this->assertSame([true, true, "msg $class", 7, '', '', 7, [], []], $row, $class);
+            }
+        }
+        $this->assertSame(['mine', '+'], $r['sub']);
+    }
+
+    public function testRustPanicBecomesAnErrorAndTheProcessGoesOn(): void
+    {
+        $r = PhpProcess::run(<<<'PHP'
+            $seen = [];
+            try { AmoClient::panicForTest(); } catch (\Exception $e) { $seen[] = 'caught as Exception?!'; } catch (\Error $e) { $seen[] = $e->getMessage(); }
+            try { AmoClient::panicForTest(); } catch (\Throwable $e) { $seen[] = get_class($e); }
+            $seen[] = AmoClient::getInstance()->tokenStatus()['authorized'];
+            return $seen;
+            PHP, $this->env(['AMOCRM_TEST_HOOKS' => '1']));
+        $this->assertSame(0, $r['exit'], $r['err']);
+        $this->assertTrue($r['result']['ok']);
+        [$first, $second, $authorized] = $r['result']['result'];
+        $this->assertStringStartsWith('Rust panic: ', $first);
+        $this->assertSame('Error', $second);
+        $this->assertFalse($authorized);
+    }
+
+    public function testValidationErrorCarriesAmoCrmsDetailsAndNoToken(): void
+    {
+        $pair = $this->seedTokens();
+        $e = $this->fails('AmoValidationException', <<<'PHP'
+            AmoClient::getInstance()->request('POST', '/api/v4/leads', [], [['name' => 'x', 'price' => 'lots']]);
+            PHP);
+        $this->assertSame(400, $e['errorCode']);
+        $this->assertSame(400, $e['code']);
+        $this->assertSame('Bad Request', $e['title']);
+        $this->assertSame('price', $e['validationErrors'][0]['errors'][0]['path']);
+        $this->assertSame('POST', $e['lastRequestInfo']['method']);
+        $this->assertSame(400, $e['lastRequestInfo']['status']);
+        $this->assertSame('http://' . $this->emu->referer() . '/api/v4/leads', $e['lastRequestInfo']['url']);
+        $this->assertStringNotContainsString($pair['access_token'], json_encode($e));
+    }
+
+    public function testBodiesThatAreNotJsonBecomeTheRightException(): void
+    {
+        $this->seedTokens();
+        $this->emu->fault(['path' => '/api/v4/account', 'action' => 'respond', 'status' => 502, 'content_type' => 'text/html', 'body' => "<html><body><h1>502 Bad Gateway</h1>\n<hr>nginx</body></html>", 'times' => 1]);
+        $e = $this->fails('AmoApiException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $this->assertSame(502, $e['errorCode']);
+        $this->assertStringContainsString('502 Bad Gateway', $e['description']);
+
+        $this->emu->fault(['path' => '/api/v4/account', 'action' => 'respond', 'status' => 429, 'content_type' => 'text/html', 'body' => '<html>429 Too Many Requests</html>', 'times' => 1]);
+        $e = $this->fails('AmoRateLimitException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $this->assertSame(429, $e['errorCode']);
+
+        $this->emu->fault(['path' => '/api/v4/account', 'action' => 'respond', 'status' => 403, 'content_type' => 'text/html', 'body' => '<html><center>403 Forbidden</center></html>', 'times' => 1]);
+        $e = $this->fails('AmoRateLimitException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $this->assertStringContainsString('blocked', $e['message']);
+
+        $this->emu->fault(['path' => '/api/v4/account', 'action' => 'respond', 'status' => 200, 'content_type' => 'application/json', 'body' => '{"id": 1, "na', 'times' => 1]);
+        $e = $this->fails('AmoApiException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $this->assertStringContainsString('not JSON', $e['message']);
+
+        $this->emu->fault(['path' => '/api/v4/account', 'action' => 'truncate', 'times' => 1]);
+        $e = $this->fails('AmoTransportException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $this->assertSame(0, $e['errorCode']);
+    }
+
+    public function testConnectionRefusedIsATransportError(): void
+    {
+        $pair = $this->seedTokens();
+        $this->emu->stop();
+        $e = $this->fails('AmoTransportException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $this->assertStringContainsString('could not connect', $e['message']);
+        $this->assertSame($pair['access_token'], $this->storedPair()['access_token']);
+    }
+}
