@@ -67,7 +67,12 @@ impl AmoCore {
     }
 
     pub fn with_store(config: Config, store: Box<dyn TokenStore>) -> AmoCore {
-        AmoCore { config, store, cached: Mutex::new(Cached::default()), counters: Counters::default() }
+        AmoCore {
+            config,
+            store,
+            cached: Mutex::new(Cached::default()),
+            counters: Counters::default(),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -157,7 +162,9 @@ impl AmoCore {
             Want::Rejected => &stored.access_token != seen && stored.expires_in(now) > 0,
         };
         if someone_else_did {
-            self.counters.refreshes_by_others.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .refreshes_by_others
+                .fetch_add(1, Ordering::Relaxed);
             return Ok(self.adopt(stored, version));
         }
         let fresh = oauth::refresh(&self.config, &stored, now)?;
@@ -198,7 +205,11 @@ impl AmoCore {
 
     /// Token status for humans and monitors: never a token or the secret.
     pub fn status(&self) -> Result<Value> {
-        let mode = if self.config.long_lived_token.is_some() { "long_lived" } else { "oauth" };
+        let mode = if self.config.long_lived_token.is_some() {
+            "long_lived"
+        } else {
+            "oauth"
+        };
         let now = now();
         Ok(match self.current()? {
             None => json!({
@@ -240,8 +251,15 @@ impl AmoCore {
         context_user: Option<i64>,
     ) -> Result<Option<Value>> {
         let method = parse_method(method)?;
-        if !path.starts_with('/') || path.contains("://") || path.contains('#') || path.starts_with("//") {
-            return Err(Error::config("path", format!("must be an absolute path such as /api/v4/leads, got `{path}`")));
+        if !path.starts_with('/')
+            || path.contains("://")
+            || path.contains('#')
+            || path.starts_with("//")
+        {
+            return Err(Error::config(
+                "path",
+                format!("must be an absolute path such as /api/v4/leads, got `{path}`"),
+            ));
         }
         let query = match query {
             Some(q) => encode_query(q)?,
@@ -253,7 +271,13 @@ impl AmoCore {
         let pair = self.fresh_pair()?;
         let send = |pair: &TokenPair| -> Result<transport::Response> {
             let origin = net::origin(&pair.base_domain, self.config.insecure_http)?;
-            let sep = if query.is_empty() { "" } else if path.contains('?') { "&" } else { "?" };
+            let sep = if query.is_empty() {
+                ""
+            } else if path.contains('?') {
+                "&"
+            } else {
+                "?"
+            };
             self.counters.api_calls.fetch_add(1, Ordering::Relaxed);
             transport::send(
                 &client,
@@ -268,9 +292,13 @@ impl AmoCore {
         };
         let mut resp = send(&pair)?;
         if resp.status == 401 && pair.refresh_token.is_some() {
-            self.counters.unauthorized_retries.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .unauthorized_retries
+                .fetch_add(1, Ordering::Relaxed);
             let stored = self.reload()?.ok_or_else(|| self.not_authorized())?;
-            let next = if stored.access_token != pair.access_token && !stored.is_expiring(now(), self.config.refresh_margin) {
+            let next = if stored.access_token != pair.access_token
+                && !stored.is_expiring(now(), self.config.refresh_margin)
+            {
                 stored
             } else {
                 self.refresh_locked(&pair.access_token, Want::Rejected)?
@@ -303,7 +331,10 @@ fn parse_method(m: &str) -> Result<Method> {
         "PATCH" => Ok(Method::PATCH),
         "PUT" => Ok(Method::PUT),
         "DELETE" => Ok(Method::DELETE),
-        _ => Err(Error::config("method", format!("must be GET, POST, PATCH, PUT or DELETE, got `{m}`"))),
+        _ => Err(Error::config(
+            "method",
+            format!("must be GET, POST, PATCH, PUT or DELETE, got `{m}`"),
+        )),
     }
 }
 
@@ -315,7 +346,10 @@ fn jwt_exp(token: &Secret) -> Option<i64> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    serde_json::from_slice::<Value>(&bytes).ok()?.get("exp")?.as_i64()
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()?
+        .get("exp")?
+        .as_i64()
 }
 
 /// Encodes nested query parameters the way amoCRM (and PHP's
@@ -326,9 +360,18 @@ pub fn encode_query(q: &Value) -> Result<String> {
     let obj = match q {
         Value::Object(o) => o,
         Value::Array(a) if a.is_empty() => return Ok(String::new()),
-        _ => return Err(Error::config("query", "must be an array keyed by parameter name")),
+        _ => {
+            return Err(Error::config(
+                "query",
+                "must be an array keyed by parameter name",
+            ))
+        }
     };
-    fn walk(ser: &mut url::form_urlencoded::Serializer<String>, key: &str, v: &Value) -> Result<()> {
+    fn walk(
+        ser: &mut url::form_urlencoded::Serializer<String>,
+        key: &str,
+        v: &Value,
+    ) -> Result<()> {
         match v {
             Value::Null => {}
             Value::Bool(b) => {
@@ -358,7 +401,11 @@ pub fn encode_query(q: &Value) -> Result<String> {
             if let Value::Array(items) = v {
                 let joined: Vec<String> = items
                     .iter()
-                    .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| i.to_string())
+                    })
                     .collect();
                 ser.append_pair("with", &joined.join(","));
                 continue;

@@ -107,7 +107,9 @@ impl Config {
 
     fn from_raw(mut raw: BTreeMap<&'static str, (Source, String)>) -> Result<Config> {
         let get = |raw: &BTreeMap<&'static str, (Source, String)>, key: &str| {
-            raw.get(key).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
+            raw.get(key)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
         };
         let defaults: [(&'static str, String); 7] = [
             ("token_path", DEFAULT_TOKEN_PATH.into()),
@@ -123,16 +125,34 @@ impl Config {
         }
 
         let allowed_domains = parse_domains(&get(&raw, "allowed_domains").unwrap_or_default())?;
-        let insecure_http = parse_bool("insecure_http", &get(&raw, "insecure_http").unwrap_or_default())?;
-        let refresh_margin = parse_seconds("refresh_margin", &get(&raw, "refresh_margin").unwrap_or_default(), 0, 43_200)?;
-        let connect_timeout = parse_seconds("connect_timeout", &get(&raw, "connect_timeout").unwrap_or_default(), 1, 300)?;
+        let insecure_http = parse_bool(
+            "insecure_http",
+            &get(&raw, "insecure_http").unwrap_or_default(),
+        )?;
+        let refresh_margin = parse_seconds(
+            "refresh_margin",
+            &get(&raw, "refresh_margin").unwrap_or_default(),
+            0,
+            43_200,
+        )?;
+        let connect_timeout = parse_seconds(
+            "connect_timeout",
+            &get(&raw, "connect_timeout").unwrap_or_default(),
+            1,
+            300,
+        )?;
         let timeout = parse_seconds("timeout", &get(&raw, "timeout").unwrap_or_default(), 1, 600)?;
 
         let redirect_uri = get(&raw, "redirect_uri").unwrap_or_default();
         if !redirect_uri.is_empty() {
             match url::Url::parse(&redirect_uri) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-                _ => return Err(Error::config("redirect_uri", "must be an absolute http(s) URL")),
+                _ => {
+                    return Err(Error::config(
+                        "redirect_uri",
+                        "must be an absolute http(s) URL",
+                    ))
+                }
             }
         }
 
@@ -141,12 +161,21 @@ impl Config {
             return Err(Error::config("token_path", "must be an absolute path"));
         }
         if token_path.file_name().is_none() {
-            return Err(Error::config("token_path", "must name a file, not a folder"));
+            return Err(Error::config(
+                "token_path",
+                "must name a file, not a folder",
+            ));
         }
 
         let client_id = get(&raw, "client_id").unwrap_or_default();
-        if client_id.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(Error::config("client_id", "must not contain spaces or control characters"));
+        if client_id
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(Error::config(
+                "client_id",
+                "must not contain spaces or control characters",
+            ));
         }
 
         let oauth_host = get(&raw, "oauth_host").unwrap_or_default();
@@ -273,7 +302,10 @@ fn parse_domains(v: &str) -> Result<Vec<String>> {
         out.push(d);
     }
     if out.is_empty() {
-        return Err(Error::config("allowed_domains", "must name at least one domain"));
+        return Err(Error::config(
+            "allowed_domains",
+            "must name at least one domain",
+        ));
     }
     Ok(out)
 }
@@ -287,21 +319,31 @@ mod tests {
     }
 
     fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn defaults_apply() {
         let c = Config::resolve(&opts(&[]), &none, &none).unwrap();
         assert_eq!(c.token_path, PathBuf::from(DEFAULT_TOKEN_PATH));
-        assert_eq!(c.allowed_domains, vec!["amocrm.ru", "amocrm.com", "kommo.com"]);
+        assert_eq!(
+            c.allowed_domains,
+            vec!["amocrm.ru", "amocrm.com", "kommo.com"]
+        );
         assert_eq!(c.refresh_margin, DEFAULT_REFRESH_MARGIN);
         assert!(!c.insecure_http);
     }
 
     #[test]
     fn configure_beats_env_beats_ini() {
-        let env = |k: &str| (k == "AMOCRM_CLIENT_ID" || k == "AMOCRM_TIMEOUT").then(|| "from-env".to_string()).map(|v| if k == "AMOCRM_TIMEOUT" { "7".into() } else { v });
+        let env = |k: &str| {
+            (k == "AMOCRM_CLIENT_ID" || k == "AMOCRM_TIMEOUT")
+                .then(|| "from-env".to_string())
+                .map(|v| if k == "AMOCRM_TIMEOUT" { "7".into() } else { v })
+        };
         let ini = |k: &str| match k {
             "amocrm.client_id" => Some("from-ini".to_string()),
             "amocrm.redirect_uri" => Some("https://example.com/cb".to_string()),
@@ -336,7 +378,10 @@ mod tests {
         let e = Config::resolve(&opts(&[("long_lived_token", "t")]), &none, &none).unwrap_err();
         assert!(e.message.contains("base_domain"));
         let e = Config::resolve(
-            &opts(&[("long_lived_token", "t"), ("base_domain", "evil.example.com")]),
+            &opts(&[
+                ("long_lived_token", "t"),
+                ("base_domain", "evil.example.com"),
+            ]),
             &none,
             &none,
         )

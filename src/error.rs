@@ -48,8 +48,13 @@ pub struct RequestInfo {
     pub request_id: Option<String>,
 }
 
+/// A client error. Boxed, so that `Result`s stay one pointer wide on the
+/// hot path; its fields are reached through `Deref`.
 #[derive(Debug, Clone)]
-pub struct Error {
+pub struct Error(Box<ErrorData>);
+
+#[derive(Debug, Clone)]
+pub struct ErrorData {
     pub kind: ErrorKind,
     /// The exception message: says what happened and, where there is one, what to do.
     pub message: String,
@@ -66,7 +71,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(ErrorData {
             kind,
             message: message.into(),
             title: String::new(),
@@ -74,11 +79,14 @@ impl Error {
             status: 0,
             validation_errors: None,
             request: None,
-        }
+        }))
     }
 
     pub fn config(key: &str, problem: impl fmt::Display) -> Self {
-        let mut e = Error::new(ErrorKind::Config, format!("amocrm config `{key}`: {problem}"));
+        let mut e = Error::new(
+            ErrorKind::Config,
+            format!("amocrm config `{key}`: {problem}"),
+        );
         e.title = "Invalid configuration".into();
         e
     }
@@ -112,6 +120,19 @@ impl Error {
     }
 }
 
+impl std::ops::Deref for Error {
+    type Target = ErrorData;
+    fn deref(&self) -> &ErrorData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Error {
+    fn deref_mut(&mut self) -> &mut ErrorData {
+        &mut self.0
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -140,7 +161,10 @@ mod tests {
 
     #[test]
     fn excerpt_flattens_and_cuts() {
-        assert_eq!(excerpt(b"<html>\n  <b>429</b>\n</html>", 100), "<html> <b>429</b> </html>");
+        assert_eq!(
+            excerpt(b"<html>\n  <b>429</b>\n</html>", 100),
+            "<html> <b>429</b> </html>"
+        );
         assert_eq!(excerpt("ааааа".as_bytes(), 3), "ааа…");
     }
 }

@@ -40,7 +40,10 @@ pub fn check_host_syntax(host_port: &str) -> std::result::Result<(), String> {
             && !l.ends_with('-')
     });
     if !labels_ok {
-        return Err(format!("`{}` is not a host name", crate::error::excerpt(host_port.as_bytes(), 80)));
+        return Err(format!(
+            "`{}` is not a host name",
+            crate::error::excerpt(host_port.as_bytes(), 80)
+        ));
     }
     Ok(())
 }
@@ -64,14 +67,21 @@ pub fn split_host_port(host_port: &str) -> (String, Option<&str>) {
 pub fn host_allowed(host_port: &str, allowed: &[String]) -> bool {
     let (host, _) = split_host_port(host_port);
     let host = host.trim_end_matches('.');
-    allowed
-        .iter()
-        .any(|s| host == s || host.strip_suffix(s.as_str()).is_some_and(|p| p.ends_with('.')))
+    allowed.iter().any(|s| {
+        host == s
+            || host
+                .strip_suffix(s.as_str())
+                .is_some_and(|p| p.ends_with('.'))
+    })
 }
 
 pub fn is_loopback(host_port: &str) -> bool {
     let (host, _) = split_host_port(host_port);
-    host == "localhost" || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+    host == "localhost"
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 /// `https://host`, or `http://host` when `insecure_http` is on and the host is
@@ -124,8 +134,17 @@ pub fn client(connect_timeout: Duration, timeout: Duration) -> Result<Client> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("amocrm-php-ext/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| Error::new(ErrorKind::Transport, format!("cannot create the HTTP client: {e}")))?;
-    *slot = Some(PerProcess { pid, timeouts: (connect_timeout, timeout), client: client.clone() });
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Transport,
+                format!("cannot create the HTTP client: {e}"),
+            )
+        })?;
+    *slot = Some(PerProcess {
+        pid,
+        timeouts: (connect_timeout, timeout),
+        client: client.clone(),
+    });
     Ok(client)
 }
 
@@ -172,9 +191,15 @@ mod tests {
 
     #[test]
     fn plain_http_only_to_loopback() {
-        assert_eq!(origin("localhost:18080", true).unwrap(), "http://localhost:18080");
+        assert_eq!(
+            origin("localhost:18080", true).unwrap(),
+            "http://localhost:18080"
+        );
         assert_eq!(origin("127.0.0.1:1", true).unwrap(), "http://127.0.0.1:1");
         assert!(origin("example.amocrm.ru", true).is_err());
-        assert_eq!(origin("example.amocrm.ru", false).unwrap(), "https://example.amocrm.ru");
+        assert_eq!(
+            origin("example.amocrm.ru", false).unwrap(),
+            "https://example.amocrm.ru"
+        );
     }
 }

@@ -18,14 +18,23 @@ pub fn authorization_url(cfg: &Config, state: &str, mode: &str) -> Result<String
         return Err(Error::config("client_id", "is not set"));
     }
     if !MODES.contains(&mode) {
-        return Err(Error::config("mode", format!("must be one of {}, got `{mode}`", MODES.join(", "))));
+        return Err(Error::config(
+            "mode",
+            format!("must be one of {}, got `{mode}`", MODES.join(", ")),
+        ));
     }
     if state.is_empty() {
-        return Err(Error::config("state", "must not be empty (it protects the callback from forgery)"));
+        return Err(Error::config(
+            "state",
+            "must not be empty (it protects the callback from forgery)",
+        ));
     }
-    let origin = net::origin(&cfg.oauth_host, cfg.insecure_http && net::is_loopback(&cfg.oauth_host))?;
-    let mut url = url::Url::parse(&format!("{origin}/oauth"))
-        .map_err(|e| Error::config("oauth_host", e))?;
+    let origin = net::origin(
+        &cfg.oauth_host,
+        cfg.insecure_http && net::is_loopback(&cfg.oauth_host),
+    )?;
+    let mut url =
+        url::Url::parse(&format!("{origin}/oauth")).map_err(|e| Error::config("oauth_host", e))?;
     url.query_pairs_mut()
         .append_pair("client_id", &cfg.client_id)
         .append_pair("state", state)
@@ -92,31 +101,50 @@ enum Grant {
 }
 
 fn post_token(cfg: &Config, host: &str, body: &Value, grant: Grant, now: i64) -> Result<TokenPair> {
-    let url = format!("{}/oauth2/access_token", net::origin(host, cfg.insecure_http)?);
+    let url = format!(
+        "{}/oauth2/access_token",
+        net::origin(host, cfg.insecure_http)?
+    );
     let client = net::client(cfg.connect_timeout, cfg.timeout)?;
     let bytes = serde_json::to_vec(body).expect("a JSON object always serializes");
     let resp = transport::send(
         &client,
-        &Request { method: Method::POST, url, bearer: None, json: Some(&bytes), context_user: None },
+        &Request {
+            method: Method::POST,
+            url,
+            bearer: None,
+            json: Some(&bytes),
+            context_user: None,
+        },
     )
     .map_err(|mut e| {
         if grant == Grant::Refresh {
-            e.message = format!("{}; the stored token pair is kept and the next call tries again", e.message);
+            e.message = format!(
+                "{}; the stored token pair is kept and the next call tries again",
+                e.message
+            );
         }
         e
     })?;
     if resp.status == 200 {
         return parse_grant(&resp.body, host, now).map_err(|why| {
-            Error::new(ErrorKind::Api, format!("amoCRM's token answer cannot be used: {why}"))
-                .with_title("Invalid token response")
-                .with_description(why)
-                .with_request(resp.info.clone())
+            Error::new(
+                ErrorKind::Api,
+                format!("amoCRM's token answer cannot be used: {why}"),
+            )
+            .with_title("Invalid token response")
+            .with_description(why)
+            .with_request(resp.info.clone())
         });
     }
     if resp.status == 400 || resp.status == 401 {
         let j: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
         let hint = j.get("hint").and_then(Value::as_str).unwrap_or("");
-        let title = j.get("title").and_then(Value::as_str).unwrap_or("Unauthorized").to_string();
+        let title = j
+            .get("title")
+            .and_then(Value::as_str)
+            .unwrap_or("Unauthorized")
+            .to_string();
         let detail = j.get("detail").and_then(Value::as_str).unwrap_or("");
         let reason = if !hint.is_empty() {
             hint.to_string()
@@ -135,14 +163,19 @@ fn post_token(cfg: &Config, host: &str, body: &Value, grant: Grant, now: i64) ->
         };
         return Err(Error::auth(message)
             .with_title(title)
-            .with_description(if hint.is_empty() { detail.to_string() } else { hint.to_string() })
+            .with_description(if hint.is_empty() {
+                detail.to_string()
+            } else {
+                hint.to_string()
+            })
             .with_request(resp.info));
     }
     Err(transport::api_error(resp))
 }
 
 fn parse_grant(body: &[u8], host: &str, now: i64) -> std::result::Result<TokenPair, String> {
-    let j: Value = serde_json::from_slice(body).map_err(|_| format!("not JSON: {}", excerpt(body, 120)))?;
+    let j: Value =
+        serde_json::from_slice(body).map_err(|_| format!("not JSON: {}", excerpt(body, 120)))?;
     let s = |k: &str| match j.get(k).and_then(Value::as_str) {
         Some(v) if !v.is_empty() => Ok(v.to_string()),
         _ => Err(format!("`{k}` is missing or empty")),

@@ -10,13 +10,15 @@ use crate::client::AmoCore;
 use crate::config::{self, Config};
 use crate::error::{Error, ErrorKind};
 use ext_php_rs::args::ArgInfoTables;
+use ext_php_rs::boxed::ZBox;
 use ext_php_rs::builders::{ClassBuilder, ClassProperty, FunctionBuilder};
 use ext_php_rs::convert::IntoZval;
 use ext_php_rs::flags::{DataType, IniEntryPermission, MethodFlags, PropertyFlags};
 use ext_php_rs::prelude::*;
-use ext_php_rs::boxed::ZBox;
 use ext_php_rs::types::{ZendHashTable, ZendObject, Zval};
-use ext_php_rs::zend::{ce, ClassEntry, ExecuteData, ExecutorGlobals, IniEntryDef, IniEntryDefs, ModuleEntry};
+use ext_php_rs::zend::{
+    ce, ClassEntry, ExecuteData, ExecutorGlobals, IniEntryDef, IniEntryDefs, ModuleEntry,
+};
 use ext_php_rs::{info_table_end, info_table_row, info_table_start};
 use once_cell::sync::Lazy;
 use serde_json::{Map, Number, Value};
@@ -45,7 +47,11 @@ fn env_lookup(key: &str) -> Option<String> {
 }
 
 fn ini_lookup(key: &str) -> Option<String> {
-    ExecutorGlobals::get().ini_values().get(key).cloned().flatten()
+    ExecutorGlobals::get()
+        .ini_values()
+        .get(key)
+        .cloned()
+        .flatten()
 }
 
 fn resolve(options: &BTreeMap<String, String>) -> crate::error::Result<Config> {
@@ -139,23 +145,42 @@ impl AmoClient {
         body: Option<&Zval>,
     ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
         let core = core().map_err(to_php)?;
-        let query = query.map(hashtable_to_json).transpose().map_err(|e| to_php(Error::config("query", e)))?;
+        let query = query
+            .map(hashtable_to_json)
+            .transpose()
+            .map_err(|e| to_php(Error::config("query", e)))?;
         let body = match body {
-            Some(z) if !z.is_null() => Some(zval_to_json(z, 0).map_err(|e| to_php(Error::config("body", e)))?),
+            Some(z) if !z.is_null() => {
+                Some(zval_to_json(z, 0).map_err(|e| to_php(Error::config("body", e)))?)
+            }
             _ => None,
         };
         let answer = core
-            .request(&method, &path, query.as_ref(), body.as_ref(), self.context_user)
+            .request(
+                &method,
+                &path,
+                query.as_ref(),
+                body.as_ref(),
+                self.context_user,
+            )
             .map_err(to_php)?;
-        answer.map(|v| json_to_array(&v)).transpose().map_err(to_php)
+        answer
+            .map(|v| json_to_array(&v))
+            .transpose()
+            .map_err(to_php)
     }
 
     /// A handle that sends X-Context-User-ID with every request.
     pub fn with_context_user(&self, userId: i64) -> PhpResult<AmoClient> {
         if userId <= 0 {
-            return Err(to_php(Error::config("userId", "must be a positive amoCRM user id")));
+            return Err(to_php(Error::config(
+                "userId",
+                "must be a positive amoCRM user id",
+            )));
         }
-        Ok(AmoClient { context_user: Some(userId) })
+        Ok(AmoClient {
+            context_user: Some(userId),
+        })
     }
 
     /// The user id sent as X-Context-User-ID, or null.
@@ -169,7 +194,10 @@ impl AmoClient {
         if std::env::var("AMOCRM_TEST_HOOKS").as_deref() == Ok("1") {
             panic!("panic requested by AmoClient::panicForTest()");
         }
-        Err(to_php(Error::config("test_hooks", "AMOCRM_TEST_HOOKS=1 is not set")))
+        Err(to_php(Error::config(
+            "test_hooks",
+            "AMOCRM_TEST_HOOKS=1 is not set",
+        )))
     }
 }
 
@@ -211,9 +239,11 @@ fn options_from_php(options: &ZendHashTable) -> crate::error::Result<BTreeMap<St
         } else if let Some(list) = value.array() {
             let mut parts = Vec::new();
             for v in list.values() {
-                parts.push(v.str().map(str::to_string).ok_or_else(|| {
-                    Error::config(&key, "a list may hold strings only")
-                })?);
+                parts.push(
+                    v.str()
+                        .map(str::to_string)
+                        .ok_or_else(|| Error::config(&key, "a list may hold strings only"))?,
+                );
             }
             parts.join(",")
         } else {
@@ -280,7 +310,10 @@ fn zval_to_json(z: &Zval, depth: usize) -> Result<Value, String> {
             return zval_to_json(inner, depth);
         }
     }
-    Err(format!("a value of type {} cannot be sent as JSON; pass arrays and scalars", z.get_type()))
+    Err(format!(
+        "a value of type {} cannot be sent as JSON; pass arrays and scalars",
+        z.get_type()
+    ))
 }
 
 fn json_to_zval(v: &Value) -> Zval {
@@ -361,7 +394,11 @@ fn protected_prop(name: &str) -> ClassProperty {
     }
 }
 
-fn getter(name: &str, handler: extern "C" fn(&mut ExecuteData, &mut Zval), ret: DataType) -> FunctionBuilder<'static> {
+fn getter(
+    name: &str,
+    handler: extern "C" fn(&mut ExecuteData, &mut Zval),
+    ret: DataType,
+) -> FunctionBuilder<'static> {
     FunctionBuilder::new(name, handler).returns(ret, false, false)
 }
 
@@ -373,11 +410,34 @@ fn register_exceptions() -> ext_php_rs::error::Result<()> {
         .property(protected_prop("errorCode"))
         .property(protected_prop("validationErrors"))
         .property(protected_prop("lastRequestInfo"))
-        .method(getter("getTitle", exc_get_title, DataType::String), MethodFlags::Public)
-        .method(getter("getDescription", exc_get_description, DataType::String), MethodFlags::Public)
-        .method(getter("getErrorCode", exc_get_error_code, DataType::Long), MethodFlags::Public)
-        .method(getter("getValidationErrors", exc_get_validation_errors, DataType::Array), MethodFlags::Public)
-        .method(getter("getLastRequestInfo", exc_get_last_request_info, DataType::Array), MethodFlags::Public)
+        .method(
+            getter("getTitle", exc_get_title, DataType::String),
+            MethodFlags::Public,
+        )
+        .method(
+            getter("getDescription", exc_get_description, DataType::String),
+            MethodFlags::Public,
+        )
+        .method(
+            getter("getErrorCode", exc_get_error_code, DataType::Long),
+            MethodFlags::Public,
+        )
+        .method(
+            getter(
+                "getValidationErrors",
+                exc_get_validation_errors,
+                DataType::Array,
+            ),
+            MethodFlags::Public,
+        )
+        .method(
+            getter(
+                "getLastRequestInfo",
+                exc_get_last_request_info,
+                DataType::Array,
+            ),
+            MethodFlags::Public,
+        )
         .registration(|ce: &'static mut ClassEntry, _: ArgInfoTables| {
             BASE_CE.store(ce, Ordering::Release);
         })
@@ -393,7 +453,9 @@ fn register_exceptions() -> ext_php_rs::error::Result<()> {
 
 fn this_property<'a>(ex: &'a mut ExecuteData, name: &str) -> Option<&'a Zval> {
     let this = ex.get_self()?;
-    this.get_property::<&Zval>(name).ok().filter(|z| !z.is_null())
+    this.get_property::<&Zval>(name)
+        .ok()
+        .filter(|z| !z.is_null())
 }
 
 macro_rules! exc_getter {
@@ -413,10 +475,46 @@ macro_rules! exc_getter {
     };
 }
 
-exc_getter!(exc_get_title, "title", |z, rv| { let _ = rv.set_string(&z.string().unwrap_or_default(), false); }, |rv| { let _ = rv.set_string("", false); });
-exc_getter!(exc_get_description, "description", |z, rv| { let _ = rv.set_string(&z.string().unwrap_or_default(), false); }, |rv| { let _ = rv.set_string("", false); });
-exc_getter!(exc_get_validation_errors, "validationErrors", |z, rv| { *rv = z.shallow_clone(); }, |rv| { rv.set_hashtable(ZendHashTable::new()); });
-exc_getter!(exc_get_last_request_info, "lastRequestInfo", |z, rv| { *rv = z.shallow_clone(); }, |rv| { rv.set_hashtable(ZendHashTable::new()); });
+exc_getter!(
+    exc_get_title,
+    "title",
+    |z, rv| {
+        let _ = rv.set_string(&z.string().unwrap_or_default(), false);
+    },
+    |rv| {
+        let _ = rv.set_string("", false);
+    }
+);
+exc_getter!(
+    exc_get_description,
+    "description",
+    |z, rv| {
+        let _ = rv.set_string(&z.string().unwrap_or_default(), false);
+    },
+    |rv| {
+        let _ = rv.set_string("", false);
+    }
+);
+exc_getter!(
+    exc_get_validation_errors,
+    "validationErrors",
+    |z, rv| {
+        *rv = z.shallow_clone();
+    },
+    |rv| {
+        rv.set_hashtable(ZendHashTable::new());
+    }
+);
+exc_getter!(
+    exc_get_last_request_info,
+    "lastRequestInfo",
+    |z, rv| {
+        *rv = z.shallow_clone();
+    },
+    |rv| {
+        rv.set_hashtable(ZendHashTable::new());
+    }
+);
 
 extern "C" fn exc_get_error_code(ex: &mut ExecuteData, retval: &mut Zval) {
     ext_php_rs::zend::run_handler(AssertUnwindSafe(|| {
@@ -521,7 +619,11 @@ extern "C" fn module_info(_module: *mut ModuleEntry) {
         match resolve(&options) {
             Ok(cfg) => {
                 for (key, shown, source) in cfg.describe() {
-                    let line = if source == "-" { shown } else { format!("{shown} ({source})") };
+                    let line = if source == "-" {
+                        shown
+                    } else {
+                        format!("{shown} ({source})")
+                    };
                     info_table_row!(key, line.as_str());
                 }
             }

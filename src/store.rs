@@ -114,7 +114,8 @@ impl TokenStore for FileStore {
             return Err(self.fault("cannot read", "larger than 64 KiB, not a token file"));
         }
         let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes).map_err(|e| self.fault("cannot read", e))?;
+        file.read_to_end(&mut bytes)
+            .map_err(|e| self.fault("cannot read", e))?;
         let mut pair = TokenPair::from_json(&bytes).map_err(|why| self.fault("corrupt", why))?;
         if pair.updated_at == 0 {
             pair.updated_at = meta.mtime();
@@ -167,7 +168,10 @@ impl TokenStore for FileStore {
             .mode(0o600)
             .open(&self.lock_path)
             .map_err(|e| {
-                Error::storage(format!("lock file {}: cannot open: {e}", self.lock_path.display()))
+                Error::storage(format!(
+                    "lock file {}: cannot open: {e}",
+                    self.lock_path.display()
+                ))
             })?;
         let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(2);
@@ -231,7 +235,10 @@ mod tests {
         assert_eq!(v, v2);
         assert_eq!(store.version().unwrap(), Some(v2));
         // no temp files left behind
-        let names: Vec<_> = fs::read_dir(dir.path().join("sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 

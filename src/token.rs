@@ -25,7 +25,8 @@ impl TokenPair {
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Err("the file is empty".into());
         }
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
+        let v: Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({e})"))?;
         let obj = v.as_object().ok_or("the top level is not a JSON object")?;
         let names = if obj.contains_key("access_token") {
             ["access_token", "refresh_token", "expires_at", "base_domain"]
@@ -110,7 +111,8 @@ mod tests {
         let p = TokenPair::from_json(ours).unwrap();
         assert_eq!(p.expires_at, 100);
         assert_eq!(p.updated_at, 5);
-        let official = br#"{"accessToken":"a","refreshToken":"r","expires":"100","baseDomain":"x.amocrm.ru"}"#;
+        let official =
+            br#"{"accessToken":"a","refreshToken":"r","expires":"100","baseDomain":"x.amocrm.ru"}"#;
         let q = TokenPair::from_json(official).unwrap();
         assert_eq!(q.access_token, p.access_token);
         assert_eq!(q.updated_at, 0);

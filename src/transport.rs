@@ -62,7 +62,12 @@ pub fn send(client: &Client, req: &Request<'_>) -> Result<Response> {
         .bytes()
         .map_err(|e| transport_error(&e, &info))?
         .to_vec();
-    Ok(Response { status: info.status, content_type, body, info })
+    Ok(Response {
+        status: info.status,
+        content_type,
+        body,
+        info,
+    })
 }
 
 fn strip_query(url: &str) -> String {
@@ -89,7 +94,16 @@ fn transport_error(e: &reqwest::Error, info: &RequestInfo) -> Error {
     };
     let mut err = Error::new(
         ErrorKind::Transport,
-        format!("{} {}: {what}{}", info.method, info.url, if cause.is_empty() { String::new() } else { format!(" ({cause})") }),
+        format!(
+            "{} {}: {what}{}",
+            info.method,
+            info.url,
+            if cause.is_empty() {
+                String::new()
+            } else {
+                format!(" ({cause})")
+            }
+        ),
     )
     .with_title("Transport error")
     .with_description(what);
@@ -106,27 +120,37 @@ pub fn decode(resp: Response) -> Result<Option<Value>> {
         if resp.body.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::new(
                 ErrorKind::Api,
-                format!("amoCRM answered {} with an empty body to {} {}", resp.status, resp.info.method, resp.info.url),
+                format!(
+                    "amoCRM answered {} with an empty body to {} {}",
+                    resp.status, resp.info.method, resp.info.url
+                ),
             )
             .with_title("Empty answer")
             .with_request(resp.info));
         }
-        return serde_json::from_slice::<Value>(&resp.body).map(Some).map_err(|e| {
-            Error::new(
-                ErrorKind::Api,
-                format!("amoCRM's answer to {} {} is not JSON ({e})", resp.info.method, resp.info.url),
-            )
-            .with_title("Response body is not JSON")
-            .with_description(excerpt(&resp.body, 200))
-            .with_request(resp.info.clone())
-        });
+        return serde_json::from_slice::<Value>(&resp.body)
+            .map(Some)
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Api,
+                    format!(
+                        "amoCRM's answer to {} {} is not JSON ({e})",
+                        resp.info.method, resp.info.url
+                    ),
+                )
+                .with_title("Response body is not JSON")
+                .with_description(excerpt(&resp.body, 200))
+                .with_request(resp.info.clone())
+            });
     }
     Err(api_error(resp))
 }
 
 /// Maps a non-2xx answer to the exception family.
 pub fn api_error(resp: Response) -> Error {
-    let json: Option<Value> = serde_json::from_slice(&resp.body).ok().filter(Value::is_object);
+    let json: Option<Value> = serde_json::from_slice(&resp.body)
+        .ok()
+        .filter(Value::is_object);
     let field = |k: &str| {
         json.as_ref()
             .and_then(|j| j.get(k))
@@ -170,7 +194,10 @@ pub fn api_error(resp: Response) -> Error {
     let message = if description.is_empty() || kind == ErrorKind::RateLimit {
         format!("{what} to {} {}", resp.info.method, resp.info.url)
     } else {
-        format!("{what} to {} {}: {description}", resp.info.method, resp.info.url)
+        format!(
+            "{what} to {} {}: {description}",
+            resp.info.method, resp.info.url
+        )
     };
     let mut err = Error::new(kind, message)
         .with_title(title)
@@ -189,7 +216,12 @@ mod tests {
             status,
             content_type: String::new(),
             body: body.as_bytes().to_vec(),
-            info: RequestInfo { method: "GET".into(), url: "https://x.amocrm.ru/api/v4/leads".into(), status, request_id: None },
+            info: RequestInfo {
+                method: "GET".into(),
+                url: "https://x.amocrm.ru/api/v4/leads".into(),
+                status,
+                request_id: None,
+            },
         }
     }
 
@@ -205,10 +237,31 @@ mod tests {
         let e = decode(resp(400, v)).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Validation);
         assert_eq!(e.title, "Bad Request");
-        assert_eq!(e.validation_errors.unwrap()[0]["errors"][0]["path"], "price");
-        assert_eq!(decode(resp(429, "<html>429 Too Many Requests</html>")).unwrap_err().kind, ErrorKind::RateLimit);
-        assert_eq!(decode(resp(403, "<html>403 Forbidden</html>")).unwrap_err().kind, ErrorKind::RateLimit);
-        assert_eq!(decode(resp(403, r#"{"title":"Forbidden","status":403,"detail":"no rights"}"#)).unwrap_err().kind, ErrorKind::Api);
+        assert_eq!(
+            e.validation_errors.as_ref().unwrap()[0]["errors"][0]["path"],
+            "price"
+        );
+        assert_eq!(
+            decode(resp(429, "<html>429 Too Many Requests</html>"))
+                .unwrap_err()
+                .kind,
+            ErrorKind::RateLimit
+        );
+        assert_eq!(
+            decode(resp(403, "<html>403 Forbidden</html>"))
+                .unwrap_err()
+                .kind,
+            ErrorKind::RateLimit
+        );
+        assert_eq!(
+            decode(resp(
+                403,
+                r#"{"title":"Forbidden","status":403,"detail":"no rights"}"#
+            ))
+            .unwrap_err()
+            .kind,
+            ErrorKind::Api
+        );
         let e = decode(resp(502, "<html><body>502 Bad Gateway</body></html>")).unwrap_err();
         assert_eq!((e.kind, e.status), (ErrorKind::Api, 502));
         assert!(e.description.contains("502 Bad Gateway"));

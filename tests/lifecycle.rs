@@ -1,0 +1,153 @@
+//! The core without PHP: several `AmoCore`s sharing one token file stand in
+//! for several PHP processes, against the in-process emulator.
+
+use amocrm::client::{now, AmoCore};
+use amocrm::config::Config;
+use amocrm::error::ErrorKind;
+use amocrm_emulator::{Emulator, EmulatorConfig};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+
+fn config(emu: &Emulator, token_path: &Path, extra: &[(&str, &str)]) -> Config {
+    let mut o: BTreeMap<String, String> = [
+        ("client_id", emu.config().client_id.as_str()),
+        ("client_secret", emu.config().client_secret.as_str()),
+        ("redirect_uri", emu.config().redirect_uri.as_str()),
+        ("token_path", token_path.to_str().unwrap()),
+        ("allowed_domains", "localhost"),
+        ("insecure_http", "1"),
+        ("timeout", "5"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        o.insert(k.to_string(), v.to_string());
+    }
+    Config::resolve(&o, &|_| None, &|_| None).unwrap()
+}
+
+fn seed(emu: &Emulator, path: &Path, expires_in: i64) -> Value {
+    let t = emu.mint_tokens();
+    let pair = json!({
+        "access_token": t["access_token"], "refresh_token": t["refresh_token"],
+        "expires_at": now() + expires_in, "base_domain": emu.referer(), "updated_at": now(),
+    });
+    std::fs::write(path, serde_json::to_vec(&pair).unwrap()).unwrap();
+    pair
+}
+
+fn token_calls(emu: &Emulator, key: &str) -> u64 {
+    emu.stats()["token_calls"][key].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn exchange_then_call_the_api() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let core = AmoCore::new(config(&emu, &dir.path().join("t.json"), &[]));
+    let status = core
+        .exchange_code(&emu.issue_code(), &emu.referer())
+        .unwrap();
+    assert_eq!(status["authorized"], true);
+    assert_eq!(status["base_domain"], emu.referer());
+    let account = core
+        .request("GET", "/api/v4/account", None, None, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(account["id"], 31000001);
+}
+
+#[test]
+fn many_clients_refresh_an_expired_token_once() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    emu.add_fault(
+        json!({"path": "/oauth2/access_token", "action": "delay", "delay_ms": 150, "times": 1}),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    seed(&emu, &path, -60);
+    let n = 8;
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let core = AmoCore::new(config(&emu, &path, &[]));
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                core.request("GET", "/api/v4/account", None, None, None)
+                    .map(|v| v.unwrap()["id"].clone())
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap().unwrap(), 31000001);
+    }
+    assert_eq!(emu.stats()["token_calls"], json!({"refresh_token/ok": 1}));
+}
+
+#[test]
+fn revoked_refresh_token_is_an_auth_error_and_the_file_is_kept() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    seed(&emu, &path, -60);
+    let before = std::fs::read(&path).unwrap();
+    // Two refreshes down the chain revoke the stored refresh token.
+    let other = AmoCore::new(config(&emu, &dir.path().join("other.json"), &[]));
+    std::fs::copy(&path, dir.path().join("other.json")).unwrap();
+    other.refresh(true).unwrap();
+    other.refresh(true).unwrap();
+    let core = AmoCore::new(config(&emu, &path, &[]));
+    let e = core
+        .request("GET", "/api/v4/account", None, None, None)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth);
+    assert!(
+        e.message.contains("Token has been revoked"),
+        "{}",
+        e.message
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(token_calls(&emu, "refresh_token/Token has been revoked"), 1);
+}
+
+#[test]
+fn hostile_referer_is_refused_without_a_connection() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let trap = Emulator::start(EmulatorConfig {
+        host: "127.0.0.2".into(),
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let core = AmoCore::new(config(&emu, &dir.path().join("t.json"), &[]));
+    let e = core
+        .exchange_code(&emu.issue_code(), &format!("127.0.0.2:{}", trap.port()))
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Config);
+    assert_eq!(trap.stats()["connections"], 0);
+}
+
+#[test]
+fn a_dropped_refresh_keeps_the_pair_and_the_next_call_recovers() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    let seeded = seed(&emu, &path, -60);
+    emu.add_fault(json!({"path": "/oauth2/access_token", "action": "drop", "times": 1}))
+        .unwrap();
+    let core = AmoCore::new(config(&emu, &path, &[]));
+    let e = core
+        .request("GET", "/api/v4/account", None, None, None)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transport);
+    let stored: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(stored["refresh_token"], seeded["refresh_token"]);
+    assert!(core
+        .request("GET", "/api/v4/account", None, None, None)
+        .is_ok());
+}
