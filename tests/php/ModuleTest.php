@@ -93,4 +93,16 @@ final class ModuleTest extends AmoTestCase
             PHP);
         $this->assertFalse($r);
     }
+
+    public function testStubsMatchTheExtension(): void
+    {
+        $root = dirname(__DIR__, 2);
+        $generated = $this->phpCli([$root . '/php/bin/generate-stubs.php']);
+        $this->assertSame(
+            file_get_contents($root . '/php/stubs/amocrm.stub.php'),
+            $generated,
+            'php/stubs/amocrm.stub.php drifted from the extension: regenerate it with php/bin/generate-stubs.php'
+        );
+        $this->assertStringContainsString('public function request(string $method, string $path', $generated);
+    }
 }
