@@ -79,7 +79,7 @@ cmd_test() {
 cmd_run() {
     ensure_packages
     build_release
-    exec php -d extension="$(ext_path)" php/bin/demo.php "$ROOT/target/release/amocrm-emulator"
+    exec php -n -d extension="$(ext_path)" php/bin/demo.php "$ROOT/target/release/amocrm-emulator"
 }
 
 case "${1:-build}" in

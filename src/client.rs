@@ -16,7 +16,6 @@ use crate::token::TokenPair;
 use crate::transport::{self, Request};
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,15 +24,6 @@ pub fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// Counters for status pages (this process only).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub refreshes: AtomicU64,
-    pub refreshes_by_others: AtomicU64,
-    pub api_calls: AtomicU64,
-    pub unauthorized_retries: AtomicU64,
 }
 
 #[derive(Default)]
@@ -46,7 +36,6 @@ pub struct AmoCore {
     config: Config,
     store: Box<dyn TokenStore>,
     cached: Mutex<Cached>,
-    pub counters: Counters,
 }
 
 /// Why a refresh is wanted; decides what counts as "someone else already did it".
@@ -71,7 +60,6 @@ impl AmoCore {
             config,
             store,
             cached: Mutex::new(Cached::default()),
-            counters: Counters::default(),
         }
     }
 
@@ -162,14 +150,10 @@ impl AmoCore {
             Want::Rejected => &stored.access_token != seen && stored.expires_in(now) > 0,
         };
         if someone_else_did {
-            self.counters
-                .refreshes_by_others
-                .fetch_add(1, Ordering::Relaxed);
             return Ok(self.adopt(stored, version));
         }
         let fresh = oauth::refresh(&self.config, &stored, now)?;
         let version = self.store.save(&fresh)?;
-        self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
         Ok(self.adopt(fresh, version))
     }
 
@@ -278,7 +262,6 @@ impl AmoCore {
             } else {
                 "?"
             };
-            self.counters.api_calls.fetch_add(1, Ordering::Relaxed);
             transport::send(
                 &client,
                 &Request {
@@ -292,9 +275,6 @@ impl AmoCore {
         };
         let mut resp = send(&pair)?;
         if resp.status == 401 && pair.refresh_token.is_some() {
-            self.counters
-                .unauthorized_retries
-                .fetch_add(1, Ordering::Relaxed);
             let stored = self.reload()?.ok_or_else(|| self.not_authorized())?;
             let next = if stored.access_token != pair.access_token
                 && !stored.is_expiring(now(), self.config.refresh_margin)

@@ -8,7 +8,7 @@ final class ModuleTest extends AmoTestCase
 {
     private function phpCli(array $args, array $env = []): string
     {
-        $cmd = array_merge([PHP_BINARY, '-d', 'extension=' . getenv('AMOCRM_EXT')], $args);
+        $cmd = array_merge([PHP_BINARY, '-n', '-d', 'extension=' . getenv('AMOCRM_EXT')], $args);
         $p = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, ['PATH' => getenv('PATH')] + $env);
         $out = stream_get_contents($pipes[1]) . stream_get_contents($pipes[2]);
         proc_close($p);

@@ -25,7 +25,7 @@ final class PhpProcess
     {
         $this->script = tempnam(sys_get_temp_dir(), 'amo-snippet-');
         file_put_contents($this->script, "<?php\n" . $code);
-        $cmd = [PHP_BINARY, '-d', 'extension=' . getenv('AMOCRM_EXT'), '-d', 'display_errors=stderr'];
+        $cmd = [PHP_BINARY, '-n', '-d', 'extension=' . getenv('AMOCRM_EXT'), '-d', 'display_errors=stderr'];
         foreach ($ini as $k => $v) {
             array_push($cmd, '-d', "$k=$v");
         }
