@@ -10,10 +10,11 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::net;
 use crate::oauth;
+use crate::ratelimit::RateLimiter;
 use crate::secret::Secret;
 use crate::store::{FileStore, TokenStore, Version};
 use crate::token::TokenPair;
-use crate::transport::{self, Request};
+use crate::transport::{self, Request, SendError};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Mutex;
@@ -36,6 +37,7 @@ pub struct AmoCore {
     config: Config,
     store: Box<dyn TokenStore>,
     cached: Mutex<Cached>,
+    limiter: RateLimiter,
 }
 
 /// Why a refresh is wanted; decides what counts as "someone else already did it".
@@ -56,10 +58,14 @@ impl AmoCore {
     }
 
     pub fn with_store(config: Config, store: Box<dyn TokenStore>) -> AmoCore {
+        let mut limiter_path = config.token_path.clone().into_os_string();
+        limiter_path.push(".ratelimit");
+        let limiter = RateLimiter::new(limiter_path.into(), config.rate_limit);
         AmoCore {
             config,
             store,
             cached: Mutex::new(Cached::default()),
+            limiter,
         }
     }
 
@@ -222,10 +228,17 @@ impl AmoCore {
         })
     }
 
-    /// Sends an API request with a fresh token. On a 401: re-read storage and
-    /// retry with a newer pair if another process stored one; otherwise
-    /// refresh once under the lock and retry the same request (same method,
-    /// same body). A second 401 is an `AmoAuthException`.
+    /// Sends an API request with a fresh token, within the host's shared
+    /// rate limit.
+    ///
+    /// On a 401: re-read storage and retry with a newer pair if another
+    /// process stored one; otherwise refresh once under the lock and retry the
+    /// same request (same method, same body). A second 401 is an auth error.
+    ///
+    /// Retries (at most `max_retries`, with backoff): a 429, a request that
+    /// failed before it left (connect, DNS, TLS), and for idempotent methods
+    /// only a timeout, a broken connection or a 502/503/504. A POST that may
+    /// have reached amoCRM is never sent twice. A 403 account block is final.
     pub fn request(
         &self,
         method: &str,
@@ -251,18 +264,24 @@ impl AmoCore {
         };
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
         let client = net::client(self.config.connect_timeout, self.config.timeout)?;
+        // amoCRM acts on a POST each time it arrives; GET, PATCH of a fixed
+        // body, PUT and DELETE leave the same state however often they do.
+        let idempotent = method != Method::POST;
+        let sep = if query.is_empty() {
+            ""
+        } else if path.contains('?') {
+            "&"
+        } else {
+            "?"
+        };
 
-        let pair = self.fresh_pair()?;
-        let send = |pair: &TokenPair| -> Result<transport::Response> {
+        let mut pair = self.fresh_pair()?;
+        let mut retried_401 = false;
+        let mut retries = 0u32;
+        loop {
+            self.limiter.acquire()?;
             let origin = net::origin(&pair.base_domain, self.config.insecure_http)?;
-            let sep = if query.is_empty() {
-                ""
-            } else if path.contains('?') {
-                "&"
-            } else {
-                "?"
-            };
-            transport::send(
+            let sent = transport::try_send(
                 &client,
                 &Request {
                     method: method.clone(),
@@ -271,33 +290,82 @@ impl AmoCore {
                     json: body.as_deref(),
                     context_user,
                 },
-            )
-        };
-        let mut resp = send(&pair)?;
-        if resp.status == 401 && pair.refresh_token.is_some() {
-            let stored = self.reload()?.ok_or_else(|| self.not_authorized())?;
-            let next = if stored.access_token != pair.access_token
-                && !stored.is_expiring(now(), self.config.refresh_margin)
-            {
-                stored
-            } else {
-                self.refresh_locked(&pair.access_token, Want::Rejected)?
+            );
+            let retry_left = retries < self.config.max_retries;
+            let resp = match sent {
+                Ok(resp) => resp,
+                Err(SendError::NotSent(e)) if !retry_left => return Err(e),
+                Err(SendError::NotSent(_)) => {
+                    self.backoff(&mut retries);
+                    continue;
+                }
+                Err(SendError::MaybeSent(_)) if idempotent && retry_left => {
+                    self.backoff(&mut retries);
+                    continue;
+                }
+                Err(SendError::MaybeSent(mut e)) => {
+                    if !idempotent {
+                        e.message = format!(
+                            "{}; the {method} may have reached amoCRM, so it is not sent again (that could create a duplicate)",
+                            e.message
+                        );
+                    }
+                    return Err(e);
+                }
             };
-            resp = send(&next)?;
-            if resp.status == 401 {
-                let mut e = transport::api_error(resp);
-                e.message = format!(
-                    "amoCRM refused a freshly refreshed token ({}); an admin may need to re-authorize at /oauth/authorize",
-                    e.message
-                );
-                return Err(e);
+            match resp.status {
+                401 if pair.refresh_token.is_none() => {
+                    let mut e = transport::api_error(resp);
+                    e.message = format!(
+                        "amoCRM refused the long-lived token ({}); generate a new one in the integration's settings",
+                        e.message
+                    );
+                    return Err(e);
+                }
+                401 if retried_401 => {
+                    let mut e = transport::api_error(resp);
+                    e.message = format!(
+                        "amoCRM refused a freshly refreshed token ({}); an admin may need to re-authorize at /oauth/authorize",
+                        e.message
+                    );
+                    return Err(e);
+                }
+                401 => {
+                    // Another process may have stored a newer pair: use it
+                    // rather than spend the refresh token.
+                    retried_401 = true;
+                    let stored = self.reload()?.ok_or_else(|| self.not_authorized())?;
+                    pair = if stored.access_token != pair.access_token
+                        && !stored.is_expiring(now(), self.config.refresh_margin)
+                    {
+                        stored
+                    } else {
+                        self.refresh_locked(&pair.access_token, Want::Rejected)?
+                    };
+                }
+                // Nothing was done: safe to send again for any method.
+                429 if retry_left => self.backoff(&mut retries),
+                429 => {
+                    let mut e = transport::api_error(resp);
+                    e.message = format!("{} (after {retries} retries)", e.message);
+                    return Err(e);
+                }
+                502..=504 if idempotent && retry_left => self.backoff(&mut retries),
+                _ => return transport::decode(resp),
             }
-        } else if resp.status == 401 {
-            let mut e = transport::api_error(resp);
-            e.message = format!("amoCRM refused the long-lived token ({}); generate a new one in the integration's settings", e.message);
-            return Err(e);
         }
-        transport::decode(resp)
+    }
+
+    /// Sleeps before retry number `retries + 1`: the base delay doubled per
+    /// retry, with ±50 % jitter so that processes do not retry in step.
+    fn backoff(&self, retries: &mut u32) {
+        let base = self
+            .config
+            .retry_backoff_ms
+            .saturating_mul(1 << (*retries).min(10));
+        let jittered = base / 2 + fastrand::u64(0..=base);
+        std::thread::sleep(std::time::Duration::from_millis(jittered.min(60_000)));
+        *retries += 1;
     }
 }
 

@@ -22,6 +22,10 @@ pub const KEYS: &[&str] = &[
     "long_lived_token",
     "base_domain",
     "oauth_host",
+    "rate_limit",
+    "max_retries",
+    "retry_backoff_ms",
+    "batch_size",
 ];
 
 /// Keys whose values are never shown.
@@ -33,6 +37,10 @@ pub const DEFAULT_OAUTH_HOST: &str = "www.amocrm.ru";
 pub const DEFAULT_REFRESH_MARGIN: u64 = 600;
 pub const DEFAULT_CONNECT_TIMEOUT: u64 = 5;
 pub const DEFAULT_TIMEOUT: u64 = 30;
+pub const DEFAULT_RATE_LIMIT: u64 = 7;
+pub const DEFAULT_MAX_RETRIES: u64 = 3;
+pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 1000;
+pub const DEFAULT_BATCH_SIZE: u64 = 50;
 
 /// Where a value came from, for `php --ri amocrm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +77,14 @@ pub struct Config {
     pub long_lived_token: Option<Secret>,
     pub base_domain: Option<String>,
     pub oauth_host: String,
+    /// API requests per second for all processes of the host together; 0 = off.
+    pub rate_limit: u32,
+    /// Retries after a 429, a request that never left, or an idempotent one that failed.
+    pub max_retries: u32,
+    /// The first retry's delay; it doubles each time, with jitter.
+    pub retry_backoff_ms: u64,
+    /// Items per add/update request (amoCRM takes at most 250, recommends 50).
+    pub batch_size: usize,
     sources: BTreeMap<&'static str, (Source, String)>,
 }
 
@@ -111,7 +127,11 @@ impl Config {
                 .map(|(_, v)| v.clone())
                 .filter(|v| !v.is_empty())
         };
-        let defaults: [(&'static str, String); 7] = [
+        let defaults: [(&'static str, String); 11] = [
+            ("rate_limit", DEFAULT_RATE_LIMIT.to_string()),
+            ("max_retries", DEFAULT_MAX_RETRIES.to_string()),
+            ("retry_backoff_ms", DEFAULT_RETRY_BACKOFF_MS.to_string()),
+            ("batch_size", DEFAULT_BATCH_SIZE.to_string()),
             ("token_path", DEFAULT_TOKEN_PATH.into()),
             ("allowed_domains", DEFAULT_ALLOWED_DOMAINS.into()),
             ("insecure_http", "0".into()),
@@ -129,19 +149,27 @@ impl Config {
             "insecure_http",
             &get(&raw, "insecure_http").unwrap_or_default(),
         )?;
-        let refresh_margin = parse_seconds(
+        let refresh_margin = parse_number(
             "refresh_margin",
             &get(&raw, "refresh_margin").unwrap_or_default(),
             0,
             43_200,
         )?;
-        let connect_timeout = parse_seconds(
+        let connect_timeout = parse_number(
             "connect_timeout",
             &get(&raw, "connect_timeout").unwrap_or_default(),
             1,
             300,
         )?;
-        let timeout = parse_seconds("timeout", &get(&raw, "timeout").unwrap_or_default(), 1, 600)?;
+        let timeout = parse_number("timeout", &get(&raw, "timeout").unwrap_or_default(), 1, 600)?;
+
+        let number = |key: &str, min: u64, max: u64| {
+            parse_number(key, &get(&raw, key).unwrap_or_default(), min, max)
+        };
+        let rate_limit = number("rate_limit", 0, 100)? as u32;
+        let max_retries = number("max_retries", 0, 10)? as u32;
+        let retry_backoff_ms = number("retry_backoff_ms", 10, 60_000)?;
+        let batch_size = number("batch_size", 1, 250)? as usize;
 
         let redirect_uri = get(&raw, "redirect_uri").unwrap_or_default();
         if !redirect_uri.is_empty() {
@@ -218,6 +246,10 @@ impl Config {
             long_lived_token,
             base_domain,
             oauth_host,
+            rate_limit,
+            max_retries,
+            retry_backoff_ms,
+            batch_size,
             sources: raw,
         })
     }
@@ -273,12 +305,12 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
     }
 }
 
-fn parse_seconds(key: &str, v: &str, min: u64, max: u64) -> Result<u64> {
+fn parse_number(key: &str, v: &str, min: u64, max: u64) -> Result<u64> {
     match v.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(Error::config(
             key,
-            format!("expected whole seconds from {min} to {max}, got `{v}`"),
+            format!("expected a whole number from {min} to {max}, got `{v}`"),
         )),
     }
 }
@@ -367,6 +399,10 @@ mod tests {
             ("token_path", "relative/tokens.json"),
             ("allowed_domains", "amocrm.ru,ex ample.com"),
             ("redirect_uri", "not a url"),
+            ("rate_limit", "101"),
+            ("batch_size", "251"),
+            ("max_retries", "x"),
+            ("retry_backoff_ms", "1"),
         ] {
             let e = Config::resolve(&opts(&[(k, v)]), &none, &none).unwrap_err();
             assert!(e.message.contains(&format!("`{k}`")), "{k}: {}", e.message);

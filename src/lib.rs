@@ -1,7 +1,8 @@
 //! `amocrm`: an amoCRM / Kommo client whose token lifecycle needs nobody.
 //!
 //! Layers, bottom up: [`config`] → [`store`] (token file + lock) → [`oauth`]
-//! → [`transport`] (over [`net`]'s per-process client) → [`client`] (the
+//! → [`transport`] (over [`net`]'s per-process client, within [`ratelimit`])
+//! → [`client`] (the
 //! lifecycle and API calls) → `php` (the ext-php-rs binding, the only module
 //! that knows PHP).
 
@@ -10,7 +11,9 @@ pub mod config;
 pub mod error;
 pub mod net;
 pub mod oauth;
+pub mod ratelimit;
 pub mod secret;
+pub mod services;
 pub mod store;
 pub mod token;
 pub mod transport;

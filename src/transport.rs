@@ -24,7 +24,30 @@ pub struct Request<'a> {
     pub context_user: Option<i64>,
 }
 
+/// A failed exchange, told apart by whether the request may have reached amoCRM.
+#[derive(Debug)]
+pub enum SendError {
+    /// Failed while connecting (DNS, TCP, TLS): amoCRM never saw it; any
+    /// method may be retried.
+    NotSent(Error),
+    /// Failed after the request could have been written: amoCRM may have
+    /// acted on it, so only idempotent methods may be retried.
+    MaybeSent(Error),
+}
+
+impl SendError {
+    pub fn into_error(self) -> Error {
+        match self {
+            SendError::NotSent(e) | SendError::MaybeSent(e) => e,
+        }
+    }
+}
+
 pub fn send(client: &Client, req: &Request<'_>) -> Result<Response> {
+    try_send(client, req).map_err(SendError::into_error)
+}
+
+pub fn try_send(client: &Client, req: &Request<'_>) -> std::result::Result<Response, SendError> {
     let mut info = RequestInfo {
         method: req.method.to_string(),
         url: strip_query(&req.url),
@@ -45,7 +68,14 @@ pub fn send(client: &Client, req: &Request<'_>) -> Result<Response> {
             .header("Content-Type", "application/json")
             .body(body.to_vec());
     }
-    let resp = builder.send().map_err(|e| transport_error(&e, &info))?;
+    let resp = builder.send().map_err(|e| {
+        let err = transport_error(&e, &info);
+        if e.is_connect() {
+            SendError::NotSent(err)
+        } else {
+            SendError::MaybeSent(err)
+        }
+    })?;
     info.status = resp.status().as_u16();
     info.request_id = resp
         .headers()
@@ -60,7 +90,7 @@ pub fn send(client: &Client, req: &Request<'_>) -> Result<Response> {
         .to_string();
     let body = resp
         .bytes()
-        .map_err(|e| transport_error(&e, &info))?
+        .map_err(|e| SendError::MaybeSent(transport_error(&e, &info)))?
         .to_vec();
     Ok(Response {
         status: info.status,

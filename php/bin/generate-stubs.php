@@ -24,7 +24,66 @@ const DOCS = [
     'AmoClient::request' => "Sends a request to amoCRM's API with a fresh token and returns the decoded\nJSON as arrays, or null for 204 (an empty list or a missing id). A 401 is\nretried once with a newer or refreshed token, same method and body.\n\n@param string \$method GET, POST, PATCH, PUT or DELETE\n@param string \$path e.g. '/api/v4/leads'\n@param array<string, mixed>|null \$query e.g. ['filter' => ['id' => [1, 2]], 'with' => ['contacts'], 'page' => 2]\n@param mixed \$body arrays and scalars, sent as JSON\n@return array<mixed>|null\n@throws AmoAuthException|AmoValidationException|AmoRateLimitException|AmoTransportException|AmoApiException|AmoStorageException|AmoConfigException",
     'AmoClient::withContextUser' => "A handle that sends X-Context-User-ID, so the token acts as that user.\n\n@throws AmoConfigException for an id that is not positive",
     'AmoClient::getContextUser' => "The user id this handle sends as X-Context-User-ID, or null.",
+    'AmoClient::leads' => "Leads: get, iterate, getOne, add, addOne, update, updateOne, addComplex.",
+    'AmoClient::contacts' => "Contacts. Find by phone or email: ->get(['query' => '+79001234567']).",
+    'AmoClient::companies' => "Companies.",
+    'AmoClient::customers' => "Customers (when the account has them enabled).",
+    'AmoClient::tasks' => "Tasks: text and complete_till are required; complete with updateOne(['id' => …, 'is_completed' => true, 'result' => ['text' => …]]).",
+    'AmoClient::notes' => "Notes of one entity type.\n\n@param string \$entityType leads, contacts, companies or customers\n@throws AmoConfigException for another entity type",
+    'AmoClient::tags' => "Tags of one entity type (get, add).\n\n@param string \$entityType leads, contacts, companies or customers\n@throws AmoConfigException for another entity type",
+    'AmoClient::pipelines' => "Lead pipelines, each with its statuses in _embedded.statuses.",
+    'AmoClient::statuses' => "The statuses of one pipeline (142 won and 143 lost are in every pipeline).",
+    'AmoClient::customFields' => "Custom fields of one entity type.\n\n@param string \$entityType leads, contacts, companies, customers, customers/segments or catalogs/{id}\n@throws AmoConfigException for another entity type",
+    'AmoClient::lossReasons' => "Reasons for losing a lead.",
+    'AmoClient::users' => "Users of the account (admin only).",
+    'AmoClient::roles' => "User roles.",
+    'AmoClient::webhooks' => "Webhook subscriptions: get, subscribe, unsubscribe (admin only).",
+    'AmoClient::unsorted' => "Unsorted (incoming) leads: get, getOne, addForms, addSip, accept, decline, link, summary.",
+    'AmoClient::catalogs' => "Catalogs (lists).",
+    'AmoClient::catalogElements' => "The elements of one catalog.",
+    'AmoClient::events' => "The event log (read only).",
+    'AmoClient::sources' => "Lead sources of the integration.",
+    'AmoClient::links' => "Links of one entity type to other entities: get, link, unlink.\n\n@param string \$entityType leads, contacts, companies or customers\n@throws AmoConfigException for another entity type",
+    'AmoClient::calls' => "Call records (add only).",
+    'AmoClient::widgets' => "Widgets: get, getByCode, install, uninstall.",
+    'AmoClient::shortLinks' => "Short links (add only).",
+    'AmoClient::currencies' => "Currencies (read only).",
+    'AmoClient::account' => "The account (GET /api/v4/account).\n\n@param list<string>|null \$with e.g. ['amojo_id', 'users_groups', 'task_types']\n@throws AmoException",
     'AmoClient::panicForTest' => "For the test suite: panics inside Rust when AMOCRM_TEST_HOOKS=1 is in the\nenvironment, to prove a panic becomes a PHP \\Error and the process goes on.\n\n@throws AmoConfigException when AMOCRM_TEST_HOOKS=1 is not set",
+    'AmoEntityService' => "An amoCRM entity list with the official library's verbs, on plain arrays shaped\nexactly like amoCRM's v4 JSON. A verb amoCRM does not offer for this list\nraises AmoConfigException before any request.",
+    'AmoLeadsService' => "Leads, with the generic verbs and leads/complex.",
+    'AmoWebhooksService' => "Webhook subscriptions (admin only; at most 100 per account).",
+    'AmoUnsortedService' => "Incoming leads awaiting acceptance (unsorted).",
+    'AmoLinksService' => "Links between entities (a lead's contacts, a contact's catalog elements, ...).",
+    'AmoWidgetsService' => "Widgets of the account, by code.",
+    'AmoEntityIterator' => "A lazy walk over every entity of a list, one page in memory at a time,\nfollowing amoCRM's _links.next. Use it with foreach; errors surface as the\nAmoException family from foreach.",
+    'AmoEntityIterator::current' => "The current entity.\n\n@return array<string, mixed>|null",
+    'AmoEntityIterator::key' => "The entity's position across all pages, from 0.",
+    'AmoEntityIterator::next' => "Moves on, fetching the next page when this one is used up.\n\n@throws AmoException",
+    'AmoEntityIterator::rewind' => "Fetches the first page (again).\n\n@throws AmoException",
+    'AmoEntityIterator::valid' => "Whether there is a current entity.",
+    '*::get' => "One page of entities: the list inside _embedded, [] when amoCRM answers 204.\n\n@param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null \$params\n@return list<array<string, mixed>>\n@throws AmoException",
+    '*::iterate' => "Every entity across all pages, fetched lazily page by page (memory stays flat).\n\n@param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null \$params\n@throws AmoConfigException for invalid params (the first page is fetched by foreach)",
+    '*::getOne' => "One entity by id, or null when amoCRM answers 204.\n\n@param int|string \$id\n@param list<string>|null \$with\n@return array<string, mixed>|null\n@throws AmoException",
+    '*::add' => "Creates entities, split into requests of batch_size (default 50, at most 250);\nthe results come back in input order, each with its request_id (the item's\nown, or its position).\n\n@param list<array<string, mixed>> \$items\n@return list<array<string, mixed>>\n@throws AmoException; after a partial failure the message says which items were saved",
+    '*::addOne' => "Creates one entity.\n\n@param array<string, mixed> \$item\n@return array<string, mixed>\n@throws AmoException",
+    '*::update' => "Updates entities, each with its id, in batches; results in input order.\nWhere amoCRM has no batch update (pipelines, statuses, roles), one request per item.\n\n@param list<array<string, mixed>> \$items\n@return list<array<string, mixed>>\n@throws AmoException",
+    '*::updateOne' => "Updates one entity, with its id (PATCH /entity/{id}).\n\n@param array<string, mixed> \$item\n@return array<string, mixed>\n@throws AmoException",
+    '*::deleteOne' => "Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).\n\n@param int|string \$id\n@throws AmoException",
+    'AmoLeadsService::addComplex' => "Leads with their contact and company in one call (POST /api/v4/leads/complex),\nat most 50 per request. Each result: id, contact_id, company_id, request_id (a list), merged.\n\n@param list<array<string, mixed>> \$items\n@return list<array{id: int, contact_id: ?int, company_id: ?int, request_id: list<string>, merged: bool}>\n@throws AmoException",
+    'AmoWebhooksService::subscribe' => "Subscribes a destination URL to events.\n\n@param list<string> \$settings e.g. ['add_lead', 'status_lead']\n@return array<string, mixed>\n@throws AmoException",
+    'AmoWebhooksService::unsubscribe' => "Removes the subscription of a destination URL.\n\n@throws AmoException",
+    'AmoUnsortedService::addForms' => "Adds form submissions as unsorted leads.\n\n@param list<array<string, mixed>> \$items\n@return list<array<string, mixed>>\n@throws AmoException",
+    'AmoUnsortedService::addSip' => "Adds calls as unsorted leads.\n\n@param list<array<string, mixed>> \$items\n@return list<array<string, mixed>>\n@throws AmoException",
+    'AmoUnsortedService::accept' => "Accepts an unsorted item: it becomes a lead.\n\n@param array{user_id?: int, status_id?: int}|null \$params\n@return array<string, mixed>\n@throws AmoException",
+    'AmoUnsortedService::decline' => "Declines an unsorted item.\n\n@param array{user_id?: int}|null \$params\n@return array<string, mixed>\n@throws AmoException",
+    'AmoUnsortedService::link' => "Links an unsorted item to an existing entity.\n\n@param array{link: array{entity_id: int, entity_type: string}} \$params\n@return array<string, mixed>\n@throws AmoException",
+    'AmoUnsortedService::summary' => "Counts by category and outcome.\n\n@param array{filter?: array<string, mixed>}|null \$params\n@return array<string, mixed>\n@throws AmoException",
+    'AmoLinksService::link' => "Links entities.\n\n@param list<array{entity_id: int, to_entity_id: int, to_entity_type: string, metadata?: array<string, mixed>}> \$items\n@return list<array<string, mixed>>\n@throws AmoException",
+    'AmoLinksService::unlink' => "Removes links; the same items as link().\n\n@param list<array{entity_id: int, to_entity_id: int, to_entity_type: string}> \$items\n@throws AmoException",
+    'AmoWidgetsService::getByCode' => "One widget by its code, or null.\n\n@return array<string, mixed>|null\n@throws AmoException",
+    'AmoWidgetsService::install' => "Installs a widget with its settings.\n\n@param array<string, mixed>|null \$settings\n@return array<string, mixed>\n@throws AmoException",
+    'AmoWidgetsService::uninstall' => "Uninstalls a widget.\n\n@throws AmoException",
     'AmoException' => "Base of every exception the extension throws. The accessors match the\nofficial library's AmoCRMApiException, so catch blocks port by renaming.",
     'AmoException::getTitle' => "amoCRM's title for the error (or a short label), '' when none.",
     'AmoException::getDescription' => "amoCRM's detail or hint, or an excerpt of a body that was not JSON; '' when none.",
@@ -42,6 +101,9 @@ const DOCS = [
 
 function doc(string $key, string $indent): string
 {
+    if (!isset(DOCS[$key]) && str_contains($key, '::')) {
+        $key = '*::' . explode('::', $key)[1];
+    }
     if (!isset(DOCS[$key])) {
         fwrite(STDERR, "no docblock for $key: add one to " . __FILE__ . "\n");
         exit(1);
@@ -88,7 +150,9 @@ echo "// IDE stubs: the extension declares these classes natively.\n\n";
 foreach ($classes as $name => $class) {
     echo doc($name, '');
     $parent = $class->getParentClass();
-    echo "class $name" . ($parent ? ' extends \\' . $parent->getName() : '') . "\n{\n";
+    $interfaces = array_diff($class->getInterfaceNames(), $parent ? $parent->getInterfaceNames() : [], ['Traversable']);
+    echo "class $name" . ($parent ? ' extends \\' . $parent->getName() : '')
+        . ($interfaces ? ' implements \\' . implode(', \\', $interfaces) : '') . "\n{\n";
     foreach ($class->getProperties() as $prop) {
         if ($prop->getDeclaringClass()->getName() !== $name) {
             continue;

@@ -41,6 +41,14 @@ class AmoClient
     private function __construct() {}
 
     /**
+     * The account (GET /api/v4/account).
+     *
+     * @param list<string>|null $with e.g. ['amojo_id', 'users_groups', 'task_types']
+     * @throws AmoException
+     */
+    public function account(?array $with = null): array {}
+
+    /**
      * The amoCRM consent page to send an admin to.
      *
      * @param string $state an unguessable value bound to the admin's browser, checked on callback
@@ -48,6 +56,54 @@ class AmoClient
      * @throws AmoConfigException
      */
     public function authorizationUrl(string $state, string $mode = 'post_message'): string {}
+
+    /**
+     * Call records (add only).
+     */
+    public function calls(): AmoEntityService {}
+
+    /**
+     * The elements of one catalog.
+     */
+    public function catalogElements(int $catalogId): AmoEntityService {}
+
+    /**
+     * Catalogs (lists).
+     */
+    public function catalogs(): AmoEntityService {}
+
+    /**
+     * Companies.
+     */
+    public function companies(): AmoEntityService {}
+
+    /**
+     * Contacts. Find by phone or email: ->get(['query' => '+79001234567']).
+     */
+    public function contacts(): AmoEntityService {}
+
+    /**
+     * Currencies (read only).
+     */
+    public function currencies(): AmoEntityService {}
+
+    /**
+     * Custom fields of one entity type.
+     *
+     * @param string $entityType leads, contacts, companies, customers, customers/segments or catalogs/{id}
+     * @throws AmoConfigException for another entity type
+     */
+    public function customFields(string $entityType): AmoEntityService {}
+
+    /**
+     * Customers (when the account has them enabled).
+     */
+    public function customers(): AmoEntityService {}
+
+    /**
+     * The event log (read only).
+     */
+    public function events(): AmoEntityService {}
 
     /**
      * Exchanges the OAuth callback's code for a token pair and stores it. The
@@ -64,6 +120,37 @@ class AmoClient
      * The user id this handle sends as X-Context-User-ID, or null.
      */
     public function getContextUser(): ?int {}
+
+    /**
+     * Leads: get, iterate, getOne, add, addOne, update, updateOne, addComplex.
+     */
+    public function leads(): AmoLeadsService {}
+
+    /**
+     * Links of one entity type to other entities: get, link, unlink.
+     *
+     * @param string $entityType leads, contacts, companies or customers
+     * @throws AmoConfigException for another entity type
+     */
+    public function links(string $entityType): AmoLinksService {}
+
+    /**
+     * Reasons for losing a lead.
+     */
+    public function lossReasons(): AmoEntityService {}
+
+    /**
+     * Notes of one entity type.
+     *
+     * @param string $entityType leads, contacts, companies or customers
+     * @throws AmoConfigException for another entity type
+     */
+    public function notes(string $entityType): AmoEntityService {}
+
+    /**
+     * Lead pipelines, each with its statuses in _embedded.statuses.
+     */
+    public function pipelines(): AmoEntityService {}
 
     /**
      * Refreshes under the cross-process lock: always when $force, otherwise only
@@ -91,6 +178,39 @@ class AmoClient
     public function request(string $method, string $path, ?array $query = null, mixed $body = null): ?array {}
 
     /**
+     * User roles.
+     */
+    public function roles(): AmoEntityService {}
+
+    /**
+     * Short links (add only).
+     */
+    public function shortLinks(): AmoEntityService {}
+
+    /**
+     * Lead sources of the integration.
+     */
+    public function sources(): AmoEntityService {}
+
+    /**
+     * The statuses of one pipeline (142 won and 143 lost are in every pipeline).
+     */
+    public function statuses(int $pipelineId): AmoEntityService {}
+
+    /**
+     * Tags of one entity type (get, add).
+     *
+     * @param string $entityType leads, contacts, companies or customers
+     * @throws AmoConfigException for another entity type
+     */
+    public function tags(string $entityType): AmoEntityService {}
+
+    /**
+     * Tasks: text and complete_till are required; complete with updateOne(['id' => …, 'is_completed' => true, 'result' => ['text' => …]]).
+     */
+    public function tasks(): AmoEntityService {}
+
+    /**
      * The token status; never a token or the secret.
      *
      * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, token_path: ?string}
@@ -99,11 +219,468 @@ class AmoClient
     public function tokenStatus(): array {}
 
     /**
+     * Unsorted (incoming) leads: get, getOne, addForms, addSip, accept, decline, link, summary.
+     */
+    public function unsorted(): AmoUnsortedService {}
+
+    /**
+     * Users of the account (admin only).
+     */
+    public function users(): AmoEntityService {}
+
+    /**
+     * Webhook subscriptions: get, subscribe, unsubscribe (admin only).
+     */
+    public function webhooks(): AmoWebhooksService {}
+
+    /**
+     * Widgets: get, getByCode, install, uninstall.
+     */
+    public function widgets(): AmoWidgetsService {}
+
+    /**
      * A handle that sends X-Context-User-ID, so the token acts as that user.
      *
      * @throws AmoConfigException for an id that is not positive
      */
     public function withContextUser(int $userId): AmoClient {}
+}
+
+/**
+ * A lazy walk over every entity of a list, one page in memory at a time,
+ * following amoCRM's _links.next. Use it with foreach; errors surface as the
+ * AmoException family from foreach.
+ */
+class AmoEntityIterator implements \Iterator
+{
+
+    private function __construct() {}
+
+    /**
+     * The current entity.
+     *
+     * @return array<string, mixed>|null
+     */
+    public function current(): mixed {}
+
+    /**
+     * The entity's position across all pages, from 0.
+     */
+    public function key(): int {}
+
+    /**
+     * Moves on, fetching the next page when this one is used up.
+     *
+     * @throws AmoException
+     */
+    public function next(): void {}
+
+    /**
+     * Fetches the first page (again).
+     *
+     * @throws AmoException
+     */
+    public function rewind(): void {}
+
+    /**
+     * Whether there is a current entity.
+     */
+    public function valid(): bool {}
+}
+
+/**
+ * An amoCRM entity list with the official library's verbs, on plain arrays shaped
+ * exactly like amoCRM's v4 JSON. A verb amoCRM does not offer for this list
+ * raises AmoConfigException before any request.
+ */
+class AmoEntityService
+{
+
+    private function __construct() {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
+}
+
+/**
+ * Leads, with the generic verbs and leads/complex.
+ */
+class AmoLeadsService
+{
+
+    private function __construct() {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Leads with their contact and company in one call (POST /api/v4/leads/complex),
+     * at most 50 per request. Each result: id, contact_id, company_id, request_id (a list), merged.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array{id: int, contact_id: ?int, company_id: ?int, request_id: list<string>, merged: bool}>
+     * @throws AmoException
+     */
+    public function addComplex(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
+}
+
+/**
+ * Links between entities (a lead's contacts, a contact's catalog elements, ...).
+ */
+class AmoLinksService
+{
+
+    private function __construct() {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * Links entities.
+     *
+     * @param list<array{entity_id: int, to_entity_id: int, to_entity_type: string, metadata?: array<string, mixed>}> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function link(array $items): array {}
+
+    /**
+     * Removes links; the same items as link().
+     *
+     * @param list<array{entity_id: int, to_entity_id: int, to_entity_type: string}> $items
+     * @throws AmoException
+     */
+    public function unlink(array $items): void {}
+}
+
+/**
+ * Incoming leads awaiting acceptance (unsorted).
+ */
+class AmoUnsortedService
+{
+
+    private function __construct() {}
+
+    /**
+     * Accepts an unsorted item: it becomes a lead.
+     *
+     * @param array{user_id?: int, status_id?: int}|null $params
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function accept(string $uid, ?array $params = null): array {}
+
+    /**
+     * Adds form submissions as unsorted leads.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function addForms(array $items): array {}
+
+    /**
+     * Adds calls as unsorted leads.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function addSip(array $items): array {}
+
+    /**
+     * Declines an unsorted item.
+     *
+     * @param array{user_id?: int}|null $params
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function decline(string $uid, ?array $params = null): array {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $uid, ?array $with = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * Links an unsorted item to an existing entity.
+     *
+     * @param array{link: array{entity_id: int, entity_type: string}} $params
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function link(string $uid, array $params): array {}
+
+    /**
+     * Counts by category and outcome.
+     *
+     * @param array{filter?: array<string, mixed>}|null $params
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function summary(?array $params = null): array {}
+}
+
+/**
+ * Webhook subscriptions (admin only; at most 100 per account).
+ */
+class AmoWebhooksService
+{
+
+    private function __construct() {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * Subscribes a destination URL to events.
+     *
+     * @param list<string> $settings e.g. ['add_lead', 'status_lead']
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function subscribe(string $destination, array $settings): array {}
+
+    /**
+     * Removes the subscription of a destination URL.
+     *
+     * @throws AmoException
+     */
+    public function unsubscribe(string $destination): void {}
+}
+
+/**
+ * Widgets of the account, by code.
+ */
+class AmoWidgetsService
+{
+
+    private function __construct() {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One widget by its code, or null.
+     *
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getByCode(string $code): ?array {}
+
+    /**
+     * Installs a widget with its settings.
+     *
+     * @param array<string, mixed>|null $settings
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function install(string $code, ?array $settings = null): array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * Uninstalls a widget.
+     *
+     * @throws AmoException
+     */
+    public function uninstall(string $code): void {}
 }
 
 /**

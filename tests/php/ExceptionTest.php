@@ -66,25 +66,26 @@ final class ExceptionTest extends AmoTestCase
     public function testBodiesThatAreNotJsonBecomeTheRightException(): void
     {
         $this->seedTokens();
+        $noRetries = ['AMOCRM_MAX_RETRIES' => '0'];
         $this->emu->fault(['path' => '/api/v4/account', 'action' => 'respond', 'status' => 502, 'content_type' => 'text/html', 'body' => "<html><body><h1>502 Bad Gateway</h1>\n<hr>nginx</body></html>", 'times' => 1]);
-        $e = $this->fails('AmoApiException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $e = $this->fails('AmoApiException', "AmoClient::getInstance()->request('GET', '/api/v4/account');", $noRetries);
         $this->assertSame(502, $e['errorCode']);
         $this->assertStringContainsString('502 Bad Gateway', $e['description']);
 
         $this->emu->fault(['path' => '/api/v4/account', 'action' => 'respond', 'status' => 429, 'content_type' => 'text/html', 'body' => '<html>429 Too Many Requests</html>', 'times' => 1]);
-        $e = $this->fails('AmoRateLimitException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $e = $this->fails('AmoRateLimitException', "AmoClient::getInstance()->request('GET', '/api/v4/account');", $noRetries);
         $this->assertSame(429, $e['errorCode']);
 
         $this->emu->fault(['path' => '/api/v4/account', 'action' => 'respond', 'status' => 403, 'content_type' => 'text/html', 'body' => '<html><center>403 Forbidden</center></html>', 'times' => 1]);
-        $e = $this->fails('AmoRateLimitException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $e = $this->fails('AmoRateLimitException', "AmoClient::getInstance()->request('GET', '/api/v4/account');", $noRetries);
         $this->assertStringContainsString('blocked', $e['message']);
 
         $this->emu->fault(['path' => '/api/v4/account', 'action' => 'respond', 'status' => 200, 'content_type' => 'application/json', 'body' => '{"id": 1, "na', 'times' => 1]);
-        $e = $this->fails('AmoApiException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $e = $this->fails('AmoApiException', "AmoClient::getInstance()->request('GET', '/api/v4/account');", $noRetries);
         $this->assertStringContainsString('not JSON', $e['message']);
 
         $this->emu->fault(['path' => '/api/v4/account', 'action' => 'truncate', 'times' => 1]);
-        $e = $this->fails('AmoTransportException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $e = $this->fails('AmoTransportException', "AmoClient::getInstance()->request('GET', '/api/v4/account');", $noRetries);
         $this->assertSame(0, $e['errorCode']);
     }
 
@@ -92,7 +93,7 @@ final class ExceptionTest extends AmoTestCase
     {
         $pair = $this->seedTokens();
         $this->emu->stop();
-        $e = $this->fails('AmoTransportException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+        $e = $this->fails('AmoTransportException', "AmoClient::getInstance()->request('GET', '/api/v4/account');", ['AMOCRM_RETRY_BACKOFF_MS' => '10']);
         $this->assertStringContainsString('could not connect', $e['message']);
         $this->assertSame($pair['access_token'], $this->storedPair()['access_token']);
     }

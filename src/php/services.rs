@@ -1,0 +1,501 @@
+//! Entity services and the lazy page iterator, as PHP classes. Every method
+//! is a one-line delegation to [`crate::services`]; the classes differ only
+//! in which verbs amoCRM offers for them.
+
+use super::convert::{hashtable_to_json, json_to_array, json_to_zval, null_zval, zval_to_json};
+use super::exceptions::to_php;
+use crate::client::AmoCore;
+use crate::error::Error;
+use crate::services::{self, Page, Service, Writer};
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::{ZendHashTable, Zval};
+use ext_php_rs::zend::ce;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// What every service object carries: the process's client, the service,
+/// and the handle's context user.
+#[derive(Clone)]
+pub struct Handle {
+    pub core: Arc<AmoCore>,
+    pub svc: Service,
+    pub ctx: Option<i64>,
+}
+
+type Array = PhpResult<ZBox<ZendHashTable>>;
+
+fn arg(name: &str, ht: Option<&ZendHashTable>) -> PhpResult<Value> {
+    match ht {
+        None => Ok(json!({})),
+        Some(ht) => hashtable_to_json(ht).map_err(|e| to_php(Error::config(name, e))),
+    }
+}
+
+fn zarg(name: &str, z: &Zval) -> PhpResult<Value> {
+    zval_to_json(z, 0).map_err(|e| to_php(Error::config(name, e)))
+}
+
+fn list(items: Vec<Value>) -> Array {
+    json_to_array(&Value::Array(items)).map_err(to_php)
+}
+
+fn optional(v: Option<Value>) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+    v.map(|v| json_to_array(&v)).transpose().map_err(to_php)
+}
+
+fn object(v: Option<Value>) -> Array {
+    json_to_array(&v.unwrap_or_else(|| json!({}))).map_err(to_php)
+}
+
+fn with_list(with: Option<&ZendHashTable>) -> PhpResult<Vec<String>> {
+    match arg("with", with)? {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                other => Err(to_php(Error::config(
+                    "with",
+                    format!("must be a list of strings, got {other}"),
+                ))),
+            })
+            .collect(),
+        Value::Object(o) if o.is_empty() => Ok(Vec::new()),
+        _ => Err(to_php(Error::config("with", "must be a list of strings"))),
+    }
+}
+
+impl Handle {
+    fn writer(&self) -> Writer<'_> {
+        Writer {
+            core: &self.core,
+            ctx: self.ctx,
+            batch: self.core.config().batch_size,
+        }
+    }
+
+    fn get(&self, params: Option<&ZendHashTable>) -> Array {
+        list(
+            services::get(&self.core, &self.svc, &arg("params", params)?, self.ctx)
+                .map_err(to_php)?,
+        )
+    }
+
+    fn iterate(&self, params: Option<&ZendHashTable>) -> PhpResult<AmoEntityIterator> {
+        let params = services::list_query(&arg("params", params)?).map_err(to_php)?;
+        Ok(AmoEntityIterator {
+            handle: self.clone(),
+            params,
+            page: Vec::new(),
+            pos: 0,
+            key: 0,
+            next: None,
+        })
+    }
+
+    fn get_one(
+        &self,
+        id: &Zval,
+        with: Option<&ZendHashTable>,
+    ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+        let id = zarg("id", id)?;
+        optional(
+            services::get_one(&self.core, &self.svc, &id, &with_list(with)?, self.ctx)
+                .map_err(to_php)?,
+        )
+    }
+
+    fn add(&self, items: &ZendHashTable) -> Array {
+        list(
+            self.writer()
+                .add(&self.svc, &arg("items", Some(items))?)
+                .map_err(to_php)?,
+        )
+    }
+
+    fn add_one(&self, item: &ZendHashTable) -> Array {
+        let items = Value::Array(vec![arg("item", Some(item))?]);
+        let mut got = self.writer().add(&self.svc, &items).map_err(to_php)?;
+        object(got.pop())
+    }
+
+    fn update(&self, items: &ZendHashTable) -> Array {
+        list(
+            self.writer()
+                .update(&self.svc, &arg("items", Some(items))?)
+                .map_err(to_php)?,
+        )
+    }
+
+    fn update_one(&self, item: &ZendHashTable) -> Array {
+        object(Some(
+            self.writer()
+                .update_one(&self.svc, &arg("item", Some(item))?)
+                .map_err(to_php)?,
+        ))
+    }
+
+    fn delete_one(&self, id: &Zval) -> PhpResult<()> {
+        self.writer()
+            .delete_one(&self.svc, &zarg("id", id)?)
+            .map_err(to_php)
+    }
+
+    /// One request to a path under this service, with this handle's context user.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> PhpResult<Option<Value>> {
+        self.writer()
+            .call(method, path, body.as_ref())
+            .map_err(to_php)
+    }
+
+    fn sub_path(&self, id: &str, tail: &str) -> PhpResult<String> {
+        let seg = services::id_segment(&Value::String(id.to_string())).map_err(to_php)?;
+        Ok(format!("{}/{seg}{tail}", self.svc.path))
+    }
+}
+
+/// A lazy walk over every entity of a list, one page in memory at a time,
+/// following amoCRM's `_links.next`. Use it with foreach.
+#[php_class]
+#[php(name = "AmoEntityIterator")]
+#[php(implements(ce = ce::iterator, stub = "\\Iterator"))]
+pub struct AmoEntityIterator {
+    handle: Handle,
+    params: Value,
+    page: Vec<Value>,
+    pos: usize,
+    key: i64,
+    /// The next page's path, when there is one.
+    next: Option<String>,
+}
+
+impl AmoEntityIterator {
+    fn load(&mut self, page: Page) {
+        self.page = page.items;
+        self.next = page.next;
+        self.pos = 0;
+    }
+}
+
+#[php_impl]
+impl AmoEntityIterator {
+    /// The current entity.
+    pub fn current(&self) -> Zval {
+        self.page
+            .get(self.pos)
+            .map(json_to_zval)
+            .unwrap_or_else(null_zval)
+    }
+
+    /// The entity's position across all pages, from 0.
+    pub fn key(&self) -> i64 {
+        self.key
+    }
+
+    /// Moves on, fetching the next page when this one is used up.
+    pub fn next(&mut self) -> PhpResult<()> {
+        self.pos += 1;
+        self.key += 1;
+        if self.pos >= self.page.len() {
+            if let Some(path) = self.next.take() {
+                let h = &self.handle;
+                let page = services::page_at(&h.core, &h.svc, &path, h.ctx).map_err(to_php)?;
+                self.load(page);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches the first page (again).
+    pub fn rewind(&mut self) -> PhpResult<()> {
+        let h = &self.handle;
+        let page = services::page(&h.core, &h.svc, &self.params, h.ctx).map_err(to_php)?;
+        self.key = 0;
+        self.load(page);
+        Ok(())
+    }
+
+    /// Whether there is a current entity.
+    pub fn valid(&self) -> bool {
+        self.pos < self.page.len()
+    }
+}
+
+/// The verbs every entity list has.
+macro_rules! service_class {
+    ($name:ident, $php:literal, $doc:literal, { $($extra:tt)* }) => {
+        #[doc = $doc]
+        #[php_class]
+        #[php(name = $php)]
+        pub struct $name {
+            pub(crate) h: Handle,
+        }
+
+        #[php_impl]
+        impl $name {
+            /// One page of entities (the list inside `_embedded`); [] on 204.
+            pub fn get(&self, params: Option<&ZendHashTable>) -> Array {
+                self.h.get(params)
+            }
+
+            /// Every entity across all pages, fetched lazily page by page.
+            pub fn iterate(&self, params: Option<&ZendHashTable>) -> PhpResult<AmoEntityIterator> {
+                self.h.iterate(params)
+            }
+
+            $($extra)*
+        }
+    };
+}
+
+service_class!(
+    AmoEntityService,
+    "AmoEntityService",
+    "An amoCRM entity list with the official library's verbs.",
+    {
+        /// One entity by id, or null when amoCRM answers 204.
+        pub fn get_one(
+            &self,
+            id: &Zval,
+            with: Option<&ZendHashTable>,
+        ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+            self.h.get_one(id, with)
+        }
+
+        /// Creates entities, in batches of batch_size; results in input order.
+        pub fn add(&self, items: &ZendHashTable) -> Array {
+            self.h.add(items)
+        }
+
+        /// Creates one entity.
+        pub fn add_one(&self, item: &ZendHashTable) -> Array {
+            self.h.add_one(item)
+        }
+
+        /// Updates entities (each with its id), in batches; results in input order.
+        pub fn update(&self, items: &ZendHashTable) -> Array {
+            self.h.update(items)
+        }
+
+        /// Updates one entity (with its id).
+        pub fn update_one(&self, item: &ZendHashTable) -> Array {
+            self.h.update_one(item)
+        }
+
+        /// Deletes one entity where amoCRM allows it.
+        pub fn delete_one(&self, id: &Zval) -> PhpResult<()> {
+            self.h.delete_one(id)
+        }
+    }
+);
+
+service_class!(
+    AmoLeadsService,
+    "AmoLeadsService",
+    "Leads, with leads/complex.",
+    {
+        /// One lead by id, or null when amoCRM answers 204.
+        pub fn get_one(
+            &self,
+            id: &Zval,
+            with: Option<&ZendHashTable>,
+        ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+            self.h.get_one(id, with)
+        }
+
+        /// Creates leads, in batches of batch_size; results in input order.
+        pub fn add(&self, items: &ZendHashTable) -> Array {
+            self.h.add(items)
+        }
+
+        /// Creates one lead.
+        pub fn add_one(&self, item: &ZendHashTable) -> Array {
+            self.h.add_one(item)
+        }
+
+        /// Updates leads (each with its id), in batches; results in input order.
+        pub fn update(&self, items: &ZendHashTable) -> Array {
+            self.h.update(items)
+        }
+
+        /// Updates one lead (with its id).
+        pub fn update_one(&self, item: &ZendHashTable) -> Array {
+            self.h.update_one(item)
+        }
+
+        /// Leads with their contact and company in one call (leads/complex).
+        pub fn add_complex(&self, items: &ZendHashTable) -> Array {
+            list(
+                self.h
+                    .writer()
+                    .add_complex(&arg("items", Some(items))?)
+                    .map_err(to_php)?,
+            )
+        }
+    }
+);
+
+service_class!(
+    AmoWebhooksService,
+    "AmoWebhooksService",
+    "Webhook subscriptions (admin only; at most 100).",
+    {
+        /// Subscribes a destination URL to events such as add_lead, status_lead.
+        pub fn subscribe(&self, destination: String, settings: &ZendHashTable) -> Array {
+            let body =
+                json!({ "destination": destination, "settings": arg("settings", Some(settings))? });
+            object(self.h.call("POST", &self.h.svc.path, Some(body))?)
+        }
+
+        /// Removes the subscription of a destination URL.
+        pub fn unsubscribe(&self, destination: String) -> PhpResult<()> {
+            self.h.call(
+                "DELETE",
+                &self.h.svc.path,
+                Some(json!({ "destination": destination })),
+            )?;
+            Ok(())
+        }
+    }
+);
+
+service_class!(
+    AmoUnsortedService,
+    "AmoUnsortedService",
+    "Incoming leads awaiting acceptance (\"Неразобранное\").",
+    {
+        /// One unsorted item by uid, or null.
+        pub fn get_one(
+            &self,
+            uid: &Zval,
+            with: Option<&ZendHashTable>,
+        ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+            self.h.get_one(uid, with)
+        }
+
+        /// Adds form submissions as unsorted leads.
+        pub fn add_forms(&self, items: &ZendHashTable) -> Array {
+            let path = format!("{}/forms", self.h.svc.path);
+            list(
+                self.h
+                    .writer()
+                    .add_to(&self.h.svc, &path, &arg("items", Some(items))?)
+                    .map_err(to_php)?,
+            )
+        }
+
+        /// Adds calls as unsorted leads.
+        pub fn add_sip(&self, items: &ZendHashTable) -> Array {
+            let path = format!("{}/sip", self.h.svc.path);
+            list(
+                self.h
+                    .writer()
+                    .add_to(&self.h.svc, &path, &arg("items", Some(items))?)
+                    .map_err(to_php)?,
+            )
+        }
+
+        /// Accepts an unsorted item: it becomes a lead (params: user_id, status_id).
+        pub fn accept(&self, uid: String, params: Option<&ZendHashTable>) -> Array {
+            object(self.h.call(
+                "POST",
+                &self.h.sub_path(&uid, "/accept")?,
+                Some(arg("params", params)?),
+            )?)
+        }
+
+        /// Declines an unsorted item (params: user_id).
+        pub fn decline(&self, uid: String, params: Option<&ZendHashTable>) -> Array {
+            object(self.h.call(
+                "DELETE",
+                &self.h.sub_path(&uid, "/decline")?,
+                Some(arg("params", params)?),
+            )?)
+        }
+
+        /// Links an unsorted item to an existing entity (params: link.entity_id, link.entity_type).
+        pub fn link(&self, uid: String, params: &ZendHashTable) -> Array {
+            object(self.h.call(
+                "POST",
+                &self.h.sub_path(&uid, "/link")?,
+                Some(arg("params", Some(params))?),
+            )?)
+        }
+
+        /// Counts by category and outcome (params: filter).
+        pub fn summary(&self, params: Option<&ZendHashTable>) -> Array {
+            let query = services::list_query(&arg("params", params)?).map_err(to_php)?;
+            let path = format!("{}/summary", self.h.svc.path);
+            object(
+                self.h
+                    .core
+                    .request("GET", &path, Some(&query), None, self.h.ctx)
+                    .map_err(to_php)?,
+            )
+        }
+    }
+);
+
+service_class!(
+    AmoLinksService,
+    "AmoLinksService",
+    "Links between entities (a lead's contacts, a contact's catalog elements, …).",
+    {
+        /// Links entities: items of entity_id, to_entity_id, to_entity_type, metadata.
+        pub fn link(&self, items: &ZendHashTable) -> Array {
+            let path = format!("{}/link", self.entity_path());
+            list(
+                self.h
+                    .writer()
+                    .add_to(&self.h.svc, &path, &arg("items", Some(items))?)
+                    .map_err(to_php)?,
+            )
+        }
+
+        /// Removes links: the same items as link().
+        pub fn unlink(&self, items: &ZendHashTable) -> PhpResult<()> {
+            let path = format!("{}/unlink", self.entity_path());
+            self.h
+                .call("POST", &path, Some(arg("items", Some(items))?))?;
+            Ok(())
+        }
+    }
+);
+
+service_class!(
+    AmoWidgetsService,
+    "AmoWidgetsService",
+    "Widgets of the account, by code.",
+    {
+        /// One widget by its code, or null.
+        pub fn get_by_code(&self, code: String) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+            optional(self.h.call("GET", &self.h.sub_path(&code, "")?, None)?)
+        }
+
+        /// Installs a widget with its settings.
+        pub fn install(&self, code: String, settings: Option<&ZendHashTable>) -> Array {
+            object(self.h.call(
+                "POST",
+                &self.h.sub_path(&code, "")?,
+                Some(arg("settings", settings)?),
+            )?)
+        }
+
+        /// Uninstalls a widget.
+        pub fn uninstall(&self, code: String) -> PhpResult<()> {
+            self.h.call("DELETE", &self.h.sub_path(&code, "")?, None)?;
+            Ok(())
+        }
+    }
+);
+
+impl AmoLinksService {
+    /// `/api/v4/leads` for `/api/v4/leads/links`: link and unlink live there.
+    fn entity_path(&self) -> &str {
+        self.h
+            .svc
+            .path
+            .strip_suffix("/links")
+            .unwrap_or(&self.h.svc.path)
+    }
+}

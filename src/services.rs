@@ -1,0 +1,543 @@
+//! amoCRM's v4 entities as services with the official library's verbs
+//! (`get`, `getOne`, `add`, `update`, …) on plain JSON shaped exactly like
+//! amoCRM's: controllers never build URLs or dig in `_embedded` by hand.
+
+use crate::client::AmoCore;
+use crate::error::{Error, ErrorKind, Result};
+use serde_json::{json, Map, Value};
+
+/// What a service supports; anything else is refused before any I/O.
+pub mod verb {
+    pub const LIST: u8 = 1;
+    pub const ONE: u8 = 2;
+    pub const ADD: u8 = 4;
+    /// `PATCH /entity` with a list.
+    pub const UPDATE_BATCH: u8 = 8;
+    /// `PATCH /entity/{id}`.
+    pub const UPDATE_ONE: u8 = 16;
+    pub const DELETE_ONE: u8 = 32;
+    pub const CRUD: u8 = LIST | ONE | ADD | UPDATE_BATCH | UPDATE_ONE;
+}
+
+/// The entity types that have notes, tags, links and custom fields.
+const ENTITY_TYPES: &[&str] = &["leads", "contacts", "companies", "customers"];
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// How PHP code named it, for messages: `leads`, `notes(contacts)`.
+    pub label: String,
+    /// `/api/v4/leads`
+    pub path: String,
+    /// The list's key inside `_embedded`.
+    pub key: &'static str,
+    pub verbs: u8,
+}
+
+fn svc(label: impl Into<String>, path: impl Into<String>, key: &'static str, verbs: u8) -> Service {
+    Service {
+        label: label.into(),
+        path: path.into(),
+        key,
+        verbs,
+    }
+}
+
+fn entity_type(service: &str, t: &str, extra: &[&str]) -> Result<String> {
+    let t = t.trim().trim_matches('/');
+    let catalog = t
+        .strip_prefix("catalogs/")
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+    if ENTITY_TYPES.contains(&t) || extra.contains(&t) || (service == "customFields" && catalog) {
+        return Ok(t.to_string());
+    }
+    Err(Error::config(
+        "entityType",
+        format!(
+            "{service}() takes one of {}, got `{t}`",
+            [ENTITY_TYPES, extra].concat().join(", ")
+        ),
+    ))
+}
+
+fn positive(name: &str, id: i64) -> Result<i64> {
+    if id > 0 {
+        Ok(id)
+    } else {
+        Err(Error::config(
+            name,
+            format!("must be a positive id, got {id}"),
+        ))
+    }
+}
+
+impl Service {
+    /// A service without an argument: `leads`, `contacts`, …
+    pub fn named(name: &str) -> Result<Service> {
+        use verb::*;
+        Ok(match name {
+            "leads" => svc(name, "/api/v4/leads", "leads", CRUD),
+            "contacts" => svc(name, "/api/v4/contacts", "contacts", CRUD),
+            "companies" => svc(name, "/api/v4/companies", "companies", CRUD),
+            "customers" => svc(name, "/api/v4/customers", "customers", CRUD),
+            "tasks" => svc(name, "/api/v4/tasks", "tasks", CRUD),
+            "pipelines" => svc(
+                name,
+                "/api/v4/leads/pipelines",
+                "pipelines",
+                LIST | ONE | ADD | UPDATE_ONE | DELETE_ONE,
+            ),
+            "lossReasons" => svc(
+                name,
+                "/api/v4/leads/loss_reasons",
+                "loss_reasons",
+                LIST | ONE | ADD | DELETE_ONE,
+            ),
+            "users" => svc(name, "/api/v4/users", "users", LIST | ONE | ADD),
+            "roles" => svc(
+                name,
+                "/api/v4/roles",
+                "roles",
+                LIST | ONE | ADD | UPDATE_ONE | DELETE_ONE,
+            ),
+            "webhooks" => svc(name, "/api/v4/webhooks", "webhooks", LIST),
+            "unsorted" => svc(name, "/api/v4/leads/unsorted", "unsorted", LIST | ONE),
+            "catalogs" => svc(name, "/api/v4/catalogs", "catalogs", CRUD),
+            "events" => svc(name, "/api/v4/events", "events", LIST | ONE),
+            "sources" => svc(name, "/api/v4/sources", "sources", CRUD | DELETE_ONE),
+            "calls" => svc(name, "/api/v4/calls", "calls", ADD),
+            "widgets" => svc(name, "/api/v4/widgets", "widgets", LIST),
+            "shortLinks" => svc(name, "/api/v4/short_links", "short_links", ADD),
+            "currencies" => svc(name, "/api/v4/currencies", "currencies", LIST),
+            _ => {
+                return Err(Error::config(
+                    "service",
+                    format!("no service named `{name}`"),
+                ))
+            }
+        })
+    }
+
+    pub fn notes(entity: &str) -> Result<Service> {
+        let e = entity_type("notes", entity, &[])?;
+        Ok(svc(
+            format!("notes({e})"),
+            format!("/api/v4/{e}/notes"),
+            "notes",
+            verb::CRUD,
+        ))
+    }
+
+    pub fn tags(entity: &str) -> Result<Service> {
+        let e = entity_type("tags", entity, &[])?;
+        Ok(svc(
+            format!("tags({e})"),
+            format!("/api/v4/{e}/tags"),
+            "tags",
+            verb::LIST | verb::ADD,
+        ))
+    }
+
+    pub fn custom_fields(entity: &str) -> Result<Service> {
+        let e = entity_type("customFields", entity, &["customers/segments"])?;
+        Ok(svc(
+            format!("customFields({e})"),
+            format!("/api/v4/{e}/custom_fields"),
+            "custom_fields",
+            verb::CRUD | verb::DELETE_ONE,
+        ))
+    }
+
+    pub fn links(entity: &str) -> Result<Service> {
+        let e = entity_type("links", entity, &[])?;
+        Ok(svc(
+            format!("links({e})"),
+            format!("/api/v4/{e}/links"),
+            "links",
+            verb::LIST,
+        ))
+    }
+
+    pub fn statuses(pipeline_id: i64) -> Result<Service> {
+        let id = positive("pipelineId", pipeline_id)?;
+        Ok(svc(
+            format!("statuses({id})"),
+            format!("/api/v4/leads/pipelines/{id}/statuses"),
+            "statuses",
+            verb::LIST | verb::ONE | verb::ADD | verb::UPDATE_ONE | verb::DELETE_ONE,
+        ))
+    }
+
+    pub fn catalog_elements(catalog_id: i64) -> Result<Service> {
+        let id = positive("catalogId", catalog_id)?;
+        Ok(svc(
+            format!("catalogElements({id})"),
+            format!("/api/v4/catalogs/{id}/elements"),
+            "elements",
+            verb::CRUD,
+        ))
+    }
+
+    fn require(&self, v: u8, method: &str) -> Result<()> {
+        if self.verbs & v == v {
+            Ok(())
+        } else {
+            Err(Error::config(
+                method,
+                format!(
+                    "{}() does not support {method}() in amoCRM's API",
+                    self.label
+                ),
+            ))
+        }
+    }
+
+    /// `/path/{id}` for an int id or a string id (unsorted uids, event ids, widget codes).
+    pub fn item_path(&self, id: &Value) -> Result<String> {
+        Ok(format!("{}/{}", self.path, id_segment(id)?))
+    }
+}
+
+/// An id as a path segment: a positive int, or a string of letters, digits, `_` and `-`.
+pub fn id_segment(id: &Value) -> Result<String> {
+    match id {
+        Value::Number(n) if n.as_i64().is_some_and(|i| i > 0) => Ok(n.to_string()),
+        Value::String(s)
+            if !s.is_empty()
+                && s.len() <= 128
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            Ok(s.clone())
+        }
+        _ => Err(Error::config(
+            "id",
+            format!("must be a positive int or a plain string id, got {id}"),
+        )),
+    }
+}
+
+/// A page of a list: its items and the path of the next page, if any.
+pub struct Page {
+    pub items: Vec<Value>,
+    pub next: Option<String>,
+}
+
+/// Checks list parameters and turns them into the query amoCRM expects.
+pub fn list_query(params: &Value) -> Result<Value> {
+    let obj = match params {
+        Value::Object(o) => o.clone(),
+        Value::Array(a) if a.is_empty() => Map::new(),
+        _ => {
+            return Err(Error::config(
+                "params",
+                "must be an array keyed by parameter name",
+            ))
+        }
+    };
+    if let Some(limit) = obj.get("limit") {
+        match limit.as_i64() {
+            Some(1..=250) => {}
+            _ => {
+                return Err(Error::config(
+                    "limit",
+                    format!("must be from 1 to 250, got {limit}"),
+                ))
+            }
+        }
+    }
+    if let Some(page) = obj.get("page") {
+        if page.as_i64().is_none_or(|p| p < 1) {
+            return Err(Error::config(
+                "page",
+                format!("must be 1 or more, got {page}"),
+            ));
+        }
+    }
+    if let Some(with) = obj.get("with") {
+        let ok = match with {
+            Value::String(_) => true,
+            Value::Array(items) => items.iter().all(Value::is_string),
+            _ => false,
+        };
+        if !ok {
+            return Err(Error::config("with", "must be a list of strings"));
+        }
+    }
+    Ok(Value::Object(obj))
+}
+
+fn embedded(svc: &Service, answer: &Value, what: &str) -> Result<Vec<Value>> {
+    match answer.get("_embedded").and_then(|e| e.get(svc.key)) {
+        Some(Value::Array(items)) => Ok(items.clone()),
+        _ => Err(Error::new(
+            ErrorKind::Api,
+            format!(
+                "amoCRM's answer to {what} {} has no `_embedded.{}` list",
+                svc.path, svc.key
+            ),
+        )
+        .with_title("Unexpected answer")),
+    }
+}
+
+/// The next page's path and query from `_links.next.href`, only when it
+/// points at the same API path (never follow a link to another host).
+fn next_path(svc: &Service, answer: &Value) -> Option<String> {
+    let href = answer.pointer("/_links/next/href")?.as_str()?;
+    let url = url::Url::parse(href)
+        .or_else(|_| url::Url::parse("http://placeholder.invalid")?.join(href))
+        .ok()?;
+    if url.path() != svc.path {
+        return None;
+    }
+    Some(match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    })
+}
+
+pub fn page(core: &AmoCore, svc: &Service, params: &Value, ctx: Option<i64>) -> Result<Page> {
+    svc.require(verb::LIST, "get")?;
+    let query = list_query(params)?;
+    let answer = core.request("GET", &svc.path, Some(&query), None, ctx)?;
+    parse_page(svc, answer)
+}
+
+/// The page at a path taken from a previous page's `_links.next`.
+pub fn page_at(core: &AmoCore, svc: &Service, path: &str, ctx: Option<i64>) -> Result<Page> {
+    let answer = core.request("GET", path, None, None, ctx)?;
+    parse_page(svc, answer)
+}
+
+fn parse_page(svc: &Service, answer: Option<Value>) -> Result<Page> {
+    match answer {
+        None => Ok(Page {
+            items: Vec::new(),
+            next: None,
+        }),
+        Some(a) => Ok(Page {
+            items: embedded(svc, &a, "GET")?,
+            next: next_path(svc, &a),
+        }),
+    }
+}
+
+pub fn get(core: &AmoCore, svc: &Service, params: &Value, ctx: Option<i64>) -> Result<Vec<Value>> {
+    page(core, svc, params, ctx).map(|p| p.items)
+}
+
+pub fn get_one(
+    core: &AmoCore,
+    svc: &Service,
+    id: &Value,
+    with: &[String],
+    ctx: Option<i64>,
+) -> Result<Option<Value>> {
+    svc.require(verb::ONE, "getOne")?;
+    let query = if with.is_empty() {
+        None
+    } else {
+        Some(json!({ "with": with }))
+    };
+    core.request("GET", &svc.item_path(id)?, query.as_ref(), None, ctx)
+}
+
+fn items_list(items: &Value, name: &str) -> Result<Vec<Value>> {
+    let list = match items {
+        Value::Array(a) => a.clone(),
+        Value::Object(o) if o.is_empty() => Vec::new(),
+        _ => return Err(Error::config(name, "must be a list of entities")),
+    };
+    for (i, item) in list.iter().enumerate() {
+        if !item.is_object() {
+            return Err(Error::config(
+                &format!("{name}[{i}]"),
+                "must be an array of fields",
+            ));
+        }
+    }
+    Ok(list)
+}
+
+/// Gives every item a `request_id` (its position, unless it has one) so that
+/// results and validation errors map back to the input across batches.
+fn number_items(items: &mut [Value]) {
+    for (i, item) in items.iter_mut().enumerate() {
+        if let Some(o) = item.as_object_mut() {
+            o.entry("request_id")
+                .or_insert_with(|| Value::String(i.to_string()));
+        }
+    }
+}
+
+/// Sends `items` in batches of `batch` and gathers the results in input order.
+#[allow(clippy::too_many_arguments)]
+fn batched(
+    core: &AmoCore,
+    ctx: Option<i64>,
+    svc: &Service,
+    method: &str,
+    path: &str,
+    items: Vec<Value>,
+    batch: usize,
+    take: impl Fn(Option<Value>) -> Result<Vec<Value>>,
+) -> Result<Vec<Value>> {
+    let batch = batch.max(1);
+    let total = items.len();
+    let mut out = Vec::with_capacity(total);
+    for (n, chunk) in items.chunks(batch).enumerate() {
+        let body = Value::Array(chunk.to_vec());
+        let result = core
+            .request(method, path, None, Some(&body), ctx)
+            .and_then(&take)
+            .and_then(|got| {
+                if got.len() == chunk.len() {
+                    Ok(got)
+                } else {
+                    Err(Error::new(
+                        ErrorKind::Api,
+                        format!(
+                            "amoCRM answered {} results for {} items to {method} {path}",
+                            got.len(),
+                            chunk.len()
+                        ),
+                    )
+                    .with_title("Unexpected answer"))
+                }
+            });
+        match result {
+            Ok(got) => out.extend(got),
+            Err(mut e) => {
+                if n > 0 {
+                    e.message = format!(
+                        "{} ({}: batch {} of {} failed; items 0–{} were already saved)",
+                        e.message,
+                        svc.label,
+                        n + 1,
+                        total.div_ceil(batch),
+                        out.len() - 1
+                    );
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn embedded_or_empty(svc: &Service, answer: Option<Value>, what: &str) -> Result<Vec<Value>> {
+    match answer {
+        Some(a) => embedded(svc, &a, what),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Writes through one client handle: its context user and batch size.
+pub struct Writer<'a> {
+    pub core: &'a AmoCore,
+    pub ctx: Option<i64>,
+    pub batch: usize,
+}
+
+impl Writer<'_> {
+    /// One request with this handle's context user.
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
+        self.core.request(method, path, None, body, self.ctx)
+    }
+
+    /// Adds `items` to `path` in batches; results come back in input order.
+    pub fn add_to(&self, svc: &Service, path: &str, items: &Value) -> Result<Vec<Value>> {
+        let mut list = items_list(items, "items")?;
+        number_items(&mut list);
+        batched(
+            self.core,
+            self.ctx,
+            svc,
+            "POST",
+            path,
+            list,
+            self.batch,
+            |a| embedded_or_empty(svc, a, "POST"),
+        )
+    }
+
+    pub fn add(&self, svc: &Service, items: &Value) -> Result<Vec<Value>> {
+        svc.require(verb::ADD, "add")?;
+        self.add_to(svc, &svc.path, items)
+    }
+
+    pub fn update(&self, svc: &Service, items: &Value) -> Result<Vec<Value>> {
+        svc.require(verb::UPDATE_ONE, "update")?;
+        let mut list = items_list(items, "items")?;
+        for (i, item) in list.iter().enumerate() {
+            id_segment(item.get("id").unwrap_or(&Value::Null)).map_err(|_| {
+                Error::config(&format!("items[{i}].id"), "is missing or not a positive id")
+            })?;
+        }
+        if svc.verbs & verb::UPDATE_BATCH == 0 {
+            // amoCRM has no batch PATCH here: one request per item.
+            return list.iter().map(|item| self.update_one(svc, item)).collect();
+        }
+        number_items(&mut list);
+        batched(
+            self.core,
+            self.ctx,
+            svc,
+            "PATCH",
+            &svc.path,
+            list,
+            self.batch,
+            |a| embedded_or_empty(svc, a, "PATCH"),
+        )
+    }
+
+    pub fn update_one(&self, svc: &Service, item: &Value) -> Result<Value> {
+        svc.require(verb::UPDATE_ONE, "updateOne")?;
+        if !item.is_object() {
+            return Err(Error::config("item", "must be an array of fields"));
+        }
+        let id = item
+            .get("id")
+            .ok_or_else(|| Error::config("item.id", "is missing"))?;
+        let path = svc
+            .item_path(id)
+            .map_err(|_| Error::config("item.id", "is not a positive id"))?;
+        self.call("PATCH", &path, Some(item))?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Api,
+                format!("amoCRM answered 204 to PATCH {path} where the entity was expected"),
+            )
+            .with_title("Unexpected answer")
+        })
+    }
+
+    pub fn delete_one(&self, svc: &Service, id: &Value) -> Result<()> {
+        svc.require(verb::DELETE_ONE, "deleteOne")?;
+        self.call("DELETE", &svc.item_path(id)?, None).map(|_| ())
+    }
+
+    /// `POST /api/v4/leads/complex`: leads with their contact and company in
+    /// one call, at most 50 per request; amoCRM answers a bare array.
+    pub fn add_complex(&self, items: &Value) -> Result<Vec<Value>> {
+        let svc = svc("leads", "/api/v4/leads/complex", "leads", verb::ADD);
+        let mut list = items_list(items, "items")?;
+        number_items(&mut list);
+        batched(
+            self.core,
+            self.ctx,
+            &svc,
+            "POST",
+            &svc.path,
+            list,
+            self.batch.min(50),
+            |a| match a {
+                Some(Value::Array(items)) => Ok(items),
+                _ => Err(Error::new(
+                    ErrorKind::Api,
+                    "amoCRM's answer to POST /api/v4/leads/complex is not a list",
+                )
+                .with_title("Unexpected answer")),
+            },
+        )
+    }
+}
