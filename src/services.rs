@@ -432,6 +432,31 @@ fn embedded_or_empty(svc: &Service, answer: Option<Value>, what: &str) -> Result
     }
 }
 
+/// The created items, and the per-item errors some lists (calls) answer with
+/// 200 in `_embedded.errors`, put back in the order of `request_ids`.
+fn created_in_order(
+    svc: &Service,
+    answer: Option<Value>,
+    request_ids: &[Value],
+) -> Result<Vec<Value>> {
+    let Some(answer) = answer else {
+        return Ok(Vec::new());
+    };
+    let mut got = embedded(svc, &answer, "POST")?;
+    if let Some(Value::Array(errors)) = answer.pointer("/_embedded/errors") {
+        got.extend(errors.iter().cloned());
+        let position = |v: &Value| {
+            let id = v.get("request_id");
+            request_ids
+                .iter()
+                .position(|r| Some(r) == id)
+                .unwrap_or(usize::MAX)
+        };
+        got.sort_by_key(position);
+    }
+    Ok(got)
+}
+
 /// Writes through one client handle: its context user and batch size.
 pub struct Writer<'a> {
     pub core: &'a AmoCore,
@@ -445,10 +470,12 @@ impl Writer<'_> {
         self.core.request(method, path, None, body, self.ctx)
     }
 
-    /// Adds `items` to `path` in batches; results come back in input order.
+    /// Adds `items` to `path` in batches; results come back in input order
+    /// (a per-item error in amoCRM's answer takes its item's place).
     pub fn add_to(&self, svc: &Service, path: &str, items: &Value) -> Result<Vec<Value>> {
         let mut list = items_list(items, "items")?;
         number_items(&mut list);
+        let ids: Vec<Value> = list.iter().map(|i| i["request_id"].clone()).collect();
         batched(
             self.core,
             self.ctx,
@@ -457,7 +484,7 @@ impl Writer<'_> {
             path,
             list,
             self.batch,
-            |a| embedded_or_empty(svc, a, "POST"),
+            |a| created_in_order(svc, a, &ids),
         )
     }
 

@@ -151,3 +151,68 @@ fn a_dropped_refresh_keeps_the_pair_and_the_next_call_recovers() {
         .request("GET", "/api/v4/account", None, None, None)
         .is_ok());
 }
+
+/// Forwards every connection accepted on `listener` to `target`, both ways.
+fn forward(listener: std::net::TcpListener, target: u16) {
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c, mut s) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c, &mut s);
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+}
+
+#[test]
+fn a_post_whose_connection_was_refused_is_retried_once_amocrm_is_back() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    // amoCRM is "down": nothing listens on the account's port yet.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let t = emu.mint_tokens();
+    let pair = json!({
+        "access_token": t["access_token"], "refresh_token": t["refresh_token"],
+        "expires_at": now() + 3600, "base_domain": format!("localhost:{port}"), "updated_at": now(),
+    });
+    std::fs::write(&path, serde_json::to_vec(&pair).unwrap()).unwrap();
+    let core = AmoCore::new(config(
+        &emu,
+        &path,
+        &[("retry_backoff_ms", "200"), ("max_retries", "5")],
+    ));
+    let target = emu.port();
+    let up = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        forward(
+            std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(),
+            target,
+        );
+    });
+    let created = core
+        .request(
+            "POST",
+            "/api/v4/leads",
+            None,
+            Some(&json!([{"name": "sent once"}])),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+    up.join().unwrap();
+    assert!(created["_embedded"]["leads"][0]["id"].as_i64().is_some());
+    assert_eq!(emu.leads().as_array().unwrap().len(), 1);
+}

@@ -1,21 +1,29 @@
-//! API v4: bearer check, routing and the entity collections.
+//! API v4: rate limit, bearer check, context user, routing and the generic
+//! entity collections.
 //!
 //! Entities share one generic implementation (list with `_page`/`_links`/
-//! 204, get by id, batch create, patch by id, batch patch); each entity type
-//! is an [`EntityDef`] that says how to build, validate and change one object.
-//! Adding contacts, companies, tasks... means adding a def to [`ENTITIES`].
+//! 204, get by id, batch create, patch by id, batch patch, delete by id);
+//! each entity type is an [`EntityDef`] that says how to build, validate,
+//! change and render one object. Adding an entity means adding a def to
+//! [`ENTITIES`] (see `entities.rs`) and a line to [`route`]. Endpoints that
+//! are not plain collections (webhooks, unsorted, complex, links, calls, ...)
+//! live in `extra.rs`.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
+use crate::entities::{self as ent, ENTITY_TYPES};
+use crate::extra;
 use crate::http::{Request, Response};
-use crate::oauth::{access_status, ACCOUNT_ID, USER_ID};
-use crate::state::{bump, Collection};
+use crate::oauth::access_status;
+use crate::ratelimit::{self, Verdict};
+use crate::state::{bump, Collection, State};
 use crate::Shared;
 
-const HAL: &str = "application/hal+json";
-const PROBLEM: &str = "application/problem+json";
+pub const HAL: &str = "application/hal+json";
+pub const PROBLEM: &str = "application/problem+json";
 /// Default page size of lists.
 pub const DEFAULT_LIMIT: usize = 50;
 /// Largest page size and largest write batch.
@@ -39,12 +47,16 @@ pub fn unauthorized() -> Response {
     problem(401, "Unauthorized", "Неверный логин или пароль")
 }
 
-fn not_found() -> Response {
+pub fn not_found() -> Response {
     problem(404, "Not Found", "Ресурс не найден")
 }
 
-fn method_not_allowed(allow: &str) -> Response {
+pub fn method_not_allowed(allow: &str) -> Response {
     problem(405, "Method Not Allowed", "Method not allowed").with_header("Allow", allow)
+}
+
+pub fn bad_request(detail: &str) -> Response {
+    problem(400, "Bad Request", detail)
 }
 
 /// One validation error of one item.
@@ -56,24 +68,40 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(code: &'static str, path: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn new(code: &'static str, path: impl Into<String>, detail: impl Into<String>) -> Self {
         FieldError {
             code,
             path: path.into(),
             detail: detail.into(),
         }
     }
-    fn int(path: impl Into<String>) -> Self {
+    pub fn int(path: impl Into<String>) -> Self {
         Self::new("InvalidType", path, "This value should be of type int.")
     }
-    fn string(path: impl Into<String>) -> Self {
+    pub fn string(path: impl Into<String>) -> Self {
         Self::new("InvalidType", path, "This value should be of type string.")
     }
-    fn array(path: impl Into<String>) -> Self {
+    pub fn bool(path: impl Into<String>) -> Self {
+        Self::new("InvalidType", path, "This value should be of type bool.")
+    }
+    pub fn array(path: impl Into<String>) -> Self {
         Self::new("InvalidType", path, "This value should be of type array.")
     }
-    fn object(path: impl Into<String>) -> Self {
+    pub fn object(path: impl Into<String>) -> Self {
         Self::new("InvalidType", path, "This value should be of type object.")
+    }
+    pub fn blank(path: impl Into<String>) -> Self {
+        Self::new("NotBlank", path, "This value should not be blank.")
+    }
+    pub fn missing(path: impl Into<String>) -> Self {
+        Self::new("NotFound", path, "Entity not found")
+    }
+    pub fn choice(path: impl Into<String>) -> Self {
+        Self::new(
+            "NotSupportedChoice",
+            path,
+            "The value you selected is not a valid choice.",
+        )
     }
 }
 
@@ -103,290 +131,187 @@ pub fn validation_error(items: Vec<(String, Vec<FieldError>)>) -> Response {
     )
 }
 
-type Obj = Map<String, Value>;
+pub type Obj = Map<String, Value>;
+
+/// What validation may look at.
+pub struct Vx<'a> {
+    pub st: &'a State,
+    /// The stored object on a patch; `None` on create.
+    pub existing: Option<&'a Obj>,
+    /// Fields fixed by the path (`entity_id` of `/leads/5/notes`, ...).
+    pub fixed: &'a [(&'static str, Value)],
+}
+
+impl Vx<'_> {
+    pub fn creating(&self) -> bool {
+        self.existing.is_none()
+    }
+    pub fn fixed(&self, k: &str) -> Option<&Value> {
+        self.fixed.iter().find(|(f, _)| *f == k).map(|(_, v)| v)
+    }
+    /// The value a field will have: the item's, else the stored one.
+    pub fn field<'b>(&'b self, item: &'b Obj, k: &str) -> Option<&'b Value> {
+        item.get(k)
+            .filter(|v| !v.is_null())
+            .or_else(|| self.existing.and_then(|e| e.get(k)))
+    }
+}
+
+/// What a write may change.
+pub struct Cx<'a> {
+    pub st: &'a mut State,
+    /// The emulated clock.
+    pub now: i64,
+    /// The user of `X-Context-User-ID`, if any.
+    pub user: Option<i64>,
+    pub creating: bool,
+}
+
+/// What rendering may look at.
+pub struct Rx<'a> {
+    pub st: &'a State,
+    /// `with=...` values.
+    pub with: &'a [String],
+    pub referer: &'a str,
+}
+
+impl Rx<'_> {
+    pub fn with(&self, w: &str) -> bool {
+        self.with.iter().any(|x| x == w)
+    }
+    pub fn href(&self, path: &str) -> Value {
+        links_self(format!("http://{}/api/v4/{path}", self.referer))
+    }
+}
 
 /// How one entity type behaves.
 pub struct EntityDef {
-    /// API name: path segment and `_embedded` key (`leads`).
+    /// Storage name and `_embedded` key (`leads`).
     pub name: &'static str,
     pub first_id: u64,
     /// Largest write batch.
     pub max_batch: usize,
     /// Fields usable in `filter[..]` (equality, `[from]`/`[to]`) and `order[..]`.
     pub filter_fields: &'static [&'static str],
+    /// `filter[alias]` means `filter[field]`.
+    pub filter_alias: &'static [(&'static str, &'static str)],
+    /// The id field (`id`; `uid` for unsorted, `code` for widgets).
+    pub id_field: &'static str,
     /// A new object with every field at its default.
     pub template: fn(id: u64, now: i64) -> Obj,
     /// Errors of one create/patch item (empty = fine).
-    pub validate: fn(item: &Obj) -> Vec<FieldError>,
+    pub validate: fn(item: &Obj, vx: &Vx) -> Vec<FieldError>,
     /// Apply a (validated) item's fields to an object.
-    pub apply: fn(obj: &mut Obj, item: &Obj, tags: &mut Vec<(u64, String)>, now: i64),
+    pub apply: fn(obj: &mut Obj, item: &Obj, cx: &mut Cx),
     /// Whether `query=...` finds this object.
     pub search: fn(obj: &Obj, q: &str) -> bool,
+    /// Fill computed parts (`_embedded` from links, ...) when rendering.
+    pub decorate: fn(obj: &mut Obj, rx: &Rx),
+    /// The path of one object after `/api/v4/`; `None` = `{name}/{id}`.
+    pub self_path: Option<fn(obj: &Obj) -> String>,
+    /// Check (and cascade) a delete; `Err` is the answer.
+    pub on_delete: fn(st: &mut State, obj: &Obj) -> Result<(), Response>,
+    /// Events noun (`lead` → `lead_added`), if adding one records an event.
+    pub event: Option<&'static str>,
 }
 
-pub static ENTITIES: &[EntityDef] = &[EntityDef {
-    name: "leads",
-    first_id: 1_000_001,
-    max_batch: MAX_LIMIT,
-    filter_fields: &[
-        "id",
-        "name",
-        "price",
-        "status_id",
-        "pipeline_id",
-        "responsible_user_id",
-        "created_at",
-        "updated_at",
-        "closed_at",
-    ],
-    template: lead_template,
-    validate: lead_validate,
-    apply: lead_apply,
-    search: lead_search,
-}];
+pub static ENTITIES: &[EntityDef] = &[
+    ent::LEADS,
+    ent::CONTACTS,
+    ent::COMPANIES,
+    ent::CUSTOMERS,
+    ent::TASKS,
+    ent::NOTES,
+    ent::TAGS,
+    ent::PIPELINES,
+    ent::STATUSES,
+    ent::CUSTOM_FIELDS,
+    ent::LOSS_REASONS,
+    ent::USERS,
+    ent::ROLES,
+    ent::CATALOGS,
+    ent::ELEMENTS,
+    ent::EVENTS,
+    ent::SOURCES,
+    ent::UNSORTED,
+    ent::WEBHOOKS,
+    ent::WIDGETS,
+    ent::SHORT_LINKS,
+];
 
-pub fn entity_def(name: &str) -> Option<&'static EntityDef> {
+pub fn entity_def(name: &str) -> &'static EntityDef {
+    ENTITIES
+        .iter()
+        .find(|d| d.name == name)
+        .unwrap_or_else(|| panic!("no entity def {name}"))
+}
+
+pub fn find_def(name: &str) -> Option<&'static EntityDef> {
     ENTITIES.iter().find(|d| d.name == name)
 }
 
-// ---------------------------------------------------------------- leads
+// ---------------------------------------------------------------- helpers
 
-pub const DEFAULT_STATUS_ID: i64 = 10001;
-pub const DEFAULT_PIPELINE_ID: i64 = 1001;
-const WON: i64 = 142;
-const LOST: i64 = 143;
-
-fn lead_template(id: u64, now: i64) -> Obj {
-    let v = json!({
-        "id": id,
-        "name": format!("Сделка #{id}"),
-        "price": 0,
-        "responsible_user_id": USER_ID,
-        "group_id": 0,
-        "status_id": DEFAULT_STATUS_ID,
-        "pipeline_id": DEFAULT_PIPELINE_ID,
-        "loss_reason_id": null,
-        "created_by": 0,
-        "updated_by": 0,
-        "created_at": now,
-        "updated_at": now,
-        "closed_at": null,
-        "closest_task_at": null,
-        "is_deleted": false,
-        "custom_fields_values": null,
-        "score": null,
-        "account_id": ACCOUNT_ID,
-        "labor_cost": null,
-        "_links": null,
-        "_embedded": {"tags": [], "companies": []},
-    });
-    match v {
-        Value::Object(o) => o,
-        _ => Map::new(),
-    }
-}
-
-const LEAD_INT_FIELDS: &[&str] = &[
-    "price",
-    "status_id",
-    "pipeline_id",
-    "responsible_user_id",
-    "loss_reason_id",
-    "created_at",
-    "updated_at",
-    "closed_at",
-    "created_by",
-    "updated_by",
-];
-
-fn lead_validate(item: &Obj) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    match item.get("name") {
-        None | Some(Value::Null) | Some(Value::String(_)) => {}
-        Some(_) => errs.push(FieldError::string("name")),
-    }
-    for f in LEAD_INT_FIELDS {
-        match item.get(*f) {
-            None | Some(Value::Null) => {}
-            Some(v) if v.as_i64().is_some() => {}
-            Some(_) => errs.push(FieldError::int(*f)),
-        }
-    }
-    match item.get("custom_fields_values") {
-        None | Some(Value::Null) | Some(Value::Array(_)) => {}
-        Some(_) => errs.push(FieldError::array("custom_fields_values")),
-    }
-    match item.get("_embedded") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(e)) => match e.get("tags") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(tags)) => validate_tags(tags, "_embedded.tags", &mut errs),
-            Some(_) => errs.push(FieldError::array("_embedded.tags")),
-        },
-        Some(_) => errs.push(FieldError::object("_embedded")),
-    }
-    for f in ["tags_to_add", "tags_to_delete"] {
-        match item.get(f) {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(tags)) => validate_tags(tags, f, &mut errs),
-            Some(_) => errs.push(FieldError::array(f)),
-        }
-    }
-    errs
-}
-
-fn validate_tags(tags: &[Value], path: &str, errs: &mut Vec<FieldError>) {
-    for (i, t) in tags.iter().enumerate() {
-        let ok = t.as_object().is_some_and(|o| {
-            o.get("id").and_then(Value::as_i64).is_some()
-                || o.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty())
-        });
-        if !ok {
-            errs.push(FieldError::new(
-                "NotBlank",
-                format!("{path}.{i}"),
-                "A tag needs an `id` or a `name`.",
-            ));
-        }
-    }
-}
-
-/// Resolve tag references to `{"id","name","color"}`, creating names as needed.
-fn resolve_tags(refs: &[Value], dict: &mut Vec<(u64, String)>) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::new();
-    for r in refs {
-        let Some(o) = r.as_object() else { continue };
-        let found = if let Some(id) = o.get("id").and_then(Value::as_u64) {
-            dict.iter().find(|(i, _)| *i == id).cloned()
-        } else if let Some(name) = o.get("name").and_then(Value::as_str) {
-            match dict.iter().find(|(_, n)| n == name) {
-                Some(t) => Some(t.clone()),
-                None => {
-                    let t = (dict.len() as u64 + 1, name.to_string());
-                    dict.push(t.clone());
-                    Some(t)
-                }
-            }
-        } else {
-            None
-        };
-        if let Some((id, name)) = found {
-            if !out.iter().any(|t| t["id"] == json!(id)) {
-                out.push(json!({"id": id, "name": name, "color": null}));
-            }
-        }
-    }
-    out
-}
-
-fn lead_apply(obj: &mut Obj, item: &Obj, tags: &mut Vec<(u64, String)>, now: i64) {
-    if let Some(Value::String(s)) = item.get("name") {
-        obj.insert("name".into(), Value::String(s.clone()));
-    }
-    for f in LEAD_INT_FIELDS {
-        match item.get(*f) {
-            Some(v @ Value::Number(_)) => {
-                obj.insert((*f).into(), v.clone());
-            }
-            Some(Value::Null) if *f == "price" => {
-                obj.insert("price".into(), json!(0));
-            }
-            Some(Value::Null) if matches!(*f, "loss_reason_id" | "closed_at") => {
-                obj.insert((*f).into(), Value::Null);
-            }
-            _ => {}
-        }
-    }
-    let status = obj.get("status_id").and_then(Value::as_i64);
-    if matches!(status, Some(WON | LOST)) && obj.get("closed_at").is_some_and(Value::is_null) {
-        obj.insert("closed_at".into(), json!(now));
-    }
-    if let Some(cf) = item.get("custom_fields_values") {
-        if cf.is_array() || cf.is_null() {
-            obj.insert("custom_fields_values".into(), cf.clone());
-        }
-    }
-    let mut current: Vec<Value> = obj
-        .get("_embedded")
-        .and_then(|e| e.get("tags"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut changed = false;
-    if let Some(Value::Array(refs)) = item.get("_embedded").and_then(|e| e.get("tags")) {
-        current = resolve_tags(refs, tags);
-        changed = true;
-    }
-    if let Some(Value::Array(refs)) = item.get("tags_to_add") {
-        for t in resolve_tags(refs, tags) {
-            if !current.iter().any(|c| c["id"] == t["id"]) {
-                current.push(t);
-            }
-        }
-        changed = true;
-    }
-    if let Some(Value::Array(refs)) = item.get("tags_to_delete") {
-        current.retain(|c| {
-            !refs.iter().any(|r| {
-                (r.get("id").is_some() && r.get("id") == c.get("id"))
-                    || (r.get("name").is_some() && r.get("name") == c.get("name"))
-            })
-        });
-        changed = true;
-    }
-    if changed {
-        if let Some(Value::Object(e)) = obj.get_mut("_embedded") {
-            e.insert("tags".into(), Value::Array(current));
-        }
-    }
-}
-
-fn lead_search(obj: &Obj, q: &str) -> bool {
-    let q = q.to_lowercase();
-    obj.get("name")
-        .and_then(Value::as_str)
-        .is_some_and(|n| n.to_lowercase().contains(&q))
-        || obj.get("id").map(Value::to_string).as_deref() == Some(q.as_str())
-}
-
-// ---------------------------------------------------------------- generic
-
-fn links_self(href: String) -> Value {
+pub fn links_self(href: String) -> Value {
     json!({"self": {"href": href}})
 }
 
-fn render(def: &EntityDef, obj: &Obj, referer: &str) -> Value {
-    let mut o = obj.clone();
-    let id = o.get("id").cloned().unwrap_or(Value::Null);
-    o.insert(
-        "_links".into(),
-        links_self(format!("http://{referer}/api/v4/{}/{id}", def.name)),
-    );
+pub fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_string()),
+        _ => None,
+    }
+}
+
+/// The path of one object after `/api/v4/`.
+pub fn self_path(def: &EntityDef, obj: &Obj) -> String {
+    match def.self_path {
+        Some(f) => f(obj),
+        None => format!(
+            "{}/{}",
+            def.name,
+            obj.get(def.id_field)
+                .and_then(scalar_string)
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// An object in API shape: hidden `__` fields dropped, `_links` and the
+/// computed parts filled in.
+pub fn render(def: &EntityDef, obj: &Obj, rx: &Rx) -> Value {
+    let mut o: Obj = obj
+        .iter()
+        .filter(|(k, _)| !k.starts_with("__"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    o.insert("_links".into(), rx.href(&self_path(def, obj)));
+    (def.decorate)(&mut o, rx);
     Value::Object(o)
 }
 
 /// All objects of one entity type, rendered (for the control API).
 pub fn all_entities(shared: &Shared, name: &str) -> Value {
-    let Some(def) = entity_def(name) else {
+    let Some(def) = find_def(name) else {
         return json!([]);
     };
     let st = shared.lock();
+    let rx = Rx {
+        st: &st,
+        with: &[],
+        referer: &shared.referer,
+    };
     let items: Vec<Value> = st
         .collections
         .get(def.name)
-        .map(|c| {
-            c.items
-                .values()
-                .map(|o| render(def, o, &shared.referer))
-                .collect()
-        })
+        .map(|c| c.items.values().map(|o| render(def, o, &rx)).collect())
         .unwrap_or_default();
     Value::Array(items)
 }
 
-fn collection<'a>(
+pub fn collection<'a>(
     cols: &'a mut HashMap<&'static str, Collection>,
     def: &EntityDef,
 ) -> &'a mut Collection {
@@ -397,7 +322,7 @@ fn collection<'a>(
 }
 
 /// `request_id` of an item: its own, or its position.
-fn request_id(item: &Value, pos: usize) -> String {
+pub fn request_id(item: &Value, pos: usize) -> String {
     match item.get("request_id") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -405,13 +330,28 @@ fn request_id(item: &Value, pos: usize) -> String {
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, Response> {
-    serde_json::from_slice(body)
-        .map_err(|_| problem(400, "Bad Request", "Request body is not valid JSON"))
+pub fn parse_json(body: &[u8]) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|_| bad_request("Request body is not valid JSON"))
+}
+
+/// A body that should be one object; empty, `null` and `[]` mean `{}`.
+pub fn parse_object(body: &[u8]) -> Result<Obj, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match parse_json(body)? {
+        Value::Object(o) => Ok(o),
+        Value::Null => Ok(Map::new()),
+        Value::Array(a) if a.is_empty() => Ok(Map::new()),
+        _ => Err(validation_error(vec![(
+            "0".into(),
+            vec![FieldError::object("")],
+        )])),
+    }
 }
 
 /// Validate a write batch: an array of objects, 1..=max items.
-fn batch_items<'a>(def: &EntityDef, v: &'a Value) -> Result<&'a Vec<Value>, Response> {
+pub fn batch_items(v: &Value, max: usize) -> Result<&Vec<Value>, Response> {
     let Some(items) = v.as_array() else {
         return Err(validation_error(vec![(
             "0".into(),
@@ -428,33 +368,199 @@ fn batch_items<'a>(def: &EntityDef, v: &'a Value) -> Result<&'a Vec<Value>, Resp
             )],
         )]));
     }
-    if items.len() > def.max_batch {
-        return Err(problem(
-            400,
-            "Bad Request",
-            &format!(
-                "Too many entities in one request: {} (at most {})",
-                items.len(),
-                def.max_batch
-            ),
-        ));
+    if items.len() > max {
+        return Err(bad_request(&format!(
+            "Too many entities in one request: {} (at most {max})",
+            items.len()
+        )));
     }
     Ok(items)
 }
 
-fn create(shared: &Shared, def: &EntityDef, req: &Request) -> Response {
-    let v = match parse_json(&req.body) {
+/// Whether a stored object belongs to a path's scope.
+pub fn in_scope(obj: &Obj, fixed: &[(&'static str, Value)]) -> bool {
+    fixed.iter().all(|(k, v)| obj.get(*k) == Some(v))
+}
+
+/// The storage key of the object with this id (as text) in a scope.
+pub fn find_key(
+    st: &State,
+    def: &EntityDef,
+    fixed: &[(&'static str, Value)],
+    id: &str,
+) -> Option<u64> {
+    let col = st.collections.get(def.name)?;
+    let matches = |o: &Obj| {
+        o.get(def.id_field).and_then(scalar_string).as_deref() == Some(id) && in_scope(o, fixed)
+    };
+    if let Ok(n) = id.parse::<u64>() {
+        if col.items.get(&n).is_some_and(matches) {
+            return Some(n);
+        }
+    }
+    col.items.iter().find(|(_, o)| matches(o)).map(|(k, _)| *k)
+}
+
+pub fn get_obj<'a>(st: &'a State, def: &EntityDef, key: u64) -> Option<&'a Obj> {
+    st.collections.get(def.name).and_then(|c| c.items.get(&key))
+}
+
+/// Whether an entity with this numeric id exists.
+pub fn exists(st: &State, name: &str, id: u64) -> bool {
+    st.collections
+        .get(name)
+        .is_some_and(|c| c.items.contains_key(&id))
+}
+
+/// Insert a new object built from a validated item; returns its id.
+pub fn insert(cx: &mut Cx, def: &EntityDef, fixed: &[(&'static str, Value)], item: &Obj) -> u64 {
+    let col = collection(&mut cx.st.collections, def);
+    let id = col.next_id;
+    col.next_id += 1;
+    let mut obj = (def.template)(id, cx.now);
+    for (k, v) in fixed {
+        obj.insert((*k).into(), v.clone());
+    }
+    if let Some(u) = cx.user {
+        for f in ["created_by", "updated_by", "responsible_user_id"] {
+            if obj.contains_key(f) {
+                obj.insert(f.into(), json!(u));
+            }
+        }
+    }
+    let was = cx.creating;
+    cx.creating = true;
+    (def.apply)(&mut obj, item, cx);
+    cx.creating = was;
+    // The path wins over the item (`entity_id` of `/leads/5/notes`).
+    for (k, v) in fixed {
+        obj.insert((*k).into(), v.clone());
+    }
+    if let Some(noun) = def.event {
+        let after = if def.name == "leads" {
+            json!([{"lead_status": {"id": obj.get("status_id"), "pipeline_id": obj.get("pipeline_id")}}])
+        } else {
+            json!([])
+        };
+        let by = obj.get("created_by").and_then(Value::as_i64).unwrap_or(0);
+        ent::push_event(
+            cx.st,
+            cx.now,
+            &format!("{noun}_added"),
+            def.name,
+            id,
+            by,
+            json!([]),
+            after,
+        );
+    }
+    collection(&mut cx.st.collections, def)
+        .items
+        .insert(id, obj);
+    id
+}
+
+/// Apply a validated patch item to a stored object.
+pub fn update(cx: &mut Cx, def: &EntityDef, key: u64, item: &Obj) -> Option<Obj> {
+    let mut obj = collection(&mut cx.st.collections, def).items.remove(&key)?;
+    if obj.contains_key("updated_at") {
+        obj.insert("updated_at".into(), json!(cx.now));
+    }
+    if let Some(u) = cx.user {
+        if obj.contains_key("updated_by") {
+            obj.insert("updated_by".into(), json!(u));
+        }
+    }
+    let was = cx.creating;
+    cx.creating = false;
+    (def.apply)(&mut obj, item, cx);
+    cx.creating = was;
+    collection(&mut cx.st.collections, def)
+        .items
+        .insert(key, obj.clone());
+    Some(obj)
+}
+
+// ---------------------------------------------------------------- requests
+
+/// One API request, once authorized.
+pub struct Rq<'a> {
+    pub shared: &'a Shared,
+    pub req: &'a Request,
+    /// `X-Context-User-ID`, checked.
+    pub user: Option<i64>,
+}
+
+impl Rq<'_> {
+    pub fn href(&self, path: &str) -> Value {
+        links_self(format!("http://{}/api/v4/{path}", self.shared.referer))
+    }
+
+    /// `with=a,b` and `with[]=a`.
+    pub fn with(&self) -> Vec<String> {
+        self.req
+            .query_pairs()
+            .into_iter()
+            .filter(|(k, _)| k == "with" || k == "with[]" || k.starts_with("with["))
+            .flat_map(|(_, v)| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// Where a collection lives: its def, its list path and its fixed fields.
+pub struct Scope {
+    pub def: &'static EntityDef,
+    /// The list's path after `/api/v4/` (`leads/5/notes`).
+    pub path: String,
+    /// Fields every object of the list has; set on create.
+    pub fixed: Vec<(&'static str, Value)>,
+}
+
+impl Scope {
+    pub fn plain(name: &str) -> Scope {
+        let def = entity_def(name);
+        Scope {
+            def,
+            path: def.name.to_string(),
+            fixed: Vec::new(),
+        }
+    }
+    pub fn new(name: &str, path: impl Into<String>, fixed: Vec<(&'static str, Value)>) -> Scope {
+        Scope {
+            def: entity_def(name),
+            path: path.into(),
+            fixed,
+        }
+    }
+}
+
+pub fn create(rq: &Rq, sc: &Scope) -> Response {
+    let v = match parse_json(&rq.req.body) {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let items = match batch_items(def, &v) {
+    let items = match batch_items(&v, sc.def.max_batch) {
         Ok(i) => i,
         Err(r) => return r,
     };
+    let now = rq.shared.now();
+    let mut st = rq.shared.lock();
     let mut errors = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let errs = match item.as_object() {
-            Some(o) => (def.validate)(o),
+            Some(o) => (sc.def.validate)(
+                o,
+                &Vx {
+                    st: &st,
+                    existing: None,
+                    fixed: &sc.fixed,
+                },
+            ),
             None => vec![FieldError::object("")],
         };
         if !errs.is_empty() {
@@ -464,73 +570,48 @@ fn create(shared: &Shared, def: &EntityDef, req: &Request) -> Response {
     if !errors.is_empty() {
         return validation_error(errors);
     }
-    let now = shared.now();
-    let referer = &shared.referer;
-    let mut st = shared.lock();
-    let col = collection(&mut st.collections, def);
+    let mut cx = Cx {
+        st: &mut st,
+        now,
+        user: rq.user,
+        creating: true,
+    };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let id = col.next_id;
-        col.next_id += 1;
-        let mut obj = (def.template)(id, now);
-        if let Some(o) = item.as_object() {
-            (def.apply)(&mut obj, o, &mut col.tags, now);
-        }
-        col.items.insert(id, obj);
+        let empty = Map::new();
+        let o = item.as_object().unwrap_or(&empty);
+        let id = insert(&mut cx, sc.def, &sc.fixed, o);
+        let path = get_obj(cx.st, sc.def, id)
+            .map(|o| self_path(sc.def, o))
+            .unwrap_or_default();
         out.push(json!({
             "id": id,
             "request_id": request_id(item, i),
-            "_links": links_self(format!("http://{referer}/api/v4/{}/{id}", def.name)),
+            "_links": rq.href(&path),
         }));
     }
     let body = json!({
-        "_links": links_self(format!("http://{referer}/api/v4/{}", def.name)),
-        "_embedded": {def.name: out},
+        "_links": rq.href(&sc.path),
+        "_embedded": {sc.def.name: out},
     });
     Response::json(200, HAL, &body)
 }
 
-/// Apply patch items (validated, with existing ids) and return the answers.
-fn apply_patches(shared: &Shared, def: &EntityDef, patches: &[(u64, &Obj, String)]) -> Vec<Value> {
-    let now = shared.now();
-    let referer = &shared.referer;
-    let mut st = shared.lock();
-    let col = collection(&mut st.collections, def);
-    let mut out = Vec::new();
-    for (id, item, rid) in patches {
-        let Collection { items, tags, .. } = &mut *col;
-        let Some(obj) = items.get_mut(id) else {
-            continue;
-        };
-        obj.insert("updated_at".into(), json!(now));
-        (def.apply)(obj, item, tags, now);
-        out.push(json!({
-            "id": id,
-            "updated_at": obj.get("updated_at").cloned().unwrap_or(json!(now)),
-            "request_id": rid,
-            "_links": links_self(format!("http://{referer}/api/v4/{}/{id}", def.name)),
-        }));
-    }
-    out
-}
-
-fn exists(shared: &Shared, def: &EntityDef, id: u64) -> bool {
-    shared
-        .lock()
-        .collections
-        .get(def.name)
-        .is_some_and(|c| c.items.contains_key(&id))
+fn patch_answer(rq: &Rq, def: &EntityDef, obj: &Obj, rid: &str) -> Value {
+    json!({
+        "id": obj.get(def.id_field).cloned().unwrap_or(Value::Null),
+        "updated_at": obj.get("updated_at").cloned().unwrap_or(Value::Null),
+        "request_id": rid,
+        "_links": rq.href(&self_path(def, obj)),
+    })
 }
 
 fn not_found_error(rid: String) -> Response {
-    validation_error(vec![(
-        rid,
-        vec![FieldError::new("NotFound", "id", "Entity not found")],
-    )])
+    validation_error(vec![(rid, vec![FieldError::missing("id")])])
 }
 
-fn patch_one(shared: &Shared, def: &EntityDef, id: u64, req: &Request) -> Response {
-    let v = match parse_json(&req.body) {
+pub fn patch_one(rq: &Rq, sc: &Scope, id: &str) -> Response {
+    let v = match parse_json(&rq.req.body) {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -538,78 +619,128 @@ fn patch_one(shared: &Shared, def: &EntityDef, id: u64, req: &Request) -> Respon
     let Some(item) = v.as_object() else {
         return validation_error(vec![(rid, vec![FieldError::object("")])]);
     };
-    let errs = (def.validate)(item);
+    let now = rq.shared.now();
+    let mut st = rq.shared.lock();
+    let key = find_key(&st, sc.def, &sc.fixed, id);
+    let errs = (sc.def.validate)(
+        item,
+        &Vx {
+            st: &st,
+            existing: key.and_then(|k| get_obj(&st, sc.def, k)),
+            fixed: &sc.fixed,
+        },
+    );
     if !errs.is_empty() {
         return validation_error(vec![(rid, errs)]);
     }
-    if !exists(shared, def, id) {
+    let Some(key) = key else {
         return not_found_error(rid);
-    }
-    let mut out = apply_patches(shared, def, &[(id, item, rid.clone())]);
-    match out.pop() {
-        Some(one) => Response::json(200, HAL, &one),
+    };
+    let mut cx = Cx {
+        st: &mut st,
+        now,
+        user: rq.user,
+        creating: false,
+    };
+    match update(&mut cx, sc.def, key, item) {
+        Some(obj) => Response::json(200, HAL, &patch_answer(rq, sc.def, &obj, &rid)),
         None => not_found_error(rid),
     }
 }
 
-fn patch_batch(shared: &Shared, def: &EntityDef, req: &Request) -> Response {
-    let v = match parse_json(&req.body) {
+pub fn patch_batch(rq: &Rq, sc: &Scope) -> Response {
+    let v = match parse_json(&rq.req.body) {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let items = match batch_items(def, &v) {
+    let items = match batch_items(&v, sc.def.max_batch) {
         Ok(i) => i,
         Err(r) => return r,
     };
+    let now = rq.shared.now();
+    let mut st = rq.shared.lock();
     let mut errors = Vec::new();
     let mut patches = Vec::new();
-    {
-        let st = shared.lock();
-        let col = st.collections.get(def.name);
-        for (i, item) in items.iter().enumerate() {
-            let rid = request_id(item, i);
-            let Some(o) = item.as_object() else {
-                errors.push((rid, vec![FieldError::object("")]));
-                continue;
-            };
-            let mut errs = (def.validate)(o);
-            match o.get("id").and_then(Value::as_u64) {
-                None => errs.push(FieldError::new(
-                    "NotBlank",
-                    "id",
-                    "This value should not be blank.",
-                )),
-                Some(id) if !col.is_some_and(|c| c.items.contains_key(&id)) => {
-                    errs.push(FieldError::new("NotFound", "id", "Entity not found"))
-                }
-                Some(id) => patches.push((id, o, rid.clone())),
-            }
-            if !errs.is_empty() {
-                errors.push((rid, errs));
-            }
+    for (i, item) in items.iter().enumerate() {
+        let rid = request_id(item, i);
+        let Some(o) = item.as_object() else {
+            errors.push((rid, vec![FieldError::object("")]));
+            continue;
+        };
+        let id = o.get(sc.def.id_field).and_then(scalar_string);
+        let key = id
+            .as_deref()
+            .and_then(|id| find_key(&st, sc.def, &sc.fixed, id));
+        let mut errs = (sc.def.validate)(
+            o,
+            &Vx {
+                st: &st,
+                existing: key.and_then(|k| get_obj(&st, sc.def, k)),
+                fixed: &sc.fixed,
+            },
+        );
+        match (id, key) {
+            (None, _) => errs.push(FieldError::blank(sc.def.id_field)),
+            (Some(_), None) => errs.push(FieldError::missing(sc.def.id_field)),
+            (Some(_), Some(k)) => patches.push((k, o, rid.clone())),
+        }
+        if !errs.is_empty() {
+            errors.push((rid, errs));
         }
     }
     if !errors.is_empty() {
         return validation_error(errors);
     }
-    let out = apply_patches(shared, def, &patches);
+    let mut cx = Cx {
+        st: &mut st,
+        now,
+        user: rq.user,
+        creating: false,
+    };
+    let mut out = Vec::new();
+    for (key, item, rid) in patches {
+        if let Some(obj) = update(&mut cx, sc.def, key, item) {
+            out.push(patch_answer(rq, sc.def, &obj, &rid));
+        }
+    }
     let body = json!({
-        "_links": links_self(format!("http://{}/api/v4/{}", shared.referer, def.name)),
-        "_embedded": {def.name: out},
+        "_links": rq.href(&sc.path),
+        "_embedded": {sc.def.name: out},
     });
     Response::json(200, HAL, &body)
 }
 
-fn get_one(shared: &Shared, def: &EntityDef, id: u64) -> Response {
-    let st = shared.lock();
-    match st.collections.get(def.name).and_then(|c| c.items.get(&id)) {
-        Some(obj) => Response::json(200, HAL, &render(def, obj, &shared.referer)),
+pub fn get_one(rq: &Rq, sc: &Scope, id: &str) -> Response {
+    let st = rq.shared.lock();
+    let with = rq.with();
+    let rx = Rx {
+        st: &st,
+        with: &with,
+        referer: &rq.shared.referer,
+    };
+    match find_key(&st, sc.def, &sc.fixed, id).and_then(|k| get_obj(&st, sc.def, k)) {
+        Some(obj) => Response::json(200, HAL, &render(sc.def, obj, &rx)),
         None => Response::empty(204),
     }
 }
 
+pub fn delete_one(rq: &Rq, sc: &Scope, id: &str) -> Response {
+    let mut st = rq.shared.lock();
+    let Some(key) = find_key(&st, sc.def, &sc.fixed, id) else {
+        return not_found();
+    };
+    let Some(obj) = get_obj(&st, sc.def, key).cloned() else {
+        return not_found();
+    };
+    if let Err(r) = (sc.def.on_delete)(&mut st, &obj) {
+        return r;
+    }
+    collection(&mut st.collections, sc.def).items.remove(&key);
+    Response::empty(204)
+}
+
 /// Split `filter[a][b][]` into `["a", "b", ""]`.
-fn bracket_parts(key: &str, prefix: &str) -> Option<Vec<String>> {
+pub fn bracket_parts(key: &str, prefix: &str) -> Option<Vec<String>> {
     let rest = key.strip_prefix(prefix)?;
     let mut parts = Vec::new();
     let mut s = rest;
@@ -625,31 +756,33 @@ fn bracket_parts(key: &str, prefix: &str) -> Option<Vec<String>> {
 }
 
 #[derive(Default, Debug)]
-struct Cond {
-    values: Vec<String>,
-    from: Option<i64>,
-    to: Option<i64>,
-    bad: bool,
-}
-
-fn scalar_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+pub struct Cond {
+    pub values: Vec<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub bad: bool,
 }
 
 impl Cond {
-    fn matches(&self, v: Option<&Value>) -> bool {
+    pub fn matches(&self, v: Option<&Value>) -> bool {
         if self.bad {
             return false;
         }
         let v = v.unwrap_or(&Value::Null);
         if !self.values.is_empty() {
-            match scalar_string(v) {
-                Some(s) if self.values.contains(&s) => {}
-                _ => return false,
+            let hit = match v {
+                Value::Bool(b) => self.values.iter().any(|x| {
+                    let x = x.to_ascii_lowercase();
+                    if *b {
+                        x == "1" || x == "true"
+                    } else {
+                        x == "0" || x == "false"
+                    }
+                }),
+                other => scalar_string(other).is_some_and(|s| self.values.contains(&s)),
+            };
+            if !hit {
+                return false;
             }
         }
         if self.from.is_some() || self.to.is_some() {
@@ -662,15 +795,12 @@ impl Cond {
     }
 }
 
-fn list(shared: &Shared, def: &EntityDef, req: &Request) -> Response {
-    let pairs = req.query_pairs();
-    let mut page: usize = 1;
-    let mut limit: usize = DEFAULT_LIMIT;
-    let mut query: Option<String> = None;
-    let mut order: Option<(String, bool)> = None;
-    let mut conds: HashMap<String, Cond> = HashMap::new();
+/// `page` and `limit` of a list request.
+pub fn page_limit(pairs: &[(String, String)]) -> Result<(usize, usize), Response> {
+    let mut page = 1;
+    let mut limit = DEFAULT_LIMIT;
     let mut errors = Vec::new();
-    for (k, v) in &pairs {
+    for (k, v) in pairs {
         match k.as_str() {
             "page" => match v.parse::<usize>() {
                 Ok(p) if p >= 1 => page = p,
@@ -688,81 +818,37 @@ fn list(shared: &Shared, def: &EntityDef, req: &Request) -> Response {
                     format!("This value should be between 1 and {MAX_LIMIT}."),
                 )),
             },
-            "query" if !v.is_empty() => query = Some(v.clone()),
-            _ => {
-                if let Some(parts) = bracket_parts(k, "filter") {
-                    let field = parts[0].clone();
-                    if !def.filter_fields.contains(&field.as_str()) {
-                        continue;
-                    }
-                    let c = conds.entry(field).or_default();
-                    match parts.get(1).map(String::as_str) {
-                        Some("from") | Some("to") => match v.parse::<i64>() {
-                            Ok(n) if parts[1] == "from" => c.from = Some(n),
-                            Ok(n) => c.to = Some(n),
-                            Err(_) => c.bad = true,
-                        },
-                        _ => c.values.extend(
-                            v.split(',')
-                                .map(|s| s.trim().to_string())
-                                .filter(|s| !s.is_empty()),
-                        ),
-                    }
-                } else if let Some(parts) = bracket_parts(k, "order") {
-                    if parts.len() == 1 && def.filter_fields.contains(&parts[0].as_str()) {
-                        order = Some((parts[0].clone(), v.eq_ignore_ascii_case("desc")));
-                    }
-                }
-            }
+            _ => {}
         }
     }
-    if !errors.is_empty() {
-        return validation_error(vec![("0".into(), errors)]);
+    if errors.is_empty() {
+        Ok((page, limit))
+    } else {
+        Err(validation_error(vec![("0".into(), errors)]))
     }
+}
 
-    let st = shared.lock();
-    let mut found: Vec<&Obj> = st
-        .collections
-        .get(def.name)
-        .map(|c| {
-            c.items
-                .values()
-                .filter(|o| conds.iter().all(|(f, c)| c.matches(o.get(f))))
-                .filter(|o| query.as_deref().is_none_or(|q| (def.search)(o, q)))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some((field, desc)) = &order {
-        let key = |o: &Obj| -> (i64, String) {
-            match o.get(field) {
-                Some(Value::Number(n)) => (n.as_i64().unwrap_or(0), String::new()),
-                Some(Value::String(s)) => (0, s.clone()),
-                _ => (i64::MIN, String::new()),
-            }
-        };
-        // Stable sort; ties stay in id order.
-        found.sort_by(|a, b| {
-            let o = key(a).cmp(&key(b));
-            if *desc {
-                o.reverse()
-            } else {
-                o
-            }
-        });
-    }
+/// One page of a whole list and whether a next page exists.
+pub fn paginate(all: Vec<Value>, page: usize, limit: usize) -> (Vec<Value>, bool) {
     let start = (page - 1).saturating_mul(limit);
-    let slice: Vec<Value> = found
-        .iter()
-        .skip(start)
-        .take(limit)
-        .map(|o| render(def, o, &shared.referer))
-        .collect();
+    let has_next = all.len() > start.saturating_add(limit);
+    (all.into_iter().skip(start).take(limit).collect(), has_next)
+}
+
+/// `_page`, `_links.self/next/prev` and `_embedded.{key}` of one page, or 204.
+pub fn page_answer(
+    rq: &Rq,
+    path: &str,
+    key: &str,
+    slice: Vec<Value>,
+    has_next: bool,
+    page: usize,
+    limit: usize,
+) -> Response {
     if slice.is_empty() {
         return Response::empty(204);
     }
-    let has_next = found.len() > start + limit;
-    drop(st);
-
+    let pairs = rq.req.query_pairs();
     let href = |p: usize| -> String {
         let mut kept: Vec<(&str, &str)> = pairs
             .iter()
@@ -775,8 +861,8 @@ fn list(shared: &Shared, def: &EntityDef, req: &Request) -> Response {
         kept.push(("limit", &ls));
         format!(
             "http://{}/api/v4/{}?{}",
-            shared.referer,
-            def.name,
+            rq.shared.referer,
+            path,
             crate::util::form_encode(kept)
         )
     };
@@ -791,36 +877,105 @@ fn list(shared: &Shared, def: &EntityDef, req: &Request) -> Response {
     let body = json!({
         "_page": page,
         "_links": links,
-        "_embedded": {def.name: slice},
+        "_embedded": {key: slice},
     });
     Response::json(200, HAL, &body)
 }
 
-fn account(shared: &Shared) -> Response {
-    let body = json!({
-        "id": ACCOUNT_ID,
-        "name": "Emulated account",
-        "subdomain": "emulator",
-        "created_at": shared.started_at,
-        "created_by": 0,
-        "updated_at": shared.started_at,
-        "updated_by": 0,
-        "current_user_id": USER_ID,
-        "country": "RU",
-        "currency": "RUB",
-        "currency_symbol": "₽",
-        "customers_mode": "disabled",
-        "is_unsorted_on": true,
-        "mobile_feature_version": 0,
-        "is_loss_reason_enabled": true,
-        "is_helpbot_enabled": false,
-        "is_technical_account": false,
-        "contact_name_display_order": 1,
-        "amojo_id": shared.amojo_id,
-        "_links": links_self(format!("http://{}/api/v4/account", shared.referer)),
-    });
-    Response::json(200, HAL, &body)
+pub fn list(rq: &Rq, sc: &Scope) -> Response {
+    let def = sc.def;
+    let pairs = rq.req.query_pairs();
+    let (page, limit) = match page_limit(&pairs) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let mut query: Option<String> = None;
+    let mut order: Option<(String, bool)> = None;
+    let mut conds: HashMap<String, Cond> = HashMap::new();
+    for (k, v) in &pairs {
+        if k == "query" {
+            if !v.is_empty() {
+                query = Some(v.clone());
+            }
+        } else if let Some(parts) = bracket_parts(k, "filter") {
+            let mut field = parts[0].clone();
+            if let Some((_, real)) = def.filter_alias.iter().find(|(a, _)| *a == field) {
+                field = real.to_string();
+            }
+            if !def.filter_fields.contains(&field.as_str()) {
+                continue;
+            }
+            let c = conds.entry(field).or_default();
+            match parts.get(1).map(String::as_str) {
+                Some("from") | Some("to") => match v.parse::<i64>() {
+                    Ok(n) if parts[1] == "from" => c.from = Some(n),
+                    Ok(n) => c.to = Some(n),
+                    Err(_) => c.bad = true,
+                },
+                _ => c.values.extend(
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty()),
+                ),
+            }
+        } else if let Some(parts) = bracket_parts(k, "order") {
+            if parts.len() == 1 && def.filter_fields.contains(&parts[0].as_str()) {
+                order = Some((parts[0].clone(), v.eq_ignore_ascii_case("desc")));
+            }
+        }
+    }
+
+    let st = rq.shared.lock();
+    let mut found: Vec<&Obj> = st
+        .collections
+        .get(def.name)
+        .map(|c| {
+            c.items
+                .values()
+                .filter(|o| in_scope(o, &sc.fixed))
+                .filter(|o| conds.iter().all(|(f, c)| c.matches(o.get(f))))
+                .filter(|o| query.as_deref().is_none_or(|q| (def.search)(o, q)))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some((field, desc)) = &order {
+        let key = |o: &Obj| -> (i64, String) {
+            match o.get(field) {
+                Some(Value::Number(n)) => (n.as_i64().unwrap_or(0), String::new()),
+                Some(Value::String(s)) => (0, s.clone()),
+                _ => (i64::MIN, String::new()),
+            }
+        };
+        // Stable sort; ties stay in storage order.
+        found.sort_by(|a, b| {
+            let o = key(a).cmp(&key(b));
+            if *desc {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+    }
+    let with = rq.with();
+    let rx = Rx {
+        st: &st,
+        with: &with,
+        referer: &rq.shared.referer,
+    };
+    let start = (page - 1).saturating_mul(limit);
+    let has_next = found.len() > start.saturating_add(limit);
+    // Render only the page.
+    let slice: Vec<Value> = found
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|o| render(def, o, &rx))
+        .collect();
+    drop(st);
+    page_answer(rq, &sc.path, def.name, slice, has_next, page, limit)
 }
+
+// ---------------------------------------------------------------- entry
 
 fn bearer(req: &Request) -> Option<&str> {
     let h = req.header("authorization")?.trim();
@@ -833,9 +988,67 @@ fn bearer(req: &Request) -> Option<&str> {
 
 /// Everything under `/api/v4`; counts `api_calls` by status.
 pub fn handle(shared: &Shared, req: &Request) -> Response {
-    let resp = route(shared, req);
+    let resp = limited(shared, req);
     bump(&mut shared.lock().stats.api_calls, resp.status.to_string());
     resp
+}
+
+/// The rate limiter (nginx's, in front of everything: requests with a bad
+/// token count too), then the API.
+fn limited(shared: &Shared, req: &Request) -> Response {
+    {
+        let mut st = shared.lock();
+        if req.header("x-context-user-id").is_some() {
+            st.stats.context_user_requests += 1;
+        }
+        match st.limiter.check(Instant::now()) {
+            Verdict::Pass => {}
+            Verdict::TooMany => {
+                st.stats.rate_limited += 1;
+                return ratelimit::too_many();
+            }
+            Verdict::Blocked => {
+                st.stats.blocked += 1;
+                return ratelimit::forbidden();
+            }
+        }
+    }
+    route(shared, req)
+}
+
+/// `X-Context-User-ID`: absent → `Ok(None)`; a known user → `Ok(Some)`.
+fn context_user(shared: &Shared, req: &Request) -> Result<Option<i64>, Response> {
+    let Some(h) = req.header("x-context-user-id") else {
+        return Ok(None);
+    };
+    let forbidden = || problem(403, "Forbidden", "User not found");
+    let id = h.trim().parse::<u64>().map_err(|_| forbidden())?;
+    if exists(&shared.lock(), "users", id) {
+        Ok(Some(id as i64))
+    } else {
+        Err(forbidden())
+    }
+}
+
+/// Webhooks, users and roles writes are for admins: a context user who is
+/// not one gets 403.
+fn admin_only(shared: &Shared, user: Option<i64>) -> Option<Response> {
+    let u = user?;
+    let st = shared.lock();
+    let admin = get_obj(&st, entity_def("users"), u as u64)
+        .and_then(|o| o.get("rights"))
+        .and_then(|r| r.get("is_admin"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    (!admin).then(|| problem(403, "Forbidden", "Access denied"))
+}
+
+fn is_entity_type(s: &str) -> bool {
+    ENTITY_TYPES.contains(&s)
+}
+
+fn num(s: &str) -> Option<u64> {
+    s.parse::<u64>().ok().filter(|n| *n > 0)
 }
 
 fn route(shared: &Shared, req: &Request) -> Response {
@@ -844,7 +1057,11 @@ fn route(shared: &Shared, req: &Request) -> Response {
     if !authorized {
         return unauthorized();
     }
-    // Hook point for account-wide limits (7 rps → HTML 429, block → HTML 403).
+    let user = match context_user(shared, req) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let rq = Rq { shared, req, user };
 
     let rest = req.path.strip_prefix("/api/v4").unwrap_or("");
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
@@ -853,27 +1070,242 @@ fn route(shared: &Shared, req: &Request) -> Response {
     } else {
         req.method.as_str()
     };
+    let crud = |sc: Scope| -> Response {
+        match m {
+            "GET" => list(&rq, &sc),
+            "POST" => create(&rq, &sc),
+            "PATCH" => patch_batch(&rq, &sc),
+            _ => method_not_allowed("GET, POST, PATCH"),
+        }
+    };
+    let one = |sc: Scope, id: &str, allow: &str| -> Response {
+        match m {
+            "GET" if allow.contains("GET") => get_one(&rq, &sc, id),
+            "PATCH" if allow.contains("PATCH") => patch_one(&rq, &sc, id),
+            "DELETE" if allow.contains("DELETE") => delete_one(&rq, &sc, id),
+            _ => method_not_allowed(allow),
+        }
+    };
+    let only = |allow: &str, f: &dyn Fn() -> Response| -> Response {
+        if allow.split(", ").any(|a| a == m) {
+            f()
+        } else {
+            method_not_allowed(allow)
+        }
+    };
     match segs.as_slice() {
-        ["account"] => match m {
-            "GET" => account(shared),
-            _ => method_not_allowed("GET"),
+        ["account"] => only("GET", &|| extra::account(&rq)),
+
+        // leads/...
+        ["leads", "complex"] => only("POST", &|| extra::complex(&rq)),
+        ["leads", "pipelines"] => match m {
+            "GET" => list(&rq, &Scope::new("pipelines", "leads/pipelines", vec![])),
+            "POST" => create(&rq, &Scope::new("pipelines", "leads/pipelines", vec![])),
+            _ => method_not_allowed("GET, POST"),
         },
-        [entity] => match entity_def(entity) {
-            Some(def) => match m {
-                "GET" => list(shared, def, req),
-                "POST" => create(shared, def, req),
-                "PATCH" => patch_batch(shared, def, req),
-                _ => method_not_allowed("GET, POST, PATCH"),
-            },
+        ["leads", "pipelines", pid] => match num(pid) {
+            Some(_) => one(
+                Scope::new("pipelines", "leads/pipelines", vec![]),
+                pid,
+                "GET, PATCH, DELETE",
+            ),
             None => not_found(),
         },
-        [entity, id] => match (entity_def(entity), id.parse::<u64>()) {
-            (Some(def), Ok(id)) => match m {
-                "GET" => get_one(shared, def, id),
-                "PATCH" => patch_one(shared, def, id, req),
-                _ => method_not_allowed("GET, PATCH"),
-            },
-            _ => not_found(),
+        ["leads", "pipelines", pid, "statuses", rest @ ..] => {
+            let Some(p) = num(pid) else {
+                return not_found();
+            };
+            if !exists(&shared.lock(), "pipelines", p) {
+                return not_found();
+            }
+            let sc = Scope::new(
+                "statuses",
+                format!("leads/pipelines/{p}/statuses"),
+                vec![("pipeline_id", json!(p))],
+            );
+            match rest {
+                [] => match m {
+                    "GET" => list(&rq, &sc),
+                    "POST" => create(&rq, &sc),
+                    _ => method_not_allowed("GET, POST"),
+                },
+                [sid] if num(sid).is_some() => one(sc, sid, "GET, PATCH, DELETE"),
+                _ => not_found(),
+            }
+        }
+        ["leads", "loss_reasons"] => match m {
+            "GET" => list(
+                &rq,
+                &Scope::new("loss_reasons", "leads/loss_reasons", vec![]),
+            ),
+            "POST" => create(
+                &rq,
+                &Scope::new("loss_reasons", "leads/loss_reasons", vec![]),
+            ),
+            _ => method_not_allowed("GET, POST"),
+        },
+        ["leads", "loss_reasons", id] if num(id).is_some() => one(
+            Scope::new("loss_reasons", "leads/loss_reasons", vec![]),
+            id,
+            "GET, DELETE",
+        ),
+        ["leads", "unsorted", rest @ ..] => extra::unsorted(&rq, m, rest),
+
+        // {leads|contacts|companies|customers}/...
+        ["customers", "segments", "custom_fields", rest @ ..] => {
+            custom_fields(&rq, m, "customers/segments", "customers_segments", rest)
+        }
+        [et, "notes", rest @ ..] if is_entity_type(et) => {
+            let sc = Scope::new(
+                "notes",
+                format!("{et}/notes"),
+                vec![("__entity_type", json!(et))],
+            );
+            match rest {
+                [] => crud(sc),
+                [id] if num(id).is_some() => one(sc, id, "GET, PATCH"),
+                _ => not_found(),
+            }
+        }
+        [et, eid, "notes", rest @ ..] if is_entity_type(et) && num(eid).is_some() => {
+            let e = num(eid).unwrap_or(0);
+            let sc = Scope::new(
+                "notes",
+                format!("{et}/{e}/notes"),
+                vec![("__entity_type", json!(et)), ("entity_id", json!(e))],
+            );
+            match rest {
+                [] => crud(sc),
+                [id] if num(id).is_some() => one(sc, id, "GET, PATCH"),
+                _ => not_found(),
+            }
+        }
+        [et, "tags"] if is_entity_type(et) => match m {
+            "GET" => list(
+                &rq,
+                &Scope::new(
+                    "tags",
+                    format!("{et}/tags"),
+                    vec![("__entity_type", json!(et))],
+                ),
+            ),
+            "POST" => extra::tags_create(&rq, et),
+            _ => method_not_allowed("GET, POST"),
+        },
+        [et, "custom_fields", rest @ ..] if is_entity_type(et) => {
+            custom_fields(&rq, m, et, et, rest)
+        }
+        ["catalogs", cid, "custom_fields", rest @ ..] if num(cid).is_some() => {
+            let c = num(cid).unwrap_or(0);
+            if !exists(&shared.lock(), "catalogs", c) {
+                return not_found();
+            }
+            custom_fields(&rq, m, &format!("catalogs/{c}"), "catalogs", rest)
+        }
+        [et, "links"] if is_entity_type(et) => only("GET", &|| extra::links_list(&rq, et, None)),
+        [et, eid, "links"] if is_entity_type(et) && num(eid).is_some() => {
+            only("GET", &|| extra::links_list(&rq, et, num(eid)))
+        }
+        [et, "link"] if is_entity_type(et) => only("POST", &|| extra::link(&rq, et, None)),
+        [et, eid, "link"] if is_entity_type(et) && num(eid).is_some() => {
+            only("POST", &|| extra::link(&rq, et, num(eid)))
+        }
+        [et, "unlink"] if is_entity_type(et) => only("POST", &|| extra::unlink(&rq, et, None)),
+        [et, eid, "unlink"] if is_entity_type(et) && num(eid).is_some() => {
+            only("POST", &|| extra::unlink(&rq, et, num(eid)))
+        }
+
+        ["users"] => match m {
+            "GET" => list(&rq, &Scope::plain("users")),
+            "POST" => {
+                admin_only(shared, user).unwrap_or_else(|| create(&rq, &Scope::plain("users")))
+            }
+            _ => method_not_allowed("GET, POST"),
+        },
+        ["users", id] if num(id).is_some() => one(Scope::plain("users"), id, "GET"),
+        ["roles"] => match m {
+            "GET" => list(&rq, &Scope::plain("roles")),
+            "POST" => {
+                admin_only(shared, user).unwrap_or_else(|| create(&rq, &Scope::plain("roles")))
+            }
+            _ => method_not_allowed("GET, POST"),
+        },
+        ["roles", id] if num(id).is_some() => match m {
+            "PATCH" | "DELETE" => admin_only(shared, user)
+                .unwrap_or_else(|| one(Scope::plain("roles"), id, "GET, PATCH, DELETE")),
+            _ => one(Scope::plain("roles"), id, "GET, PATCH, DELETE"),
+        },
+        ["webhooks"] => admin_only(shared, user)
+            .unwrap_or_else(|| only("GET, POST, DELETE", &|| extra::webhooks(&rq, m))),
+        ["catalogs"] => crud(Scope::plain("catalogs")),
+        ["catalogs", id] if num(id).is_some() => one(Scope::plain("catalogs"), id, "GET, PATCH"),
+        ["catalogs", cid, "elements", rest @ ..] => {
+            let Some(c) = num(cid) else {
+                return not_found();
+            };
+            if !exists(&shared.lock(), "catalogs", c) {
+                return not_found();
+            }
+            let sc = Scope::new(
+                "elements",
+                format!("catalogs/{c}/elements"),
+                vec![("catalog_id", json!(c))],
+            );
+            match rest {
+                [] => crud(sc),
+                [id] if num(id).is_some() => one(sc, id, "GET, PATCH"),
+                _ => not_found(),
+            }
+        }
+        ["events"] => only("GET", &|| list(&rq, &Scope::plain("events"))),
+        ["events", id] => one(Scope::plain("events"), id, "GET"),
+        ["sources"] => crud(Scope::plain("sources")),
+        ["sources", id] if num(id).is_some() => {
+            one(Scope::plain("sources"), id, "GET, PATCH, DELETE")
+        }
+        ["calls"] => only("POST", &|| extra::calls(&rq)),
+        ["widgets"] => only("GET", &|| list(&rq, &Scope::plain("widgets"))),
+        ["widgets", code] => match m {
+            "GET" => get_one(&rq, &Scope::plain("widgets"), code),
+            "POST" => extra::widget_install(&rq, code),
+            "DELETE" => extra::widget_uninstall(&rq, code),
+            _ => method_not_allowed("GET, POST, DELETE"),
+        },
+        ["short_links"] => only("POST", &|| extra::short_links(&rq)),
+        ["currencies"] => only("GET", &|| extra::currencies(&rq)),
+
+        // Plain entities last: `leads/complex` etc. are matched above.
+        [entity] if is_entity_type(entity) || *entity == "tasks" => crud(Scope::plain(entity)),
+        [entity, id] if is_entity_type(entity) || *entity == "tasks" => match num(id) {
+            Some(_) => one(Scope::plain(entity), id, "GET, PATCH"),
+            None => not_found(),
+        },
+        _ => not_found(),
+    }
+}
+
+/// `/{scope}/custom_fields[/{id}]`.
+fn custom_fields(rq: &Rq, m: &str, scope: &str, entity_type: &str, rest: &[&str]) -> Response {
+    let sc = Scope::new(
+        "custom_fields",
+        format!("{scope}/custom_fields"),
+        vec![
+            ("__scope", json!(scope)),
+            ("entity_type", json!(entity_type)),
+        ],
+    );
+    match rest {
+        [] => match m {
+            "GET" => list(rq, &sc),
+            "POST" => create(rq, &sc),
+            "PATCH" => patch_batch(rq, &sc),
+            _ => method_not_allowed("GET, POST, PATCH"),
+        },
+        [id] if num(id).is_some() => match m {
+            "GET" => get_one(rq, &sc, id),
+            "PATCH" => patch_one(rq, &sc, id),
+            "DELETE" => delete_one(rq, &sc, id),
+            _ => method_not_allowed("GET, PATCH, DELETE"),
         },
         _ => not_found(),
     }
@@ -899,27 +1331,28 @@ mod tests {
     }
 
     #[test]
-    fn lead_validation() {
-        let o = |v: Value| v.as_object().cloned().unwrap();
-        assert!(lead_validate(&o(json!({"name": "x", "price": 5}))).is_empty());
-        let e = lead_validate(&o(json!({"price": "5"})));
-        assert_eq!(e.len(), 1);
-        assert_eq!(e[0].path, "price");
-        assert_eq!(lead_validate(&o(json!({"price": 1.5, "name": 3}))).len(), 2);
-        assert_eq!(
-            lead_validate(&o(json!({"_embedded": {"tags": [{}]}}))).len(),
-            1
-        );
+    fn conds_on_bools() {
+        let c = Cond {
+            values: vec!["1".into()],
+            ..Cond::default()
+        };
+        assert!(c.matches(Some(&json!(true))));
+        assert!(!c.matches(Some(&json!(false))));
+        let c = Cond {
+            values: vec!["false".into()],
+            ..Cond::default()
+        };
+        assert!(c.matches(Some(&json!(false))));
     }
 
     #[test]
-    fn tags_resolve() {
-        let mut dict = Vec::new();
-        let t = resolve_tags(
-            &[json!({"name": "a"}), json!({"name": "a"}), json!({"id": 1})],
-            &mut dict,
-        );
-        assert_eq!(t.len(), 1);
-        assert_eq!(dict.len(), 1);
+    fn ids_never_collide() {
+        let mut firsts: Vec<u64> = ENTITIES.iter().map(|d| d.first_id).collect();
+        firsts.sort_unstable();
+        firsts.dedup();
+        assert_eq!(firsts.len(), ENTITIES.len());
+        for w in firsts.windows(2) {
+            assert!(w[1] - w[0] >= 1_000_000, "{} and {}", w[0], w[1]);
+        }
     }
 }

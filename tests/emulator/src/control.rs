@@ -1,6 +1,7 @@
 //! Control API under `/_emulator/` for tests: no auth, JSON in and out.
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -20,7 +21,35 @@ pub fn stats_json(shared: &Shared) -> Value {
         "api_calls": s.api_calls,
         "faults": s.faults,
         "clock_offset": shared.clock_offset.load(Ordering::SeqCst),
+        "rate_limited": s.rate_limited,
+        "blocked": s.blocked,
+        "max_api_rps": s.max_api_rps,
+        "api_requests_by_method": s.api_requests_by_method,
+        "context_user_requests": s.context_user_requests,
     })
+}
+
+/// Every link: `[{"entity_type","entity_id","to_entity_type","to_entity_id","metadata"}]`.
+pub fn links_json(shared: &Shared) -> Value {
+    let st = shared.lock();
+    Value::Array(
+        st.links
+            .iter()
+            .map(|l| {
+                json!({
+                    "entity_type": l.from_type,
+                    "entity_id": l.from_id,
+                    "to_entity_type": l.to_type,
+                    "to_entity_id": l.to_id,
+                    "metadata": l.metadata,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn rate_limit_json(shared: &Shared) -> Value {
+    shared.lock().limiter.to_json(Instant::now())
 }
 
 fn ok(v: Value) -> Response {
@@ -119,10 +148,37 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
             ok(json!({"faults": 0}))
         }
         ("GET", "leads") => ok(crate::api::all_entities(shared, "leads")),
+        ("GET", "links") => ok(links_json(shared)),
+        ("GET", r) if r.starts_with("entities/") => {
+            let name = &r["entities/".len()..];
+            if crate::api::find_def(name).is_some() {
+                ok(crate::api::all_entities(shared, name))
+            } else {
+                err(404, "unknown entity type")
+            }
+        }
+        ("GET", "rate-limit") => ok(rate_limit_json(shared)),
+        ("POST", "rate-limit") => {
+            let b = match body(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let res = shared.lock().limiter.update(&b);
+            match res {
+                Ok(()) => ok(rate_limit_json(shared)),
+                Err(e) => err(400, &e),
+            }
+        }
+        ("DELETE", "block") => {
+            shared.lock().limiter.lift();
+            ok(rate_limit_json(shared))
+        }
         (
             _,
-            "stats" | "reset-stats" | "clock" | "code" | "tokens" | "check" | "faults" | "leads",
+            "stats" | "reset-stats" | "clock" | "code" | "tokens" | "check" | "faults" | "leads"
+            | "links" | "rate-limit" | "block",
         ) => err(405, "method not allowed"),
+        (_, r) if r.starts_with("entities/") => err(405, "method not allowed"),
         _ => err(404, "unknown control route"),
     }
 }

@@ -3,8 +3,12 @@
 //! It speaks plain HTTP/1.1 on a loopback address and emulates the parts of
 //! amoCRM described in `shared/amocrm-protocol.md`: the OAuth token endpoint
 //! (codes, refresh tokens with the grace rule, lifetimes on an adjustable
-//! clock), the consent page, a slice of API v4 (account, leads) and a control
-//! API under `/_emulator/` for tests (stats, clock, faults, token minting).
+//! clock), the consent page, the API v4 endpoints of the client's entity
+//! services (leads, contacts, companies, customers, tasks, notes, tags,
+//! pipelines, custom fields, users, webhooks, unsorted, catalogs, events, ...),
+//! amoCRM's rate limit (7 rps → HTML 429, repeated → HTML 403 block) and a
+//! control API under `/_emulator/` for tests (stats, clock, faults, token
+//! minting, rate limit).
 //!
 //! ```no_run
 //! use amocrm_emulator::{Emulator, EmulatorConfig};
@@ -15,8 +19,11 @@
 
 mod api;
 mod control;
+mod entities;
+mod extra;
 mod http;
 mod oauth;
+mod ratelimit;
 mod server;
 mod state;
 mod util;
@@ -31,6 +38,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use ratelimit::{DEFAULT_BLOCK_AFTER, DEFAULT_BLOCK_SECONDS, DEFAULT_RPS};
 pub use state::{ACCESS_TOKEN_TTL, CODE_TTL, REFRESH_TOKEN_IDLE_TTL};
 
 /// How the emulator is set up.
@@ -48,6 +56,8 @@ pub struct EmulatorConfig {
     /// Account host the emulator claims to be (`referer`, `api_domain`, links).
     /// Default `localhost:{port}`.
     pub referer: Option<String>,
+    /// API requests allowed per 1000 ms (amoCRM: 7); 0 turns the limit off.
+    pub rate_limit: u32,
 }
 
 impl Default for EmulatorConfig {
@@ -59,6 +69,7 @@ impl Default for EmulatorConfig {
             client_secret: "emulator-client-secret".to_string(),
             redirect_uri: "http://127.0.0.1:9095/oauth/callback".to_string(),
             referer: None,
+            rate_limit: ratelimit::DEFAULT_RPS,
         }
     }
 }
@@ -129,10 +140,15 @@ impl Emulator {
             Some(r) if !r.is_empty() => r.clone(),
             _ => format!("localhost:{}", addr.port()),
         };
+        let mut st = state::State {
+            limiter: ratelimit::Limiter::new(cfg.rate_limit),
+            ..state::State::default()
+        };
+        entities::seed(&mut st);
         let shared = Arc::new(Shared {
             cfg,
             referer,
-            state: Mutex::new(state::State::default()),
+            state: Mutex::new(st),
             clock_offset: AtomicI64::new(0),
             stopping: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
@@ -224,6 +240,38 @@ impl Emulator {
     /// All stored leads, as `GET /_emulator/leads` (a JSON array).
     pub fn leads(&self) -> Value {
         api::all_entities(&self.shared, "leads")
+    }
+
+    /// All stored objects of one entity type in API shape, as
+    /// `GET /_emulator/entities/{name}` (`contacts`, `notes`, `events`, ...;
+    /// an unknown name gives `[]`).
+    pub fn entities(&self, name: &str) -> Value {
+        api::all_entities(&self.shared, name)
+    }
+
+    /// Every link between entities, as `GET /_emulator/links`.
+    pub fn links(&self) -> Value {
+        control::links_json(&self.shared)
+    }
+
+    /// Change the rate limit, as `POST /_emulator/rate-limit`:
+    /// `{"rps"?, "block_after"?, "block_seconds"?}` (all or nothing).
+    pub fn set_rate_limit(&self, v: Value) -> Result<(), String> {
+        self.shared.lock().limiter.update(&v)
+    }
+
+    /// The rate limit in force, as `GET /_emulator/rate-limit`:
+    /// `{"rps","block_after","block_seconds","blocked","block_remaining_ms"}`.
+    pub fn rate_limit(&self) -> Value {
+        self.shared
+            .lock()
+            .limiter
+            .to_json(std::time::Instant::now())
+    }
+
+    /// Lift a block (and forget the recent 429s), as `DELETE /_emulator/block`.
+    pub fn lift_block(&self) {
+        self.shared.lock().limiter.lift();
     }
 
     /// Stop accepting, close the listener and shut open connections down.

@@ -1,5 +1,5 @@
 //! `amocrm-emulator [--host 127.0.0.1] [--port N] [--client-id ..] [--client-secret ..]
-//!  [--redirect-uri ..] [--referer ..] [--port-file PATH]`
+//!  [--redirect-uri ..] [--referer ..] [--port-file PATH] [--rate-limit N]`
 //!
 //! Prints `listening on HOST:PORT` once bound, then serves until killed.
 
@@ -10,8 +10,8 @@ use amocrm_emulator::{Emulator, EmulatorConfig};
 
 const USAGE: &str = "usage: amocrm-emulator [--host 127.0.0.1] [--port N (0 = pick)] \
 [--client-id ID] [--client-secret SECRET] [--redirect-uri URI] [--referer HOST:PORT] \
-[--port-file PATH]\n\
-env defaults: EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EMULATOR_REDIRECT_URI";
+[--port-file PATH] [--rate-limit N (requests per second; 0 = off; default 7)]\n\
+env defaults: EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EMULATOR_REDIRECT_URI, EMULATOR_RATE_LIMIT";
 
 fn parse_args(args: &[String]) -> Result<(EmulatorConfig, Option<String>), String> {
     let mut cfg = EmulatorConfig::default();
@@ -24,6 +24,11 @@ fn parse_args(args: &[String]) -> Result<(EmulatorConfig, Option<String>), Strin
     }
     if let Some(v) = env("EMULATOR_REDIRECT_URI") {
         cfg.redirect_uri = v;
+    }
+    if let Some(v) = env("EMULATOR_RATE_LIMIT") {
+        cfg.rate_limit = v
+            .parse()
+            .map_err(|_| format!("bad EMULATOR_RATE_LIMIT {v:?}"))?;
     }
     let mut port_file = None;
     let mut it = args.iter();
@@ -52,6 +57,10 @@ fn parse_args(args: &[String]) -> Result<(EmulatorConfig, Option<String>), Strin
             "--redirect-uri" => cfg.redirect_uri = value()?,
             "--referer" => cfg.referer = Some(value()?),
             "--port-file" => port_file = Some(value()?),
+            "--rate-limit" => {
+                let v = value()?;
+                cfg.rate_limit = v.parse().map_err(|_| format!("bad --rate-limit {v:?}"))?;
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }

@@ -59,6 +59,10 @@ fn nginx_page(status: u16) -> Response {
     )
 }
 
+fn is_api(path: &str) -> bool {
+    path == "/api/v4" || path.starts_with("/api/v4/")
+}
+
 fn is_control(path: &str) -> bool {
     path == "/_emulator" || path.starts_with("/_emulator/")
 }
@@ -72,7 +76,7 @@ pub fn dispatch(shared: &Shared, req: &Request) -> Response {
         oauth::consent_page(shared, req)
     } else if p == "/oauth/decision" {
         oauth::decision(shared, req)
-    } else if p == "/api/v4" || p.starts_with("/api/v4/") {
+    } else if is_api(p) {
         api::handle(shared, req)
     } else if is_control(p) {
         control::handle(shared, req)
@@ -111,7 +115,14 @@ fn serve_conn(shared: Arc<Shared>, stream: TcpStream) {
             }
             Err(_) => break,
         };
-        shared.lock().stats.requests += 1;
+        {
+            let mut st = shared.lock();
+            st.stats.requests += 1;
+            if is_api(&req.path) {
+                st.stats
+                    .api_arrival(&req.method, crate::util::real_now_ms());
+            }
+        }
         let fault = if is_control(&req.path) {
             None
         } else {

@@ -1,6 +1,6 @@
 //! In-memory state: OAuth records, API entities, counters and fault rules.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde_json::{Map, Value};
 
@@ -49,20 +49,62 @@ pub struct Stats {
     pub token_calls: BTreeMap<String, u64>,
     pub api_calls: BTreeMap<String, u64>,
     pub faults: BTreeMap<String, u64>,
+    /// API requests answered 429 by the rate limiter.
+    pub rate_limited: u64,
+    /// API requests answered 403 because the account was blocked.
+    pub blocked: u64,
+    /// Most `/api/v4/` requests that arrived within any 1000 ms window.
+    pub max_api_rps: u64,
+    /// Arrival times (unix ms) of the API requests of the last 1000 ms.
+    pub api_arrivals: VecDeque<u64>,
+    /// Every `/api/v4/` request that arrived, by method.
+    pub api_requests_by_method: BTreeMap<String, u64>,
+    /// API requests that carried `X-Context-User-ID`.
+    pub context_user_requests: u64,
+}
+
+impl Stats {
+    /// Record one `/api/v4/` request arriving at `now_ms`.
+    pub fn api_arrival(&mut self, method: &str, now_ms: u64) {
+        bump(
+            &mut self.api_requests_by_method,
+            method.to_ascii_uppercase(),
+        );
+        while self
+            .api_arrivals
+            .front()
+            .is_some_and(|t| now_ms.saturating_sub(*t) >= 1000)
+        {
+            self.api_arrivals.pop_front();
+        }
+        self.api_arrivals.push_back(now_ms);
+        self.max_api_rps = self.max_api_rps.max(self.api_arrivals.len() as u64);
+    }
 }
 
 pub fn bump(map: &mut BTreeMap<String, u64>, key: impl Into<String>) {
     *map.entry(key.into()).or_insert(0) += 1;
 }
 
-/// One API entity type's storage (leads, later contacts, companies, ...).
+/// One API entity type's storage (leads, contacts, notes, ...).
 #[derive(Debug, Default, Clone)]
 pub struct Collection {
+    /// The next id (or, for string ids, the next storage key).
     pub next_id: u64,
-    /// Stored objects in API shape, `_links` left as a placeholder.
+    /// Stored objects in API shape, `_links` left as a placeholder. The key
+    /// is the id, except for string ids (events, unsorted) and the system
+    /// statuses 142/143, which every pipeline has.
     pub items: BTreeMap<u64, Map<String, Value>>,
-    /// Tag dictionary of this entity type: (id, name).
-    pub tags: Vec<(u64, String)>,
+}
+
+/// A link between two entities (`leads` 1 ↔ `contacts` 2), stored once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkRec {
+    pub from_type: String,
+    pub from_id: u64,
+    pub to_type: String,
+    pub to_id: u64,
+    pub metadata: Value,
 }
 
 #[derive(Debug, Clone)]
@@ -218,8 +260,13 @@ pub struct State {
     pub codes: HashMap<String, CodeRec>,
     pub access: HashMap<String, AccessRec>,
     pub refresh: HashMap<String, RefreshRec>,
-    /// API entities by their API name (`leads`, ...).
+    /// API entities by their storage name (`leads`, `notes`, ...).
     pub collections: HashMap<&'static str, Collection>,
+    /// Links between entities.
+    pub links: Vec<LinkRec>,
+    /// Next id of a custom field enum value.
+    pub next_enum_id: u64,
+    pub limiter: crate::ratelimit::Limiter,
     pub stats: Stats,
     pub faults: Vec<FaultRule>,
 }

@@ -13,6 +13,14 @@ pub fn real_now() -> i64 {
     }
 }
 
+/// Real unix time in milliseconds.
+pub fn real_now_ms() -> u64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as u64,
+        Err(_) => 0,
+    }
+}
+
 /// `n` random bytes from the OS; falls back to std's randomly keyed hasher.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];

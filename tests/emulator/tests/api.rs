@@ -4,8 +4,13 @@ use amocrm_emulator::{Emulator, EmulatorConfig};
 use common::*;
 use serde_json::{json, Value};
 
+/// These tests send many requests at once: amoCRM's 7 rps limit is off.
 fn setup() -> (Emulator, String) {
-    let emu = Emulator::start(EmulatorConfig::default()).expect("start");
+    let emu = Emulator::start(EmulatorConfig {
+        rate_limit: 0,
+        ..EmulatorConfig::default()
+    })
+    .expect("start");
     let t = emu.mint_tokens();
     let at = t["access_token"].as_str().unwrap().to_string();
     (emu, at)
