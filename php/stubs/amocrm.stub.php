@@ -412,6 +412,14 @@ class AmoLeadsService
     public function addOne(array $item): array {}
 
     /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
      * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params

@@ -221,9 +221,45 @@ impl AmoEntityIterator {
     }
 }
 
-/// The verbs every entity list has.
+/// A service class: `list` gives get and iterate, `crud` adds getOne, add,
+/// addOne, update, updateOne and deleteOne; `$extra` are the class's own.
 macro_rules! service_class {
-    ($name:ident, $php:literal, $doc:literal, { $($extra:tt)* }) => {
+    (crud $name:ident, $php:literal, $doc:literal, { $($extra:tt)* }) => {
+        service_class!(list $name, $php, $doc, {
+            /// One entity by id, or null when amoCRM answers 204.
+            pub fn get_one(&self, id: &Zval, with: Option<&ZendHashTable>) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+                self.h.get_one(id, with)
+            }
+
+            /// Creates entities, in batches of batch_size; results in input order.
+            pub fn add(&self, items: &ZendHashTable) -> Array {
+                self.h.add(items)
+            }
+
+            /// Creates one entity.
+            pub fn add_one(&self, item: &ZendHashTable) -> Array {
+                self.h.add_one(item)
+            }
+
+            /// Updates entities (each with its id), in batches; results in input order.
+            pub fn update(&self, items: &ZendHashTable) -> Array {
+                self.h.update(items)
+            }
+
+            /// Updates one entity (with its id).
+            pub fn update_one(&self, item: &ZendHashTable) -> Array {
+                self.h.update_one(item)
+            }
+
+            /// Deletes one entity where amoCRM allows it.
+            pub fn delete_one(&self, id: &Zval) -> PhpResult<()> {
+                self.h.delete_one(id)
+            }
+
+            $($extra)*
+        });
+    };
+    (list $name:ident, $php:literal, $doc:literal, { $($extra:tt)* }) => {
         #[doc = $doc]
         #[php_class]
         #[php(name = $php)]
@@ -248,81 +284,9 @@ macro_rules! service_class {
     };
 }
 
-service_class!(
-    AmoEntityService,
-    "AmoEntityService",
-    "An amoCRM entity list with the official library's verbs.",
-    {
-        /// One entity by id, or null when amoCRM answers 204.
-        pub fn get_one(
-            &self,
-            id: &Zval,
-            with: Option<&ZendHashTable>,
-        ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
-            self.h.get_one(id, with)
-        }
+service_class!(crud AmoEntityService, "AmoEntityService", "An amoCRM entity list with the official library's verbs.", {});
 
-        /// Creates entities, in batches of batch_size; results in input order.
-        pub fn add(&self, items: &ZendHashTable) -> Array {
-            self.h.add(items)
-        }
-
-        /// Creates one entity.
-        pub fn add_one(&self, item: &ZendHashTable) -> Array {
-            self.h.add_one(item)
-        }
-
-        /// Updates entities (each with its id), in batches; results in input order.
-        pub fn update(&self, items: &ZendHashTable) -> Array {
-            self.h.update(items)
-        }
-
-        /// Updates one entity (with its id).
-        pub fn update_one(&self, item: &ZendHashTable) -> Array {
-            self.h.update_one(item)
-        }
-
-        /// Deletes one entity where amoCRM allows it.
-        pub fn delete_one(&self, id: &Zval) -> PhpResult<()> {
-            self.h.delete_one(id)
-        }
-    }
-);
-
-service_class!(
-    AmoLeadsService,
-    "AmoLeadsService",
-    "Leads, with leads/complex.",
-    {
-        /// One lead by id, or null when amoCRM answers 204.
-        pub fn get_one(
-            &self,
-            id: &Zval,
-            with: Option<&ZendHashTable>,
-        ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
-            self.h.get_one(id, with)
-        }
-
-        /// Creates leads, in batches of batch_size; results in input order.
-        pub fn add(&self, items: &ZendHashTable) -> Array {
-            self.h.add(items)
-        }
-
-        /// Creates one lead.
-        pub fn add_one(&self, item: &ZendHashTable) -> Array {
-            self.h.add_one(item)
-        }
-
-        /// Updates leads (each with its id), in batches; results in input order.
-        pub fn update(&self, items: &ZendHashTable) -> Array {
-            self.h.update(items)
-        }
-
-        /// Updates one lead (with its id).
-        pub fn update_one(&self, item: &ZendHashTable) -> Array {
-            self.h.update_one(item)
-        }
-
+service_class!(crud AmoLeadsService, "AmoLeadsService", "Leads, with leads/complex.", {
         /// Leads with their contact and company in one call (leads/complex).
         pub fn add_complex(&self, items: &ZendHashTable) -> Array {
             list(
@@ -332,11 +296,10 @@ service_class!(
                     .map_err(to_php)?,
             )
         }
-    }
-);
+});
 
 service_class!(
-    AmoWebhooksService,
+    list AmoWebhooksService,
     "AmoWebhooksService",
     "Webhook subscriptions (admin only; at most 100).",
     {
@@ -360,7 +323,7 @@ service_class!(
 );
 
 service_class!(
-    AmoUnsortedService,
+    list AmoUnsortedService,
     "AmoUnsortedService",
     "Incoming leads awaiting acceptance (\"Неразобранное\").",
     {
@@ -437,7 +400,7 @@ service_class!(
 );
 
 service_class!(
-    AmoLinksService,
+    list AmoLinksService,
     "AmoLinksService",
     "Links between entities (a lead's contacts, a contact's catalog elements, …).",
     {
@@ -463,7 +426,7 @@ service_class!(
 );
 
 service_class!(
-    AmoWidgetsService,
+    list AmoWidgetsService,
     "AmoWidgetsService",
     "Widgets of the account, by code.",
     {
