@@ -4,7 +4,8 @@
 #   ./build.sh            build the release extension (target/release/libamocrm.so)
 #   ./build.sh install    build, copy into `php-config --extension-dir`, enable for every SAPI
 #   ./build.sh test       every check and test suite (fmt, clippy, php -l, cargo test, PHPUnit)
-#   ./build.sh run        the demo: emulator + OAuth + API calls through the extension
+#   ./build.sh run        the gateway on 127.0.0.1:9095 (demo mode with the bundled emulator
+#                         when php/.env has no amoCRM credentials)
 #
 # On Debian as root, missing packages are installed first.
 set -euo pipefail
@@ -76,10 +77,28 @@ cmd_test() {
         phpunit --configuration tests/php/phpunit.xml "$@"
 }
 
+# Installs the built extension unless the installed one is the same file.
+install_if_needed() {
+    local installed
+    installed="$(php-config --extension-dir)/amocrm.so"
+    if [ ! -f "$installed" ] || ! cmp -s "$installed" "$(ext_path)" || ! php -m | grep -qx amocrm; then
+        if [ "$(id -u)" -eq 0 ]; then
+            cmd_install
+        else
+            log "not root: using the built extension without installing it"
+            return 1
+        fi
+    fi
+}
+
+# The main job: the gateway on 127.0.0.1:9095. Without amoCRM credentials in
+# php/.env it runs in demo mode against the bundled emulator.
 cmd_run() {
     ensure_packages
     build_release
-    exec php -n -d extension="$(ext_path)" php/bin/demo.php "$ROOT/target/release/amocrm-emulator"
+    local php_cmd=(php)
+    install_if_needed || php_cmd=(php -d "extension=$(ext_path)")
+    exec "${php_cmd[@]}" php/bin/serve.php --emulator "$ROOT/target/release/amocrm-emulator"
 }
 
 case "${1:-build}" in
