@@ -7,7 +7,8 @@
 //! calls amoCRM and the others use its result.
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::metrics::Metrics;
 use crate::net;
 use crate::oauth;
 use crate::ratelimit::RateLimiter;
@@ -38,6 +39,7 @@ pub struct AmoCore {
     store: Box<dyn TokenStore>,
     cached: Mutex<Cached>,
     limiter: RateLimiter,
+    metrics: Metrics,
 }
 
 /// Why a refresh is wanted; decides what counts as "someone else already did it".
@@ -58,14 +60,19 @@ impl AmoCore {
     }
 
     pub fn with_store(config: Config, store: Box<dyn TokenStore>) -> AmoCore {
-        let mut limiter_path = config.token_path.clone().into_os_string();
-        limiter_path.push(".ratelimit");
-        let limiter = RateLimiter::new(limiter_path.into(), config.rate_limit);
+        let beside = |suffix: &str| {
+            let mut p = config.token_path.clone().into_os_string();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        };
+        let limiter = RateLimiter::new(beside(".ratelimit"), config.rate_limit);
+        let metrics = Metrics::new(beside(".metrics"));
         AmoCore {
             config,
             store,
             cached: Mutex::new(Cached::default()),
             limiter,
+            metrics,
         }
     }
 
@@ -158,8 +165,23 @@ impl AmoCore {
         if someone_else_did {
             return Ok(self.adopt(stored, version));
         }
-        let fresh = oauth::refresh(&self.config, &stored, now)?;
+        let fresh = match oauth::refresh(&self.config, &stored, now) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                self.metrics.add(&[("refresh_failures", 1)]);
+                if e.kind == ErrorKind::Auth {
+                    let reason = if e.description.is_empty() {
+                        e.title.clone()
+                    } else {
+                        e.description.clone()
+                    };
+                    let _ = self.store.mark_refused(&reason);
+                }
+                return Err(e);
+            }
+        };
         let version = self.store.save(&fresh)?;
+        self.metrics.add(&[("refreshes", 1)]);
         Ok(self.adopt(fresh, version))
     }
 
@@ -201,8 +223,8 @@ impl AmoCore {
             "oauth"
         };
         let now = now();
-        Ok(match self.current()? {
-            None => json!({
+        let Some(p) = self.current()? else {
+            return Ok(json!({
                 "authorized": false,
                 "mode": mode,
                 "base_domain": null,
@@ -210,22 +232,71 @@ impl AmoCore {
                 "expires_in": null,
                 "updated_at": null,
                 "refresh_expires_at": null,
+                "needs_reauthorization": true,
+                "reauthorization_reason": "not authorized yet: authorize at /oauth/authorize",
                 "token_path": self.store.location(),
-            }),
-            Some(p) => {
-                let expires_at = (p.expires_at != i64::MAX).then_some(p.expires_at);
-                json!({
-                    "authorized": true,
-                    "mode": mode,
-                    "base_domain": p.base_domain,
-                    "expires_at": expires_at,
-                    "expires_in": expires_at.map(|e| e - now),
-                    "updated_at": (p.updated_at > 0).then_some(p.updated_at),
-                    "refresh_expires_at": p.refresh_token.as_ref().map(|_| p.updated_at + REFRESH_TOKEN_LIFETIME),
-                    "token_path": if mode == "oauth" { Value::from(self.store.location()) } else { Value::Null },
-                })
-            }
-        })
+            }));
+        };
+        let expires_at = (p.expires_at != i64::MAX).then_some(p.expires_at);
+        let refresh_expires_at = p
+            .refresh_token
+            .as_ref()
+            .map(|_| p.updated_at + REFRESH_TOKEN_LIFETIME);
+        let refused = match mode {
+            "oauth" => self.store.refused()?,
+            _ => None,
+        };
+        let reason = if let Some((at, why)) = refused {
+            Some(format!(
+                "amoCRM refused the refresh token at {at} ({why}): re-authorize at /oauth/authorize"
+            ))
+        } else if refresh_expires_at.is_some_and(|e| e <= now) {
+            Some("the refresh token went unused for 3 months and has expired: re-authorize at /oauth/authorize (run `amocrm keepalive` daily to prevent this)".to_string())
+        } else if mode == "long_lived" && expires_at.is_some_and(|e| e <= now) {
+            Some("the long-lived token has expired: generate a new one in the integration's settings".to_string())
+        } else {
+            None
+        };
+        Ok(json!({
+            "authorized": true,
+            "mode": mode,
+            "base_domain": p.base_domain,
+            "expires_at": expires_at,
+            "expires_in": expires_at.map(|e| e - now),
+            "updated_at": (p.updated_at > 0).then_some(p.updated_at),
+            "refresh_expires_at": refresh_expires_at,
+            "needs_reauthorization": reason.is_some(),
+            "reauthorization_reason": reason,
+            "token_path": if mode == "oauth" { Value::from(self.store.location()) } else { Value::Null },
+        }))
+    }
+
+    /// Takes over a pair from another token file (the old gateway's format
+    /// or the official library's): validated, then stored under the lock.
+    pub fn import_tokens(&self, json: &[u8]) -> Result<Value> {
+        if self.config.long_lived_token.is_some() {
+            return Err(Error::config(
+                "long_lived_token",
+                "is set: there is no token file to import into",
+            ));
+        }
+        let mut pair = TokenPair::from_json(json).map_err(|why| Error::config("tokens", why))?;
+        oauth::check_referer(&self.config, &pair.base_domain)
+            .map_err(|e| Error::config("base_domain", e.message.clone()))?;
+        if pair.updated_at == 0 {
+            // Unknown age: assume the worst that still works, so that the
+            // keepalive refreshes it soon.
+            pair.updated_at = now() - REFRESH_TOKEN_LIFETIME / 2;
+        }
+        let _lock = self.store.lock(self.config.lock_wait())?;
+        let version = self.store.save(&pair)?;
+        self.adopt(pair, version);
+        self.status()
+    }
+
+    /// Host-wide counters: refreshes, API calls by status, 429s, rate-limit waits.
+    pub fn metrics(&self) -> Value {
+        self.metrics.snapshot()
     }
 
     /// Sends an API request with a fresh token, within the host's shared
@@ -279,7 +350,13 @@ impl AmoCore {
         let mut retried_401 = false;
         let mut retries = 0u32;
         loop {
-            self.limiter.acquire()?;
+            let waited = self.limiter.acquire()?;
+            if !waited.is_zero() {
+                self.metrics.add(&[
+                    ("rate_limit_waits", 1),
+                    ("rate_limit_wait_ms", waited.as_millis() as u64),
+                ]);
+            }
             let origin = net::origin(&pair.base_domain, self.config.insecure_http)?;
             let sent = transport::try_send(
                 &client,
@@ -292,6 +369,13 @@ impl AmoCore {
                 },
             );
             let retry_left = retries < self.config.max_retries;
+            match &sent {
+                Ok(r) if r.status == 429 => self
+                    .metrics
+                    .add(&[("api_calls.429", 1), ("rate_limited", 1)]),
+                Ok(r) => self.metrics.add(&[(&format!("api_calls.{}", r.status), 1)]),
+                Err(_) => self.metrics.add(&[("api_calls.error", 1)]),
+            }
             let resp = match sent {
                 Ok(resp) => resp,
                 Err(SendError::NotSent(e)) if !retry_left => return Err(e),
@@ -366,6 +450,7 @@ impl AmoCore {
         let jittered = base / 2 + fastrand::u64(0..=base);
         std::thread::sleep(std::time::Duration::from_millis(jittered.min(60_000)));
         *retries += 1;
+        self.metrics.add(&[("retries", 1)]);
     }
 }
 

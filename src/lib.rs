@@ -9,6 +9,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod ratelimit;

@@ -48,20 +48,32 @@ pub trait TokenStore: Send + Sync {
     fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>>;
     /// Where the pair lives, for messages.
     fn location(&self) -> String;
+    /// Remembers that amoCRM refused the stored refresh token; the next
+    /// successful save forgets it.
+    fn mark_refused(&self, reason: &str) -> Result<()>;
+    /// When (unix seconds) and why amoCRM refused the stored refresh token.
+    fn refused(&self) -> Result<Option<(i64, String)>>;
 }
 
 pub struct FileStore {
     path: PathBuf,
     lock_path: PathBuf,
+    refused_path: PathBuf,
 }
 
 impl FileStore {
     pub fn new(path: impl Into<PathBuf>) -> FileStore {
         let path = path.into();
-        let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
-        lock_name.push(".lock");
-        let lock_path = path.with_file_name(lock_name);
-        FileStore { path, lock_path }
+        let beside = |suffix: &str| {
+            let mut name = path.file_name().unwrap_or_default().to_os_string();
+            name.push(suffix);
+            path.with_file_name(name)
+        };
+        FileStore {
+            lock_path: beside(".lock"),
+            refused_path: beside(".refused"),
+            path,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -149,7 +161,11 @@ impl TokenStore for FileStore {
             Ok(meta)
         };
         match write() {
-            Ok(meta) => Ok(Version::of(&meta)),
+            Ok(meta) => {
+                // A new pair: whatever amoCRM refused before no longer applies.
+                let _ = fs::remove_file(&self.refused_path);
+                Ok(Version::of(&meta))
+            }
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
                 Err(self.fault("cannot write (the previous pair is kept)", e))
@@ -201,6 +217,33 @@ impl TokenStore for FileStore {
 
     fn location(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn mark_refused(&self, reason: &str) -> Result<()> {
+        let note = serde_json::json!({ "at": crate::client::now(), "reason": reason });
+        fs::write(&self.refused_path, note.to_string()).map_err(|e| {
+            Error::storage(format!(
+                "{}: cannot write: {e}",
+                self.refused_path.display()
+            ))
+        })
+    }
+
+    fn refused(&self) -> Result<Option<(i64, String)>> {
+        match fs::read(&self.refused_path) {
+            Ok(bytes) => {
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                Ok(Some((
+                    v["at"].as_i64().unwrap_or(0),
+                    v["reason"].as_str().unwrap_or("refused").to_string(),
+                )))
+            }
+            Err(e) if e.kind() == IoKind::NotFound => Ok(None),
+            Err(e) => Err(Error::storage(format!(
+                "{}: cannot read: {e}",
+                self.refused_path.display()
+            ))),
+        }
     }
 }
 

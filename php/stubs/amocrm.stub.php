@@ -109,7 +109,7 @@ class AmoClient
      * Exchanges the OAuth callback's code for a token pair and stores it. The
      * referer is checked against allowed_domains before any network I/O.
      *
-     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, token_path: ?string}
+     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, needs_reauthorization: bool, reauthorization_reason: ?string, token_path: ?string}
      * @throws AmoConfigException for a referer outside allowed_domains (nothing is sent)
      * @throws AmoAuthException when amoCRM refuses the code
      * @throws AmoTransportException|AmoStorageException|AmoApiException
@@ -120,6 +120,19 @@ class AmoClient
      * The user id this handle sends as X-Context-User-ID, or null.
      */
     public function getContextUser(): ?int {}
+
+    /**
+     * Takes over a token pair from another token file's decoded contents: the old
+     * gateway's {access_token, refresh_token, expires_at, base_domain, updated_at} or the
+     * official library's {accessToken, refreshToken, expires, baseDomain}. Validated,
+     * then stored atomically under the lock. Returns the token status.
+     *
+     * @param array<string, mixed> $pair
+     * @return array<string, mixed>
+     * @throws AmoConfigException naming what is wrong (nothing is stored)
+     * @throws AmoStorageException
+     */
+    public function importTokens(array $pair): array {}
 
     /**
      * Leads: get, iterate, getOne, add, addOne, update, updateOne, addComplex.
@@ -140,6 +153,13 @@ class AmoClient
     public function lossReasons(): AmoEntityService {}
 
     /**
+     * Host-wide counters since the token folder was set up, shared by every PHP process.
+     *
+     * @return array{refreshes: int, refresh_failures: int, rate_limited: int, rate_limit_waits: int, rate_limit_wait_ms: int, retries: int, api_calls: array<string, int>}
+     */
+    public function metrics(): array {}
+
+    /**
      * Notes of one entity type.
      *
      * @param string $entityType leads, contacts, companies or customers
@@ -156,7 +176,7 @@ class AmoClient
      * Refreshes under the cross-process lock: always when $force, otherwise only
      * within refresh_margin of expiry. Returns the token status.
      *
-     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, token_path: ?string}
+     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, needs_reauthorization: bool, reauthorization_reason: ?string, token_path: ?string}
      * @throws AmoAuthException when amoCRM refuses the refresh token (re-authorize)
      * @throws AmoTransportException when amoCRM cannot be reached (the stored pair is kept)
      * @throws AmoStorageException|AmoConfigException|AmoApiException
@@ -213,7 +233,7 @@ class AmoClient
     /**
      * The token status; never a token or the secret.
      *
-     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, token_path: ?string}
+     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, needs_reauthorization: bool, reauthorization_reason: ?string, token_path: ?string}
      * @throws AmoStorageException when the token file cannot be read or is corrupt
      */
     public function tokenStatus(): array {}

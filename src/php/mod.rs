@@ -192,6 +192,23 @@ impl AmoClient {
         self.context_user
     }
 
+    /// Takes over a token pair from another file's contents (the old
+    /// gateway's tokens.json or the official library's format); stores it
+    /// atomically under the lock and returns the token status.
+    pub fn import_tokens(&self, pair: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+        let core = core().map_err(to_php)?;
+        let json = hashtable_to_json(pair).map_err(|e| to_php(Error::config("tokens", e)))?;
+        json_result(core.import_tokens(json.to_string().as_bytes()))
+    }
+
+    /// Host-wide counters for monitoring: refreshes, refresh_failures,
+    /// api_calls by status, rate_limited (429s), rate_limit_waits,
+    /// rate_limit_wait_ms, retries.
+    pub fn metrics(&self) -> PhpResult<ZBox<ZendHashTable>> {
+        let core = core().map_err(to_php)?;
+        json_result(Ok(core.metrics()))
+    }
+
     /// Leads: get, iterate, getOne, add, addOne, update, updateOne, addComplex.
     pub fn leads(&self) -> PhpResult<AmoLeadsService> {
         Ok(AmoLeadsService {

@@ -170,4 +170,64 @@ final class LifecycleTest extends AmoTestCase
         $this->assertSame(1, $this->emu->tokenCalls('refresh_token/ok'), 'only the direct one');
         $this->assertFileDoesNotExist($this->dir . '/unused.json');
     }
+
+    public function testARefusedRefreshTokenShowsInTheStatusUntilANewPairIsStored(): void
+    {
+        $pair = $this->seedTokens(-10);
+        $child = $this->emu->refreshDirectly($pair['refresh_token'])['json'];
+        $this->emu->refreshDirectly($child['refresh_token']);
+        $status = $this->ok('return AmoClient::getInstance()->tokenStatus();');
+        $this->assertFalse($status['needs_reauthorization'], 'nothing known yet');
+        $this->fails('AmoAuthException', self::ACCOUNT);
+        $status = $this->ok('return AmoClient::getInstance()->tokenStatus();');
+        $this->assertTrue($status['needs_reauthorization']);
+        $this->assertStringContainsString('Token has been revoked', $status['reauthorization_reason']);
+        $this->assertStringContainsString('re-authorize', $status['reauthorization_reason']);
+        $code = $this->emu->code();
+        $status = $this->ok("return AmoClient::getInstance()->exchangeCode('$code', '{$this->emu->referer()}');");
+        $this->assertFalse($status['needs_reauthorization']);
+        $this->assertNull($status['reauthorization_reason']);
+    }
+
+    public function testAPairUnusedForThreeMonthsNeedsReauthorization(): void
+    {
+        $pair = $this->seedTokens(-10);
+        $stored = $this->storedPair();
+        $stored['updated_at'] = time() - 91 * 86400;
+        file_put_contents($this->tokenPath, json_encode($stored));
+        $status = $this->ok('return AmoClient::getInstance()->tokenStatus();');
+        $this->assertTrue($status['needs_reauthorization']);
+        $this->assertStringContainsString('3 months', $status['reauthorization_reason']);
+    }
+
+    public function testImportTakesOverAnotherFileAndValidatesIt(): void
+    {
+        $t = $this->emu->mintTokens();
+        $official = ['accessToken' => $t['access_token'], 'refreshToken' => $t['refresh_token'], 'expires' => time() + 3600, 'baseDomain' => $this->emu->referer()];
+        $status = $this->ok('return AmoClient::getInstance()->importTokens(' . var_export($official, true) . ');');
+        $this->assertTrue($status['authorized']);
+        $this->assertSame(['access_token', 'refresh_token', 'expires_at', 'base_domain', 'updated_at'], array_keys($this->storedPair()));
+        $this->assertSame(31000001, $this->ok(self::ACCOUNT));
+        $before = file_get_contents($this->tokenPath);
+        $e = $this->fails('AmoConfigException', "AmoClient::getInstance()->importTokens(['access_token' => 'a', 'expires_at' => 1, 'base_domain' => 'x.amocrm.ru']);");
+        $this->assertStringContainsString('refresh_token', $e['message']);
+        $e = $this->fails('AmoConfigException', "AmoClient::getInstance()->importTokens(['access_token' => 'a', 'refresh_token' => 'r', 'expires_at' => 1, 'base_domain' => 'evil.example.com']);");
+        $this->assertStringContainsString('allowed_domains', $e['message']);
+        $this->assertSame($before, file_get_contents($this->tokenPath), 'nothing was stored');
+    }
+
+    public function testMetricsAreSharedByAllProcesses(): void
+    {
+        $this->seedTokens(-10);
+        $this->ok(self::ACCOUNT);
+        $this->emu->fault(['path' => '/api/v4/account', 'action' => 'respond', 'status' => 429, 'content_type' => 'text/html', 'body' => '<html>429</html>', 'times' => 1]);
+        $this->ok(self::ACCOUNT, ['AMOCRM_RETRY_BACKOFF_MS' => '10']);
+        $m = $this->ok('return AmoClient::getInstance()->metrics();');
+        $this->assertSame(1, $m['refreshes']);
+        $this->assertSame(2, $m['api_calls']['200']);
+        $this->assertSame(1, $m['api_calls']['429']);
+        $this->assertSame(1, $m['rate_limited']);
+        $this->assertSame(1, $m['retries']);
+        $this->assertSame(0, $m['refresh_failures']);
+    }
 }
