@@ -96,9 +96,9 @@ install_if_needed() {
 cmd_run() {
     ensure_packages
     build_release
-    local php_cmd=(php)
-    install_if_needed || php_cmd=(php -d "extension=$(ext_path)")
-    exec "${php_cmd[@]}" php/bin/serve.php --emulator "$ROOT/target/release/amocrm-emulator"
+    local ext_args=()
+    install_if_needed || ext_args=(--ext "$(ext_path)")
+    exec php php/bin/serve.php --emulator "$ROOT/target/release/amocrm-emulator" "${ext_args[@]}"
 }
 
 case "${1:-build}" in

@@ -2657,6 +2657,8 @@ pub fn seed(st: &mut State) {
     seed_field(st, "leads", "utm_source", "UTM_SOURCE", "text", &[]);
     seed_field(st, "leads", "utm_medium", "UTM_MEDIUM", "text", &[]);
     seed_field(st, "leads", "utm_campaign", "UTM_CAMPAIGN", "text", &[]);
+    seed_field(st, "leads", "utm_content", "UTM_CONTENT", "text", &[]);
+    seed_field(st, "leads", "utm_term", "UTM_TERM", "text", &[]);
 
     // A widget.
     let widgets = collection(&mut st.collections, &WIDGETS);

@@ -1,0 +1,144 @@
+<?php
+
+declare(strict_types=1);
+
+namespace AmoGateway;
+
+use AmoGateway\Controller\InfoController;
+use AmoGateway\Controller\LeadController;
+use AmoGateway\Controller\OAuthController;
+use AmoGateway\Controller\StatusController;
+use AmoGateway\Controller\WebhookController;
+use AmoGateway\Http\HttpError;
+use AmoGateway\Http\Request;
+use AmoGateway\Http\Response;
+
+/** Bootstrap and routing: one instance per PHP request. */
+final class App
+{
+    /** @var list<\Closure(): void> work to do after the answer was sent */
+    private static array $deferred = [];
+
+    private function __construct(private readonly ?Config $config, private readonly ?ConfigError $configError)
+    {
+    }
+
+    public static function fromEnvironment(): self
+    {
+        try {
+            $config = Config::load();
+            self::configureClient($config);
+            return new self($config, null);
+        } catch (ConfigError $e) {
+            return new self(null, $e);
+        } catch (\AmoConfigException $e) {
+            return new self(null, new ConfigError($e->getMessage()));
+        }
+    }
+
+    /** Hands the AMOCRM_* keys to the extension (same options on every request: a no-op after the first). */
+    public static function configureClient(Config $config): void
+    {
+        \AmoClient::configure($config->amocrm);
+    }
+
+    /** Runs after the answer was sent (after fastcgi_finish_request() under FPM). */
+    public static function defer(\Closure $task): void
+    {
+        self::$deferred[] = $task;
+    }
+
+    public static function runDeferred(): void
+    {
+        while ($task = array_shift(self::$deferred)) {
+            try {
+                $task();
+            } catch (\Throwable $e) {
+                error_log('amocrm gateway: deferred task failed: ' . get_class($e) . ': ' . $e->getMessage());
+            }
+        }
+    }
+
+    public function handle(Request $request): Response
+    {
+        try {
+            if ($this->config === null) {
+                throw new HttpError(500, 'Gateway misconfigured', $this->configError?->getMessage() ?? 'configuration error');
+            }
+            return $this->route($request, $this->config);
+        } catch (HttpError $e) {
+            return $e->toResponse();
+        } catch (\AmoException $e) {
+            return self::amoError($e)->toResponse();
+        } catch (\Throwable $e) {
+            error_log('amocrm gateway: ' . get_class($e) . ': ' . $e->getMessage() . ' at ' . $e->getFile() . ':' . $e->getLine());
+            return (new HttpError(500, 'Internal Server Error', 'the gateway failed; see its error log'))->toResponse();
+        }
+    }
+
+    private function route(Request $r, Config $c): Response
+    {
+        $m = $r->method;
+        $p = $r->path;
+        $auth = new Auth($c);
+        if ($p === '/health') {
+            return StatusController::health();
+        }
+        if ($p === '/ready') {
+            return (new StatusController($c))->ready();
+        }
+        if (preg_match('#^/webhooks/amocrm/([^/]+)$#', $p, $x)) {
+            self::only($m, 'POST');
+            return (new WebhookController($c))->receive($r, $x[1]);
+        }
+        if (in_array($p, ['/oauth/authorize', '/oauth/callback', '/oauth/status', '/metrics'], true)) {
+            self::only($m, 'GET');
+            $auth->admin($r);
+            return match ($p) {
+                '/oauth/authorize' => (new OAuthController($c))->authorize($r),
+                '/oauth/callback' => (new OAuthController($c))->callback($r),
+                '/oauth/status' => (new StatusController($c))->oauthStatus(),
+                '/metrics' => (new StatusController($c))->metrics(),
+            };
+        }
+        if (str_starts_with($p, '/api/')) {
+            $auth->apiKey($r);
+            if ($p === '/api/leads') {
+                self::only($m, 'POST');
+                return (new LeadController($c))->create($r);
+            }
+            if (preg_match('#^/api/leads/(\d{1,18})$#', $p, $x)) {
+                self::only($m, 'GET', 'PATCH');
+                $leads = new LeadController($c);
+                return $m === 'GET' ? $leads->show((int) $x[1]) : $leads->update($r, (int) $x[1]);
+            }
+            if (preg_match('#^/api/info/(account|pipelines|users|custom-fields/([a-z]+))$#', $p, $x)) {
+                self::only($m, 'GET');
+                return (new InfoController($c))->show($x[1], $x[2] ?? null);
+            }
+        }
+        throw new HttpError(404, 'Not Found', "no route for $m $p");
+    }
+
+    private static function only(string $method, string ...$allowed): void
+    {
+        if (!in_array($method, $allowed, true)) {
+            throw new HttpError(405, 'Method Not Allowed', "use " . implode(' or ', $allowed), [], ['Allow' => implode(', ', $allowed)]);
+        }
+    }
+
+    /** What an API client sees when amoCRM fails: never a token, never the secret. */
+    public static function amoError(\AmoException $e): HttpError
+    {
+        return match (true) {
+            $e instanceof \AmoValidationException => new HttpError(422, 'amoCRM refused the data', $e->getDescription() ?: $e->getTitle(), ['errors' => $e->getValidationErrors()]),
+            $e instanceof \AmoRateLimitException => $e->getErrorCode() === 403
+                ? new HttpError(503, 'amoCRM blocked the account', 'amoCRM blocked the account for exceeding its request rate; try later', [], ['Retry-After' => '600'])
+                : new HttpError(503, 'amoCRM rate limit', 'amoCRM is rate-limiting requests; try again shortly', [], ['Retry-After' => '2']),
+            $e instanceof \AmoAuthException => new HttpError(503, 'amoCRM is not authorized', 'amoCRM is not authorized; an admin must authorize at /oauth/authorize', [], ['Retry-After' => '60']),
+            $e instanceof \AmoConfigException => new HttpError(400, 'Bad Request', $e->getMessage()),
+            $e instanceof \AmoStorageException => new HttpError(500, 'Token storage failed', 'the gateway cannot read or write its token file; see the server log'),
+            default => new HttpError(502, 'amoCRM failed', $e->getTitle() !== '' ? $e->getTitle() : 'amoCRM did not answer usably', ['amocrm_status' => $e->getErrorCode()]),
+        };
+    }
+}

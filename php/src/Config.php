@@ -1,0 +1,188 @@
+<?php
+
+declare(strict_types=1);
+
+namespace AmoGateway;
+
+/**
+ * The gateway's configuration from a .env file: php/.env, or the file named
+ * by GATEWAY_ENV_FILE. Validated once; an error names the key, never a value.
+ */
+final class Config
+{
+    public const REQUIRED = ['GATEWAY_API_KEYS', 'GATEWAY_ADMIN_USER', 'GATEWAY_ADMIN_PASSWORD', 'GATEWAY_SECRET', 'GATEWAY_WEBHOOK_SECRET'];
+
+    /** @var list<string> */
+    public readonly array $apiKeys;
+    public readonly string $adminUser;
+    public readonly string $adminPassword;
+    public readonly string $secret;
+    public readonly string $webhookSecret;
+    public readonly string $dataDir;
+    public readonly int $infoCacheTtl;
+    public readonly int $maxBody;
+    public readonly int $idempotencyTtl;
+    public readonly ?int $defaultPipelineId;
+    public readonly ?int $defaultStatusId;
+    public readonly ?int $defaultResponsibleUserId;
+    /** @var array<string, array{entity: string, field_id?: int, field_code?: string}> */
+    public readonly array $fieldMap;
+    /** @var list<string> */
+    public readonly array $webhookHandlers;
+    /** @var array<string, string> options for AmoClient::configure() */
+    public readonly array $amocrm;
+    public readonly string $envFile;
+
+    /** @param array<string, string> $env */
+    private function __construct(array $env, string $envFile)
+    {
+        $this->envFile = $envFile;
+        $root = dirname(__DIR__);
+        foreach (self::REQUIRED as $key) {
+            if (($env[$key] ?? '') === '') {
+                throw new ConfigError("$key is not set in $envFile");
+            }
+        }
+        $keys = array_values(array_filter(array_map('trim', explode(',', $env['GATEWAY_API_KEYS'])), 'strlen'));
+        foreach ($keys as $i => $key) {
+            if (strlen($key) < 16) {
+                throw new ConfigError('GATEWAY_API_KEYS: key #' . ($i + 1) . ' is shorter than 16 characters');
+            }
+        }
+        $this->apiKeys = $keys;
+        $this->adminUser = $env['GATEWAY_ADMIN_USER'];
+        $this->adminPassword = self::minLength($env, 'GATEWAY_ADMIN_PASSWORD', 12);
+        $this->secret = self::minLength($env, 'GATEWAY_SECRET', 32);
+        $this->webhookSecret = self::minLength($env, 'GATEWAY_WEBHOOK_SECRET', 16);
+        if (!preg_match('/^[A-Za-z0-9_-]+$/', $this->webhookSecret)) {
+            throw new ConfigError('GATEWAY_WEBHOOK_SECRET may hold only letters, digits, _ and - (it is part of a URL)');
+        }
+        $this->dataDir = rtrim(self::path($env['GATEWAY_DATA_DIR'] ?? '', "$root/var", $root), '/');
+        $this->infoCacheTtl = self::int($env, 'GATEWAY_INFO_CACHE_TTL', 300, 0, 86400);
+        $this->maxBody = self::int($env, 'GATEWAY_MAX_BODY', 65536, 1024, 10 * 1024 * 1024);
+        $this->idempotencyTtl = self::int($env, 'GATEWAY_IDEMPOTENCY_TTL', 86400, 60, 30 * 86400);
+        $this->defaultPipelineId = self::optionalId($env, 'GATEWAY_DEFAULT_PIPELINE_ID');
+        $this->defaultStatusId = self::optionalId($env, 'GATEWAY_DEFAULT_STATUS_ID');
+        $this->defaultResponsibleUserId = self::optionalId($env, 'GATEWAY_DEFAULT_RESPONSIBLE_USER_ID');
+        $this->fieldMap = self::loadFieldMap(self::path($env['GATEWAY_FIELD_MAP'] ?? '', "$root/config/fields.php", $root));
+        $this->webhookHandlers = array_values(array_filter(array_map('trim', explode(',', $env['GATEWAY_WEBHOOK_HANDLERS'] ?? '')), 'strlen'));
+        foreach ($this->webhookHandlers as $spec) {
+            if (!preg_match('/^(jsonl|class):./', $spec)) {
+                throw new ConfigError("GATEWAY_WEBHOOK_HANDLERS: `$spec` is neither jsonl:/path nor class:Name");
+            }
+        }
+        $amocrm = [];
+        foreach ($env as $k => $v) {
+            if (str_starts_with($k, 'AMOCRM_') && $v !== '') {
+                $amocrm[strtolower(substr($k, 7))] = $v;
+            }
+        }
+        $amocrm['token_path'] = self::path($amocrm['token_path'] ?? '', $this->dataDir . '/tokens.json', $root);
+        $this->amocrm = $amocrm;
+    }
+
+    public static function load(?string $file = null): self
+    {
+        $file ??= (getenv('GATEWAY_ENV_FILE') ?: dirname(__DIR__) . '/.env');
+        if (!is_file($file) || !is_readable($file)) {
+            throw new ConfigError("cannot read $file: copy php/.env.example to php/.env (or set GATEWAY_ENV_FILE)");
+        }
+        return new self(self::parse((string) file_get_contents($file), $file), $file);
+    }
+
+    /** @return array<string, string> */
+    public static function parse(string $text, string $file = '.env'): array
+    {
+        $env = [];
+        foreach (preg_split('/\R/', $text) ?: [] as $n => $line) {
+            $line = trim($line);
+            if ($line === '' || $line[0] === '#') {
+                continue;
+            }
+            if (str_starts_with($line, 'export ')) {
+                $line = substr($line, 7);
+            }
+            if (!preg_match('/^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/', $line, $m)) {
+                throw new ConfigError("$file line " . ($n + 1) . ': expected KEY=value');
+            }
+            $value = $m[2];
+            if (strlen($value) >= 2 && ($value[0] === '"' || $value[0] === "'") && $value[strlen($value) - 1] === $value[0]) {
+                $value = substr($value, 1, -1);
+            } else {
+                $value = trim((string) preg_replace('/\s+#.*$/', '', $value));
+            }
+            $env[$m[1]] = $value;
+        }
+        return $env;
+    }
+
+    /** Demo mode: no amoCRM integration configured. */
+    public function isDemo(): bool
+    {
+        return ($this->amocrm['client_id'] ?? '') === '';
+    }
+
+    /** @param array<string, string> $env */
+    private static function minLength(array $env, string $key, int $min): string
+    {
+        if (strlen($env[$key]) < $min) {
+            throw new ConfigError("$key must be at least $min characters");
+        }
+        return $env[$key];
+    }
+
+    /** @param array<string, string> $env */
+    private static function int(array $env, string $key, int $default, int $min, int $max): int
+    {
+        $v = $env[$key] ?? '';
+        if ($v === '') {
+            return $default;
+        }
+        if (!preg_match('/^\d+$/', $v) || (int) $v < $min || (int) $v > $max) {
+            throw new ConfigError("$key must be a whole number from $min to $max");
+        }
+        return (int) $v;
+    }
+
+    /** @param array<string, string> $env */
+    private static function optionalId(array $env, string $key): ?int
+    {
+        $v = $env[$key] ?? '';
+        if ($v === '') {
+            return null;
+        }
+        if (!preg_match('/^[1-9]\d*$/', $v)) {
+            throw new ConfigError("$key must be a positive id");
+        }
+        return (int) $v;
+    }
+
+    private static function path(string $value, string $default, string $root): string
+    {
+        if ($value === '') {
+            return $default;
+        }
+        return $value[0] === '/' ? $value : dirname($root) . '/' . $value;
+    }
+
+    /** @return array<string, array{entity: string, field_id?: int, field_code?: string}> */
+    private static function loadFieldMap(string $file): array
+    {
+        if (!is_file($file)) {
+            throw new ConfigError("GATEWAY_FIELD_MAP: $file does not exist");
+        }
+        $map = require $file;
+        if (!is_array($map)) {
+            throw new ConfigError("GATEWAY_FIELD_MAP: $file must return an array");
+        }
+        foreach ($map as $key => $def) {
+            $ok = is_string($key) && is_array($def)
+                && in_array($def['entity'] ?? null, ['leads', 'contacts', 'companies'], true)
+                && (is_int($def['field_id'] ?? null) xor is_string($def['field_code'] ?? null));
+            if (!$ok) {
+                throw new ConfigError("GATEWAY_FIELD_MAP: entry `$key` needs entity (leads|contacts|companies) and one of field_id (int) or field_code (string)");
+            }
+        }
+        return $map;
+    }
+}
