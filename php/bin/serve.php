@@ -7,12 +7,13 @@ declare(strict_types=1);
  * several workers. Without amoCRM credentials in php/.env it starts the
  * bundled emulator and points the gateway at it (demo mode).
  *
- *   php php/bin/serve.php --emulator target/release/amocrm-emulator [--ext target/release/libamocrm.so] [--port 9095]
+ *   php php/bin/serve.php --emulator target/release/amocrm-emulator [--ext target/release/libamocrm.so]
+ *                         [--port 9095] [--demo-dir php/var/demo]
  */
 
 require dirname(__DIR__) . '/src/autoload.php';
 
-$opts = getopt('', ['emulator:', 'ext:', 'port:']);
+$opts = getopt('', ['emulator:', 'ext:', 'port:', 'demo-dir:']);
 $port = (int) ($opts['port'] ?? 9095);
 $root = dirname(__DIR__);
 $php = [PHP_BINARY];
@@ -36,7 +37,7 @@ if ($demo) {
         fwrite(STDERR, "demo mode needs the emulator: --emulator target/release/amocrm-emulator\n");
         exit(64);
     }
-    $dir = "$root/var/demo";
+    $dir = rtrim($opts['demo-dir'] ?? "$root/var/demo", '/');
     AmoGateway\Storage\FileStore::ensureDir($dir);
     foreach (glob("$dir/*") ?: [] as $old) {
         if (is_file($old)) {
