@@ -29,6 +29,13 @@ register_shutdown_function(static function () use (&$children): void {
     }
 });
 
+if (function_exists('pcntl_async_signals')) {
+    // `kill` from a script: stop the server and the emulator too (exit runs the shutdown function).
+    pcntl_async_signals(true);
+    foreach ([SIGTERM, SIGINT, SIGHUP] as $signal) {
+        pcntl_signal($signal, static fn () => exit(0));
+    }
+}
 $say = static fn (string $s) => fwrite(STDOUT, $s . "\n");
 $demo = ($env['AMOCRM_CLIENT_ID'] ?? '') === '';
 if ($demo) {
