@@ -16,7 +16,8 @@ ROOT=$PWD
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Debian packages the build and the tests need.
-PACKAGES=(php-cli php-dev php-xml php-mbstring php-curl php-fpm clang libclang-dev phpunit)
+# nginx, php-fpm and chromium: the gateway suites run the deploy files and a browser.
+PACKAGES=(php-cli php-dev php-xml php-mbstring php-curl php-fpm clang libclang-dev phpunit nginx chromium)
 
 ensure_packages() {
     local missing=()
@@ -68,13 +69,32 @@ cmd_test() {
     log "cargo clippy"
     cargo clippy --workspace --all-targets -- -D warnings
     log "php -l"
-    find php tests/php -name '*.php' -print0 | xargs -0 -n1 php -l >/dev/null
+    find php tests/php tests/gateway -name '*.php' -print0 | xargs -0 -n1 php -l >/dev/null
     log "cargo test"
     cargo test --workspace
     build_release
-    log "PHPUnit"
-    AMOCRM_EXT="$(ext_path)" AMOCRM_EMULATOR="$ROOT/target/release/amocrm-emulator" \
-        phpunit --configuration tests/php/phpunit.xml "$@"
+    export AMOCRM_EXT="$(ext_path)" AMOCRM_EMULATOR="$ROOT/target/release/amocrm-emulator"
+    # Both suites run; the step fails if either failed.
+    local failed=0
+    log "PHPUnit: the extension"
+    phpunit --configuration tests/php/phpunit.xml "$@" || failed=1
+    ensure_e2e
+    log "PHPUnit: the gateway (php -S, nginx + php-fpm, CLI, browser E2E)"
+    phpunit --configuration tests/gateway/phpunit.xml "$@" || failed=1
+    return "$failed"
+}
+
+# The browser E2E's driver: playwright-core from tests/e2e/package-lock.json
+# (it drives Debian's chromium; it downloads no browser).
+ensure_e2e() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        log "node and npm (>= 20) are needed for the browser E2E test (tests/e2e)"
+        return 1
+    fi
+    if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+        log "npm ci (tests/e2e)"
+        (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    fi
 }
 
 # Installs the built extension unless the installed one is the same file.

@@ -23,7 +23,8 @@ final class Cli
           authorize-url             the amoCRM consent URL, for setting up without the gateway's pages
           exchange CODE REFERER     store the pair for an authorization code (from the consent redirect)
           import FILE               take over tokens from the old gateway's or the official library's token file
-          webhooks:replay           run the handlers again for failed (and stuck) webhook deliveries
+          webhooks:replay [--all]   run the handlers again for failed and stuck (pending > 60 s) webhook
+                                    deliveries; --all: every pending one too
         TXT;
 
     /** @param list<string> $argv */
@@ -42,6 +43,14 @@ final class Cli
             fwrite(STDERR, "amocrm: configuration: {$e->getMessage()}\n");
             return self::CONFIG;
         }
+        $flags = ['status' => [], 'refresh' => ['--force'], 'authorize-url' => [], 'webhooks:replay' => ['--all']];
+        if (isset($flags[$command])) {
+            foreach ($args as $a) {
+                if (!in_array($a, $flags[$command], true)) {
+                    return self::usage("$command does not take `$a`");
+                }
+            }
+        }
         try {
             return match ($command) {
                 'status' => self::status(),
@@ -50,7 +59,7 @@ final class Cli
                 'authorize-url' => self::authorizeUrl(),
                 'exchange' => self::exchange($args),
                 'import' => self::import($args),
-                'webhooks:replay' => self::replay($config),
+                'webhooks:replay' => self::replay($config, in_array('--all', $args, true)),
                 default => self::usage("unknown command `$command`"),
             };
         } catch (\AmoAuthException $e) {
@@ -185,9 +194,9 @@ final class Cli
         return self::OK;
     }
 
-    private static function replay(Config $config): int
+    private static function replay(Config $config, bool $all): int
     {
-        [$ok, $failed] = (new Spool($config))->replay();
+        [$ok, $failed] = (new Spool($config))->replay($all);
         fwrite(STDOUT, "webhooks:replay: $ok delivered, $failed still failing\n");
         return $failed === 0 ? self::OK : self::ERROR;
     }

@@ -26,7 +26,8 @@ final class LeadMapper
      */
     public function complexItem(array $in): array
     {
-        $lead = ['name' => $this->string($in, 'name', 255) ?? 'Заявка с сайта'];
+        $name = $this->string($in, 'name', 255);
+        $lead = ['name' => $name ?? 'Заявка с сайта'];
         if (($price = $this->int($in, 'price', 0)) !== null) {
             $lead['price'] = $price;
         }
@@ -84,7 +85,7 @@ final class LeadMapper
             $lead['custom_fields_values'] = $fields['leads'];
         }
         $comment = $this->string($in, 'comment', 10000);
-        if ($contact === null && !isset($lead['_embedded']['companies']) && $comment === null && !isset($in['name'])) {
+        if ($contact === null && !isset($lead['_embedded']['companies']) && $comment === null && $name === null) {
             throw HttpError::badInput('contact', 'a lead needs at least a name, a contact, a company or a comment');
         }
         return ['lead' => $lead, 'comment' => $comment];

@@ -68,13 +68,14 @@ final class Spool
 
     /**
      * Replays failed deliveries, and pending ones older than a minute (their
-     * worker died before dispatching). Returns [ok, still failing].
+     * worker died before dispatching) — or every pending one with $all.
+     * Returns [ok, still failing].
      * @return array{0: int, 1: int}
      */
-    public function replay(): array
+    public function replay(bool $all = false): array
     {
         $ok = $failed = 0;
-        foreach (['failed' => 0, 'pending' => 60] as $state => $minAge) {
+        foreach (['failed' => 0, 'pending' => $all ? 0 : 60] as $state => $minAge) {
             foreach (glob($this->dir($state) . '/*.json') ?: [] as $file) {
                 if (time() - (int) filemtime($file) < $minAge) {
                     continue;
