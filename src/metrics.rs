@@ -40,6 +40,7 @@ impl Metrics {
                 .truncate(false)
                 .mode(0o600)
                 .open(&self.path)?;
+            crate::store::take_folder_owner(&self.path);
             // A descriptor inherited across fork shares its lock: leak it.
             if let Some(old) = guard.take() {
                 std::mem::forget(old);

@@ -90,6 +90,7 @@ impl RateLimiter {
                 .mode(0o600)
                 .open(&self.path)
                 .map_err(|e| self.fault(e))?;
+            crate::store::take_folder_owner(&self.path);
             // An inherited descriptor shares its lock with the parent: leak it.
             if let Some(old) = guard.take() {
                 std::mem::forget(old);

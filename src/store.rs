@@ -31,6 +31,16 @@ impl Version {
     }
 }
 
+/// Gives `path` the owner of its folder. When an admin runs the CLI as root
+/// in the PHP user's token folder, the files it creates (the new token file,
+/// the lock) stay readable by PHP-FPM's workers. Without root this is a no-op
+/// or fails harmlessly.
+pub fn take_folder_owner(path: &Path) {
+    if let Some(meta) = path.parent().and_then(|d| fs::metadata(d).ok()) {
+        let _ = std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()));
+    }
+}
+
 /// Held while refreshing; dropping it releases the lock.
 pub trait StoreLock {}
 
@@ -153,6 +163,7 @@ impl TokenStore for FileStore {
                 .mode(0o600)
                 .open(&tmp)?;
             f.set_permissions(fs::Permissions::from_mode(0o600))?;
+            take_folder_owner(&tmp);
             f.write_all(&pair.to_json())?;
             f.sync_all()?;
             let meta = f.metadata()?;
@@ -189,6 +200,7 @@ impl TokenStore for FileStore {
                     self.lock_path.display()
                 ))
             })?;
+        take_folder_owner(&self.lock_path);
         let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(2);
         loop {
@@ -226,7 +238,9 @@ impl TokenStore for FileStore {
                 "{}: cannot write: {e}",
                 self.refused_path.display()
             ))
-        })
+        })?;
+        take_folder_owner(&self.refused_path);
+        Ok(())
     }
 
     fn refused(&self) -> Result<Option<(i64, String)>> {
@@ -283,6 +297,26 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn files_take_the_owner_of_the_token_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("www");
+        fs::create_dir(&folder).unwrap();
+        let me = fs::metadata(&folder).unwrap().uid();
+        if me != 0 {
+            return; // only root can give files away; CI runs as root
+        }
+        std::os::unix::fs::chown(&folder, Some(65534), Some(65534)).unwrap();
+        let store = FileStore::new(folder.join("tokens.json"));
+        drop(store.lock(Duration::from_secs(1)).unwrap());
+        store.save(&pair(1)).unwrap();
+        store.mark_refused("revoked").unwrap();
+        for name in ["tokens.json", "tokens.json.lock", "tokens.json.refused"] {
+            let m = fs::metadata(folder.join(name)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (65534, 65534), "{name}");
+        }
     }
 
     #[test]
