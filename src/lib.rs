@@ -15,6 +15,7 @@ pub mod oauth;
 pub mod ratelimit;
 pub mod secret;
 pub mod services;
+pub mod shared_file;
 pub mod store;
 pub mod token;
 pub mod transport;

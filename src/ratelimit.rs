@@ -8,11 +8,8 @@
 //! sent, and the slack keeps arrivals, not just sends, within the limit.
 
 use crate::error::{Error, Result};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use crate::shared_file::SharedFile;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const WINDOW_MS: u64 = 1_100;
@@ -20,10 +17,8 @@ pub const WINDOW_MS: u64 = 1_100;
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
 pub struct RateLimiter {
-    path: PathBuf,
     limit: usize,
-    /// The open state file and the pid that opened it (re-opened after fork).
-    file: Mutex<Option<(u32, File)>>,
+    file: SharedFile,
 }
 
 fn now_ms() -> u64 {
@@ -36,14 +31,9 @@ fn now_ms() -> u64 {
 impl RateLimiter {
     pub fn new(path: PathBuf, limit: u32) -> RateLimiter {
         RateLimiter {
-            path,
             limit: limit as usize,
-            file: Mutex::new(None),
+            file: SharedFile::new(path),
         }
-    }
-
-    fn fault(&self, e: impl std::fmt::Display) -> Error {
-        Error::storage(format!("rate-limit file {}: {e}", self.path.display()))
     }
 
     /// Waits until a request may be sent and records it; returns how long it waited.
@@ -76,72 +66,46 @@ impl RateLimiter {
 
     /// Takes a slot now (`None`), or says how long to wait for one.
     fn try_take(&self) -> Result<Option<Duration>> {
-        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let pid = std::process::id();
-        if guard.as_ref().map(|(p, _)| *p) != Some(pid) {
-            if let Some(parent) = self.path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| self.fault(e))?;
-            }
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&self.path)
-                .map_err(|e| self.fault(e))?;
-            crate::store::take_folder_owner(&self.path);
-            // An inherited descriptor shares its lock with the parent: leak it.
-            if let Some(old) = guard.take() {
-                std::mem::forget(old);
-            }
-            *guard = Some((pid, f));
-        }
-        let file = &mut guard.as_mut().expect("opened above").1;
-        fs2::FileExt::lock_exclusive(&*file).map_err(|e| self.fault(e))?;
-        let result = self.take_locked(file);
-        let _ = fs2::FileExt::unlock(&*file);
-        result
-    }
-
-    fn take_locked(&self, file: &mut File) -> Result<Option<Duration>> {
-        let mut bytes = Vec::with_capacity(self.limit * 8);
-        file.seek(SeekFrom::Start(0)).map_err(|e| self.fault(e))?;
-        file.read_to_end(&mut bytes).map_err(|e| self.fault(e))?;
-        let mut slots: Vec<u64> = bytes
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect();
-        // A file from another limit, or torn by a crash, is simply resized.
-        slots.resize(self.limit, 0);
-        let now = now_ms();
-        let (oldest_at, &oldest) = slots
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, t)| **t)
-            .expect("limit > 0");
-        // A slot in the future means the clock went back: treat it as free.
-        let free = oldest + WINDOW_MS <= now || slots.iter().any(|t| *t > now + WINDOW_MS);
-        if !free {
-            return Ok(Some(Duration::from_millis(oldest + WINDOW_MS - now)));
-        }
-        let at = slots
-            .iter()
-            .position(|t| *t > now + WINDOW_MS)
-            .unwrap_or(oldest_at);
-        slots[at] = now;
-        let out: Vec<u8> = slots.iter().flat_map(|t| t.to_le_bytes()).collect();
-        file.seek(SeekFrom::Start(0)).map_err(|e| self.fault(e))?;
-        file.write_all(&out).map_err(|e| self.fault(e))?;
-        file.set_len(out.len() as u64).map_err(|e| self.fault(e))?;
-        Ok(None)
+        let limit = self.limit;
+        self.file
+            .update(|bytes| {
+                let mut slots: Vec<u64> = bytes
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect();
+                // A file from another limit, or torn by a crash, is simply resized.
+                slots.resize(limit, 0);
+                let now = now_ms();
+                // A slot in the future means the clock went back: it is free.
+                let at = slots
+                    .iter()
+                    .position(|t| *t > now + WINDOW_MS)
+                    .unwrap_or_else(|| (0..limit).min_by_key(|&i| slots[i]).expect("limit > 0"));
+                if slots[at] + WINDOW_MS > now && slots[at] <= now + WINDOW_MS {
+                    return (
+                        None,
+                        Some(Duration::from_millis(slots[at] + WINDOW_MS - now)),
+                    );
+                }
+                slots[at] = now;
+                (
+                    Some(slots.iter().flat_map(|t| t.to_le_bytes()).collect()),
+                    None,
+                )
+            })
+            .map_err(|e| {
+                Error::storage(format!(
+                    "rate-limit file {}: {e}",
+                    self.file.path().display()
+                ))
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
     #[test]
