@@ -10,7 +10,6 @@ use serde_json::Value;
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
-    pub content_type: String,
     pub body: Vec<u8>,
     pub info: RequestInfo,
 }
@@ -82,19 +81,12 @@ pub fn try_send(client: &Client, req: &Request<'_>) -> std::result::Result<Respo
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
     let body = resp
         .bytes()
         .map_err(|e| SendError::MaybeSent(transport_error(&e, &info)))?
         .to_vec();
     Ok(Response {
         status: info.status,
-        content_type,
         body,
         info,
     })
@@ -244,7 +236,6 @@ mod tests {
     fn resp(status: u16, body: &str) -> Response {
         Response {
             status,
-            content_type: String::new(),
             body: body.as_bytes().to_vec(),
             info: RequestInfo {
                 method: "GET".into(),

@@ -116,11 +116,6 @@ final class Config
         return $env;
     }
 
-    /** Demo mode: no amoCRM integration configured. */
-    public function isDemo(): bool
-    {
-        return ($this->amocrm['client_id'] ?? '') === '';
-    }
 
     /** @param array<string, string> $env */
     private static function minLength(array $env, string $key, int $min): string

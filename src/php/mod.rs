@@ -23,7 +23,7 @@ use ext_php_rs::types::{ZendHashTable, Zval};
 use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, IniEntryDefs, ModuleEntry};
 use ext_php_rs::{info_table_end, info_table_row, info_table_start};
 use once_cell::sync::Lazy;
-use serde_json::json;
+use serde_json::{json, Value};
 use services::{
     AmoEntityIterator, AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService,
     AmoWebhooksService, AmoWidgetsService, Handle,
@@ -50,15 +50,10 @@ fn env_lookup(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
-fn ini_lookup(key: &str) -> Option<String> {
-    ExecutorGlobals::get()
-        .ini_values()
-        .get(key)
-        .cloned()
-        .flatten()
-}
-
 fn resolve(options: &BTreeMap<String, String>) -> crate::error::Result<Config> {
+    // ini_values() copies the whole ini table: take it once, not once per key.
+    let ini = ExecutorGlobals::get().ini_values();
+    let ini_lookup = |key: &str| ini.get(key).cloned().flatten();
     Config::resolve(options, &env_lookup, &ini_lookup)
 }
 
@@ -97,9 +92,14 @@ impl AmoClient {
     /// AmoConfigException.
     pub fn configure(options: &ZendHashTable) -> PhpResult<()> {
         let opts = options_from_php(options).map_err(to_php)?;
+        // The gateway calls this on every FPM request: the same options
+        // again cost no validation.
+        if global().core.is_some() && global().options.as_ref() == Some(&opts) {
+            return Ok(());
+        }
         resolve(&opts).map_err(to_php)?;
         let mut g = global();
-        if g.core.is_some() && g.options.as_ref() != Some(&opts) {
+        if g.core.is_some() {
             return Err(to_php(Error::config(
                 "configure",
                 "the client is already in use in this process with other options; configure() applies before first use",
@@ -346,12 +346,15 @@ impl AmoClient {
             Some(w) => hashtable_to_json(w).map_err(|e| to_php(Error::config("with", e)))?,
             None => json!([]),
         };
-        let query = json!({ "with": with });
+        let query = match with {
+            Value::Array(ref w) if w.is_empty() => None,
+            with => Some(json!({ "with": with })),
+        };
         json_result(
             core.request(
                 "GET",
                 "/api/v4/account",
-                Some(&query),
+                query.as_ref(),
                 None,
                 self.context_user,
             )

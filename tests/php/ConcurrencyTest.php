@@ -65,7 +65,8 @@ final class ConcurrencyTest extends AmoTestCase
             }
             $raw = file_get_contents($this->tokenPath);
             $pair = json_decode((string) $raw, true);
-            $this->assertIsArray($pair, "round $round: the token file parses: " . substr((string) $raw, 0, 80));
+            // Never the content in the message: it holds tokens.
+            $this->assertIsArray($pair, "round $round: the token file does not parse (" . strlen((string) $raw) . ' bytes, ' . json_last_error_msg() . ')');
             foreach (['access_token', 'refresh_token', 'expires_at', 'base_domain', 'updated_at'] as $k) {
                 $this->assertArrayHasKey($k, $pair, "round $round");
             }

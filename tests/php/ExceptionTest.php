@@ -89,6 +89,22 @@ final class ExceptionTest extends AmoTestCase
         $this->assertSame(0, $e['errorCode']);
     }
 
+    public function testRedirectsAreNeverFollowed(): void
+    {
+        // A request carries the token: it goes only where it was addressed.
+        $trap = Emulator::start('127.0.0.2');
+        try {
+            $this->seedTokens();
+            $this->emu->fault(['path' => '/api/v4/account', 'action' => 'respond', 'status' => 302, 'body' => '',
+                'headers' => ['Location' => $trap->url('/api/v4/account')]]);
+            $e = $this->fails('AmoApiException', "AmoClient::getInstance()->request('GET', '/api/v4/account');");
+            $this->assertSame(302, $e['errorCode']);
+            $this->assertSame(1, $trap->stats()['connections'], 'only our own stats call reached the trap');
+        } finally {
+            $trap->stop();
+        }
+    }
+
     public function testConnectionRefusedIsATransportError(): void
     {
         $pair = $this->seedTokens();

@@ -86,8 +86,4 @@ final class FileStore
         }
     }
 
-    public function delete(string $name): void
-    {
-        @unlink($this->dir() . '/' . $name);
-    }
 }
