@@ -6,27 +6,21 @@
 //! it, so that of N processes that find the token expiring at once exactly one
 //! calls amoCRM and the others use its result.
 
+pub use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
+use crate::host;
 use crate::metrics::Metrics;
 use crate::net;
 use crate::oauth;
 use crate::ratelimit::RateLimiter;
 use crate::secret::Secret;
-use crate::store::{FileStore, TokenStore, Version};
+use crate::store::{FileStore, Refusal, TokenStore, Version};
 use crate::token::TokenPair;
 use crate::transport::{self, Request, SendError};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 #[derive(Default)]
 struct Cached {
@@ -148,7 +142,84 @@ impl AmoCore {
         if pair.refresh_token.is_none() || !pair.is_expiring(now(), self.config.refresh_margin) {
             return Ok(pair);
         }
+        // Without taking the lock: every worker of a host whose refresh
+        // token was refused fails here at once.
+        self.refuse_if_refused(&pair)?;
         self.refresh_locked(&pair.access_token, Want::Expiring)
+    }
+
+    /// Identifies a refresh token together with the client credentials it
+    /// was sent with (a fixed client secret may make amoCRM accept it), without
+    /// keeping either: the first 16 bytes of a SHA-256, in hex.
+    fn fingerprint(&self, pair: &TokenPair) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            self.config.client_id.as_str(),
+            self.config.client_secret.expose(),
+            pair.refresh_token.as_ref().map_or("", Secret::expose),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        h.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The refusal that applies to `pair`: amoCRM refused this very refresh
+    /// token with these credentials. An unreadable note counts (it is only
+    /// ever written for the pair stored at that moment).
+    fn refusal_of(&self, pair: &TokenPair) -> Result<Option<Refusal>> {
+        if pair.refresh_token.is_none() {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .refused()?
+            .filter(|r| r.fingerprint.is_empty() || r.fingerprint == self.fingerprint(pair)))
+    }
+
+    /// Fails fast, without calling amoCRM, when it already refused `pair`'s
+    /// refresh token: sending it again cannot succeed, and a host of workers
+    /// doing so is how an integration gets blocked.
+    fn refuse_if_refused(&self, pair: &TokenPair) -> Result<()> {
+        match self.refusal_of(pair)? {
+            None => Ok(()),
+            Some(r) => Err(Error::auth(format!(
+                "amoCRM refused this refresh token at {} ({}); it is not sent again: an admin must re-authorize the integration at /oauth/authorize (or import a new pair)",
+                crate::clock::utc(r.at),
+                r.reason
+            ))
+            .with_title("Refresh token refused")
+            .with_description(r.reason)),
+        }
+    }
+
+    /// The one way a pair is stored, whoever made it (a refresh, a code
+    /// exchange, an import): checked as a refresh answer is checked, its
+    /// account host within allowed_domains. The caller holds the lock.
+    fn store_pair(&self, pair: TokenPair) -> Result<TokenPair> {
+        pair.check(now())
+            .map_err(|why| Error::config("tokens", why).with_title("Invalid token pair"))?;
+        oauth::check_referer(&self.config, &pair.base_domain)
+            .map_err(|e| Error::config("base_domain", e.message.clone()))?;
+        let version = self.store.save(&pair)?;
+        Ok(self.adopt(pair, version))
+    }
+
+    /// Waits for a slot in the host's shared rate limit (the token endpoint
+    /// counts too), counting the wait.
+    fn acquire_slot(&self) -> Result<()> {
+        let waited = self.limiter.acquire()?;
+        if !waited.is_zero() {
+            self.metrics.add(&[
+                ("rate_limit_waits", 1),
+                ("rate_limit_wait_ms", waited.as_millis() as u64),
+            ]);
+        }
+        Ok(())
     }
 
     /// Refreshes under the lock unless, once the lock is held, the file shows
@@ -165,6 +236,8 @@ impl AmoCore {
         if someone_else_did {
             return Ok(self.adopt(stored, version));
         }
+        self.refuse_if_refused(&stored)?;
+        self.acquire_slot()?;
         let fresh = match oauth::refresh(&self.config, &stored, now) {
             Ok(fresh) => fresh,
             Err(e) => {
@@ -175,14 +248,18 @@ impl AmoCore {
                     } else {
                         e.description.clone()
                     };
-                    let _ = self.store.mark_refused(&reason);
+                    self.store.mark_refused(&Refusal {
+                        at: now,
+                        reason,
+                        fingerprint: self.fingerprint(&stored),
+                    })?;
                 }
                 return Err(e);
             }
         };
-        let version = self.store.save(&fresh)?;
+        let fresh = self.store_pair(fresh)?;
         self.metrics.add(&[("refreshes", 1)]);
-        Ok(self.adopt(fresh, version))
+        Ok(fresh)
     }
 
     /// `refreshToken(force)`: refreshes now if forced or expiring.
@@ -203,11 +280,11 @@ impl AmoCore {
     pub fn exchange_code(&self, code: &str, referer: &str) -> Result<Value> {
         // The referer check happens inside, before any I/O; take the lock
         // only after it so that a hostile referer costs nothing.
-        oauth::check_referer(&self.config, referer.trim())?;
+        oauth::check_callback_referer(&self.config, referer.trim())?;
         let _lock = self.store.lock(self.config.lock_wait())?;
+        self.acquire_slot()?;
         let pair = oauth::exchange_code(&self.config, code, referer, now())?;
-        let version = self.store.save(&pair)?;
-        self.adopt(pair, version);
+        self.store_pair(pair)?;
         self.status()
     }
 
@@ -242,13 +319,12 @@ impl AmoCore {
             .refresh_token
             .as_ref()
             .map(|_| p.updated_at + REFRESH_TOKEN_LIFETIME);
-        let refused = match mode {
-            "oauth" => self.store.refused()?,
-            _ => None,
-        };
-        let reason = if let Some((at, why)) = refused {
+        let refused = self.refusal_of(&p)?;
+        let reason = if let Some(r) = refused {
             Some(format!(
-                "amoCRM refused the refresh token at {at} ({why}): re-authorize at /oauth/authorize"
+                "amoCRM refused the refresh token at {} ({}): re-authorize at /oauth/authorize",
+                crate::clock::utc(r.at),
+                r.reason
             ))
         } else if refresh_expires_at.is_some_and(|e| e <= now) {
             Some("the refresh token went unused for 3 months and has expired: re-authorize at /oauth/authorize (run `amocrm keepalive` daily to prevent this)".to_string())
@@ -280,17 +356,20 @@ impl AmoCore {
                 "is set: there is no token file to import into",
             ));
         }
+        if json.len() as u64 > crate::token::MAX_FILE_BYTES {
+            return Err(Error::config(
+                "tokens",
+                "larger than 64 KiB, the token-file limit: not a token file",
+            ));
+        }
         let mut pair = TokenPair::from_json(json).map_err(|why| Error::config("tokens", why))?;
-        oauth::check_referer(&self.config, &pair.base_domain)
-            .map_err(|e| Error::config("base_domain", e.message.clone()))?;
         if pair.updated_at == 0 {
             // Unknown age: assume the worst that still works, so that the
             // keepalive refreshes it soon.
             pair.updated_at = now() - REFRESH_TOKEN_LIFETIME / 2;
         }
         let _lock = self.store.lock(self.config.lock_wait())?;
-        let version = self.store.save(&pair)?;
-        self.adopt(pair, version);
+        self.store_pair(pair)?;
         self.status()
     }
 
@@ -334,7 +413,7 @@ impl AmoCore {
             None => String::new(),
         };
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
-        let client = net::client(self.config.connect_timeout, self.config.timeout)?;
+        let client = net::client(&self.config.client_options())?;
         // amoCRM acts on a POST each time it arrives; GET, PATCH of a fixed
         // body, PUT and DELETE leave the same state however often they do.
         let idempotent = method != Method::POST;
@@ -350,14 +429,8 @@ impl AmoCore {
         let mut retried_401 = false;
         let mut retries = 0u32;
         loop {
-            let waited = self.limiter.acquire()?;
-            if !waited.is_zero() {
-                self.metrics.add(&[
-                    ("rate_limit_waits", 1),
-                    ("rate_limit_wait_ms", waited.as_millis() as u64),
-                ]);
-            }
-            let origin = net::origin(&pair.base_domain, self.config.insecure_http)?;
+            self.acquire_slot()?;
+            let origin = host::origin(&pair.base_domain, self.config.insecure_http)?;
             let sent = transport::try_send(
                 &client,
                 &Request {

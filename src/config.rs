@@ -2,45 +2,59 @@
 //! environment variable `AMOCRM_<KEY>`, else php.ini `amocrm.<key>`.
 
 use crate::error::{Error, Result};
-use crate::net;
+use crate::host;
 use crate::secret::Secret;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Every key the extension knows, in the order `php --ri` shows them.
-pub const KEYS: &[&str] = &[
-    "client_id",
-    "client_secret",
-    "redirect_uri",
-    "token_path",
-    "allowed_domains",
-    "insecure_http",
-    "refresh_margin",
-    "connect_timeout",
-    "timeout",
-    "long_lived_token",
-    "base_domain",
-    "oauth_host",
-    "rate_limit",
-    "max_retries",
-    "retry_backoff_ms",
-    "batch_size",
+/// One configuration key: its name, its default ("" = none) and whether its
+/// value is a secret that is never shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub secret: bool,
+}
+
+const fn key(name: &'static str, default: &'static str) -> Key {
+    Key {
+        name,
+        default,
+        secret: false,
+    }
+}
+
+const fn secret(name: &'static str) -> Key {
+    Key {
+        name,
+        default: "",
+        secret: true,
+    }
+}
+
+/// Every key the extension knows, in the order `php --ri` shows them. The
+/// php.ini entries (`amocrm.<name>`) and the environment variables
+/// (`AMOCRM_<NAME>`) are derived from this table.
+pub const KEYS: &[Key] = &[
+    key("client_id", ""),
+    secret("client_secret"),
+    key("redirect_uri", ""),
+    key("token_path", "/var/lib/amocrm/tokens.json"),
+    key("allowed_domains", "amocrm.ru,amocrm.com,kommo.com"),
+    key("insecure_http", "0"),
+    key("refresh_margin", "600"),
+    key("connect_timeout", "5"),
+    key("timeout", "30"),
+    secret("long_lived_token"),
+    key("base_domain", ""),
+    key("oauth_host", "www.amocrm.ru"),
+    key("rate_limit", "7"),
+    key("max_retries", "3"),
+    key("retry_backoff_ms", "1000"),
+    key("batch_size", "50"),
+    key("ca_file", ""),
 ];
-
-/// Keys whose values are never shown.
-pub const SECRET_KEYS: &[&str] = &["client_secret", "long_lived_token"];
-
-pub const DEFAULT_TOKEN_PATH: &str = "/var/lib/amocrm/tokens.json";
-pub const DEFAULT_ALLOWED_DOMAINS: &str = "amocrm.ru,amocrm.com,kommo.com";
-pub const DEFAULT_OAUTH_HOST: &str = "www.amocrm.ru";
-pub const DEFAULT_REFRESH_MARGIN: u64 = 600;
-pub const DEFAULT_CONNECT_TIMEOUT: u64 = 5;
-pub const DEFAULT_TIMEOUT: u64 = 30;
-pub const DEFAULT_RATE_LIMIT: u64 = 7;
-pub const DEFAULT_MAX_RETRIES: u64 = 3;
-pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 1000;
-pub const DEFAULT_BATCH_SIZE: u64 = 50;
 
 /// Where a value came from, for `php --ri amocrm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +99,14 @@ pub struct Config {
     pub retry_backoff_ms: u64,
     /// Items per add/update request (amoCRM takes at most 250, recommends 50).
     pub batch_size: usize,
-    sources: BTreeMap<&'static str, (Source, String)>,
+    /// A PEM bundle of extra trusted CAs (a corporate TLS proxy, a private CA).
+    pub ca_file: Option<PathBuf>,
+    sources: Sources,
 }
+
+/// Every key's raw value and where it came from, before validation. Two
+/// equal `Sources` resolve to the same configuration.
+pub type Sources = BTreeMap<&'static str, (Source, String)>;
 
 /// Looks a raw value up in one source; `None` or an empty string means unset.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -98,74 +118,61 @@ impl Config {
         env: Lookup<'_>,
         ini: Lookup<'_>,
     ) -> Result<Config> {
+        Config::from_sources(Config::sources(options, env, ini)?)
+    }
+
+    /// Each key's raw value: `configure()`, else `AMOCRM_<KEY>`, else
+    /// php.ini `amocrm.<key>`, else its default.
+    pub fn sources(
+        options: &BTreeMap<String, String>,
+        env: Lookup<'_>,
+        ini: Lookup<'_>,
+    ) -> Result<Sources> {
         check_keys(options)?;
-        let mut raw: BTreeMap<&'static str, (Source, String)> = BTreeMap::new();
-        for &key in KEYS {
+        let mut raw = Sources::new();
+        for k in KEYS {
             let found = options
-                .get(key)
+                .get(k.name)
                 .map(|v| (Source::Configure, v.clone()))
                 .or_else(|| {
-                    env(&format!("AMOCRM_{}", key.to_ascii_uppercase()))
+                    env(&format!("AMOCRM_{}", k.name.to_ascii_uppercase()))
                         .filter(|v| !v.is_empty())
                         .map(|v| (Source::Env, v))
                 })
                 .or_else(|| {
-                    ini(&format!("amocrm.{key}"))
+                    ini(&format!("amocrm.{}", k.name))
                         .filter(|v| !v.is_empty())
                         .map(|v| (Source::Ini, v))
+                })
+                .or_else(|| {
+                    (!k.default.is_empty()).then(|| (Source::Default, k.default.to_string()))
                 });
             if let Some((src, v)) = found {
-                raw.insert(key, (src, v.trim().to_string()));
+                raw.insert(k.name, (src, v.trim().to_string()));
             }
         }
-        Config::from_raw(raw)
+        Ok(raw)
     }
 
-    fn from_raw(mut raw: BTreeMap<&'static str, (Source, String)>) -> Result<Config> {
-        let get = |raw: &BTreeMap<&'static str, (Source, String)>, key: &str| {
+    /// Validates raw values into a configuration; an error names the key.
+    pub fn from_sources(mut raw: Sources) -> Result<Config> {
+        let get = |raw: &Sources, key: &str| {
             raw.get(key)
                 .map(|(_, v)| v.clone())
                 .filter(|v| !v.is_empty())
         };
-        let defaults: [(&'static str, String); 11] = [
-            ("rate_limit", DEFAULT_RATE_LIMIT.to_string()),
-            ("max_retries", DEFAULT_MAX_RETRIES.to_string()),
-            ("retry_backoff_ms", DEFAULT_RETRY_BACKOFF_MS.to_string()),
-            ("batch_size", DEFAULT_BATCH_SIZE.to_string()),
-            ("token_path", DEFAULT_TOKEN_PATH.into()),
-            ("allowed_domains", DEFAULT_ALLOWED_DOMAINS.into()),
-            ("insecure_http", "0".into()),
-            ("refresh_margin", DEFAULT_REFRESH_MARGIN.to_string()),
-            ("connect_timeout", DEFAULT_CONNECT_TIMEOUT.to_string()),
-            ("timeout", DEFAULT_TIMEOUT.to_string()),
-            ("oauth_host", DEFAULT_OAUTH_HOST.into()),
-        ];
-        for (key, value) in defaults {
-            raw.entry(key).or_insert((Source::Default, value));
-        }
 
         let allowed_domains = parse_domains(&get(&raw, "allowed_domains").unwrap_or_default())?;
         let insecure_http = parse_bool(
             "insecure_http",
             &get(&raw, "insecure_http").unwrap_or_default(),
         )?;
-        let refresh_margin = parse_number(
-            "refresh_margin",
-            &get(&raw, "refresh_margin").unwrap_or_default(),
-            0,
-            43_200,
-        )?;
-        let connect_timeout = parse_number(
-            "connect_timeout",
-            &get(&raw, "connect_timeout").unwrap_or_default(),
-            1,
-            300,
-        )?;
-        let timeout = parse_number("timeout", &get(&raw, "timeout").unwrap_or_default(), 1, 600)?;
-
         let number = |key: &str, min: u64, max: u64| {
             parse_number(key, &get(&raw, key).unwrap_or_default(), min, max)
         };
+        let refresh_margin = number("refresh_margin", 0, 43_200)?;
+        let connect_timeout = number("connect_timeout", 1, 300)?;
+        let timeout = number("timeout", 1, 600)?;
         let rate_limit = number("rate_limit", 0, 100)? as u32;
         let max_retries = number("max_retries", 0, 10)? as u32;
         let retry_backoff_ms = number("retry_backoff_ms", 10, 60_000)?;
@@ -207,16 +214,20 @@ impl Config {
         }
 
         let oauth_host = get(&raw, "oauth_host").unwrap_or_default();
-        net::check_host_syntax(&oauth_host).map_err(|why| Error::config("oauth_host", why))?;
+        host::check_host_syntax(&oauth_host).map_err(|why| Error::config("oauth_host", why))?;
         let base_domain = get(&raw, "base_domain");
         if let Some(bd) = &base_domain {
-            net::check_host_syntax(bd).map_err(|why| Error::config("base_domain", why))?;
-            if !net::host_allowed(bd, &allowed_domains) {
+            host::check_host_syntax(bd).map_err(|why| Error::config("base_domain", why))?;
+            if !host::host_allowed(bd, &allowed_domains) {
                 return Err(Error::config(
                     "base_domain",
                     format!("`{bd}` is not within allowed_domains"),
                 ));
             }
+        }
+        let ca_file = get(&raw, "ca_file").map(PathBuf::from);
+        if ca_file.as_ref().is_some_and(|p| !p.is_absolute()) {
+            return Err(Error::config("ca_file", "must be an absolute path"));
         }
         let long_lived_token = get(&raw, "long_lived_token").map(Secret::new);
         let client_secret = Secret::new(get(&raw, "client_secret").unwrap_or_default());
@@ -228,8 +239,8 @@ impl Config {
         }
 
         // Keep where each value came from, but never a secret's value.
-        for key in SECRET_KEYS {
-            if let Some((_, v)) = raw.get_mut(key) {
+        for k in KEYS.iter().filter(|k| k.secret) {
+            if let Some((_, v)) = raw.get_mut(k.name) {
                 *v = "(set, hidden)".into();
             }
         }
@@ -250,6 +261,7 @@ impl Config {
             max_retries,
             retry_backoff_ms,
             batch_size,
+            ca_file,
             sources: raw,
         })
     }
@@ -257,9 +269,9 @@ impl Config {
     /// `(key, shown value, source)` for every key; secrets are masked.
     pub fn describe(&self) -> Vec<(&'static str, String, &'static str)> {
         KEYS.iter()
-            .map(|&key| match self.sources.get(key) {
-                Some((src, v)) if !v.is_empty() => (key, v.clone(), src.label()),
-                _ => (key, "(not set)".to_string(), "-"),
+            .map(|k| match self.sources.get(k.name) {
+                Some((src, v)) if !v.is_empty() => (k.name, v.clone(), src.label()),
+                _ => (k.name, "(not set)".to_string(), "-"),
             })
             .collect()
     }
@@ -278,6 +290,15 @@ impl Config {
         Ok((&self.client_id, &self.client_secret))
     }
 
+    /// What the HTTP client is built from.
+    pub fn client_options(&self) -> crate::net::ClientOptions {
+        crate::net::ClientOptions {
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
+            ca_file: self.ca_file.clone(),
+        }
+    }
+
     /// How long a process waits for another one's refresh before giving up.
     pub fn lock_wait(&self) -> Duration {
         self.connect_timeout + self.timeout + Duration::from_secs(5)
@@ -287,10 +308,11 @@ impl Config {
 /// Refuses keys the extension does not know, naming them.
 pub fn check_keys(options: &BTreeMap<String, String>) -> Result<()> {
     for key in options.keys() {
-        if !KEYS.contains(&key.as_str()) {
+        if !KEYS.iter().any(|k| k.name == key) {
+            let known: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
             return Err(Error::config(
                 key,
-                format!("unknown key; known keys: {}", KEYS.join(", ")),
+                format!("unknown key; known keys: {}", known.join(", ")),
             ));
         }
     }
@@ -360,12 +382,14 @@ mod tests {
     #[test]
     fn defaults_apply() {
         let c = Config::resolve(&opts(&[]), &none, &none).unwrap();
-        assert_eq!(c.token_path, PathBuf::from(DEFAULT_TOKEN_PATH));
+        assert_eq!(c.token_path, PathBuf::from("/var/lib/amocrm/tokens.json"));
         assert_eq!(
             c.allowed_domains,
             vec!["amocrm.ru", "amocrm.com", "kommo.com"]
         );
-        assert_eq!(c.refresh_margin, DEFAULT_REFRESH_MARGIN);
+        assert_eq!(c.refresh_margin, 600);
+        assert_eq!(c.rate_limit, 7);
+        assert_eq!(c.ca_file, None);
         assert!(!c.insecure_http);
     }
 
@@ -403,6 +427,7 @@ mod tests {
             ("batch_size", "251"),
             ("max_retries", "x"),
             ("retry_backoff_ms", "1"),
+            ("ca_file", "certs/ca.pem"),
         ] {
             let e = Config::resolve(&opts(&[(k, v)]), &none, &none).unwrap_err();
             assert!(e.message.contains(&format!("`{k}`")), "{k}: {}", e.message);

@@ -7,8 +7,10 @@
 //! that knows PHP).
 
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod error;
+pub mod host;
 pub mod metrics;
 pub mod net;
 pub mod oauth;

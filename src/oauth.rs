@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::error::{excerpt, Error, ErrorKind, Result};
+use crate::host;
 use crate::net;
 use crate::secret::Secret;
 use crate::token::TokenPair;
@@ -29,9 +30,9 @@ pub fn authorization_url(cfg: &Config, state: &str, mode: &str) -> Result<String
             "must not be empty (it protects the callback from forgery)",
         ));
     }
-    let origin = net::origin(
+    let origin = host::origin(
         &cfg.oauth_host,
-        cfg.insecure_http && net::is_loopback(&cfg.oauth_host),
+        cfg.insecure_http && host::is_loopback(&cfg.oauth_host),
     )?;
     let mut url =
         url::Url::parse(&format!("{origin}/oauth")).map_err(|e| Error::config("oauth_host", e))?;
@@ -47,7 +48,7 @@ pub fn authorization_url(cfg: &Config, state: &str, mode: &str) -> Result<String
 /// secret, and the referer comes from a URL anyone can forge.
 pub fn exchange_code(cfg: &Config, code: &str, referer: &str, now: i64) -> Result<TokenPair> {
     let referer = referer.trim();
-    check_referer(cfg, referer)?;
+    check_callback_referer(cfg, referer)?;
     if code.trim().is_empty() {
         return Err(Error::config("code", "is empty"));
     }
@@ -80,9 +81,25 @@ pub fn refresh(cfg: &Config, pair: &TokenPair, now: i64) -> Result<TokenPair> {
     post_token(cfg, &pair.base_domain, &body, Grant::Refresh, now)
 }
 
+/// The callback's `referer`: an account host within `allowed_domains`, and
+/// without a port — amoCRM sends a bare host, and a port would send the
+/// client secret to whatever listens there. Ports pass only in
+/// `insecure_http` mode, for the loopback emulator.
+pub fn check_callback_referer(cfg: &Config, referer: &str) -> Result<()> {
+    check_referer(cfg, referer)?;
+    if !cfg.insecure_http && host::split_host_port(referer).1.is_some() {
+        return Err(Error::config(
+            "referer",
+            format!("`{referer}` names a port; amoCRM's referer is a bare account host; nothing was sent to it"),
+        ));
+    }
+    Ok(())
+}
+
+/// An account host (a referer, a stored `base_domain`) within `allowed_domains`.
 pub fn check_referer(cfg: &Config, host: &str) -> Result<()> {
-    net::check_host_syntax(host).map_err(|why| Error::config("referer", why))?;
-    if !net::host_allowed(host, &cfg.allowed_domains) {
+    host::check_host_syntax(host).map_err(|why| Error::config("referer", why))?;
+    if !host::host_allowed(host, &cfg.allowed_domains) {
         return Err(Error::config(
             "referer",
             format!(
@@ -103,9 +120,9 @@ enum Grant {
 fn post_token(cfg: &Config, host: &str, body: &Value, grant: Grant, now: i64) -> Result<TokenPair> {
     let url = format!(
         "{}/oauth2/access_token",
-        net::origin(host, cfg.insecure_http)?
+        host::origin(host, cfg.insecure_http)?
     );
-    let client = net::client(cfg.connect_timeout, cfg.timeout)?;
+    let client = net::client(&cfg.client_options())?;
     let bytes = serde_json::to_vec(body).expect("a JSON object always serializes");
     let resp = transport::send(
         &client,
@@ -187,11 +204,13 @@ fn parse_grant(body: &[u8], host: &str, now: i64) -> std::result::Result<TokenPa
         .and_then(Value::as_i64)
         .filter(|n| *n > 0)
         .ok_or("`expires_in` is missing or not a positive number")?;
-    Ok(TokenPair {
+    let pair = TokenPair {
         access_token: Secret::new(access),
         refresh_token: Some(Secret::new(refresh)),
-        expires_at: now + expires_in,
+        expires_at: now.saturating_add(expires_in),
         base_domain: host.to_string(),
         updated_at: now,
-    })
+    };
+    pair.check(now)?;
+    Ok(pair)
 }

@@ -7,10 +7,11 @@
 //! window is 1.1 s rather than 1 s: requests arrive a little after they are
 //! sent, and the slack keeps arrivals, not just sends, within the limit.
 
+use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::shared_file::SharedFile;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub const WINDOW_MS: u64 = 1_100;
 /// Give up waiting for a slot after this long (another process flooding).
@@ -19,13 +20,6 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 pub struct RateLimiter {
     limit: usize,
     file: SharedFile,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl RateLimiter {

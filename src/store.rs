@@ -3,7 +3,7 @@
 //! mode 0600, and a cross-process lock (flock on `<token file>.lock`).
 
 use crate::error::{Error, Result};
-use crate::token::TokenPair;
+use crate::token::{self, TokenPair};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -44,6 +44,15 @@ pub fn take_folder_owner(path: &Path) {
 /// Held while refreshing; dropping it releases the lock.
 pub trait StoreLock {}
 
+/// amoCRM refused a refresh token: when, why, and which token it was (a
+/// fingerprint, never the token), so that no process sends it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub at: i64,
+    pub reason: String,
+    pub fingerprint: String,
+}
+
 /// Where token pairs live. The file store implements it now; a shared store
 /// (Redis) for fleets of servers fits the same four verbs.
 pub trait TokenStore: Send + Sync {
@@ -60,9 +69,9 @@ pub trait TokenStore: Send + Sync {
     fn location(&self) -> String;
     /// Remembers that amoCRM refused the stored refresh token; the next
     /// successful save forgets it.
-    fn mark_refused(&self, reason: &str) -> Result<()>;
-    /// When (unix seconds) and why amoCRM refused the stored refresh token.
-    fn refused(&self) -> Result<Option<(i64, String)>>;
+    fn mark_refused(&self, refusal: &Refusal) -> Result<()>;
+    /// The last refusal, until a new pair is saved.
+    fn refused(&self) -> Result<Option<Refusal>>;
 }
 
 pub struct FileStore {
@@ -132,13 +141,24 @@ impl TokenStore for FileStore {
         if !meta.is_file() {
             return Err(self.fault("cannot read", "not a regular file"));
         }
-        if meta.len() > 64 * 1024 {
+        if meta.len() > token::MAX_FILE_BYTES {
             return Err(self.fault("cannot read", "larger than 64 KiB, not a token file"));
         }
         let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes)
+        // Read at most the limit, even if the file grew since the stat.
+        (&mut file)
+            .take(token::MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
             .map_err(|e| self.fault("cannot read", e))?;
-        let mut pair = TokenPair::from_json(&bytes).map_err(|why| self.fault("corrupt", why))?;
+        let mut pair = TokenPair::from_json(&bytes)
+            .and_then(|p| {
+                token::check_token("access_token", &p.access_token)?;
+                p.refresh_token
+                    .as_ref()
+                    .map_or(Ok(()), |r| token::check_token("refresh_token", r))?;
+                Ok(p)
+            })
+            .map_err(|why| self.fault("corrupt", why))?;
         if pair.updated_at == 0 {
             pair.updated_at = meta.mtime();
         }
@@ -146,42 +166,11 @@ impl TokenStore for FileStore {
     }
 
     fn save(&self, pair: &TokenPair) -> Result<Version> {
-        let dir = self.dir();
-        fs::create_dir_all(dir).map_err(|e| self.fault("cannot create its folder", e))?;
-        // Every save happens under the lock, so one fixed temp name is enough,
-        // and a writer killed mid-way leaves at most this one file behind,
-        // which the next writer truncates.
-        let tmp = dir.join(format!(
-            ".{}.tmp",
-            self.path.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        let write = || -> std::io::Result<fs::Metadata> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-            take_folder_owner(&tmp);
-            f.write_all(&pair.to_json())?;
-            f.sync_all()?;
-            let meta = f.metadata()?;
-            fs::rename(&tmp, &self.path)?;
-            File::open(dir)?.sync_all()?;
-            Ok(meta)
-        };
-        match write() {
-            Ok(meta) => {
-                // A new pair: whatever amoCRM refused before no longer applies.
-                let _ = fs::remove_file(&self.refused_path);
-                Ok(Version::of(&meta))
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(self.fault("cannot write (the previous pair is kept)", e))
-            }
-        }
+        let meta = write_atomic(&self.path, &pair.to_json())
+            .map_err(|e| self.fault("cannot write (the previous pair is kept)", e))?;
+        // A new pair: whatever amoCRM refused before no longer applies.
+        let _ = fs::remove_file(&self.refused_path);
+        Ok(Version::of(&meta))
     }
 
     fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>> {
@@ -231,26 +220,33 @@ impl TokenStore for FileStore {
         self.path.display().to_string()
     }
 
-    fn mark_refused(&self, reason: &str) -> Result<()> {
-        let note = serde_json::json!({ "at": crate::client::now(), "reason": reason });
-        fs::write(&self.refused_path, note.to_string()).map_err(|e| {
+    fn mark_refused(&self, refusal: &Refusal) -> Result<()> {
+        let note = serde_json::json!({
+            "at": refusal.at,
+            "reason": refusal.reason,
+            "fingerprint": refusal.fingerprint,
+        });
+        write_atomic(&self.refused_path, note.to_string().as_bytes()).map_err(|e| {
             Error::storage(format!(
                 "{}: cannot write: {e}",
                 self.refused_path.display()
             ))
         })?;
-        take_folder_owner(&self.refused_path);
         Ok(())
     }
 
-    fn refused(&self) -> Result<Option<(i64, String)>> {
+    fn refused(&self) -> Result<Option<Refusal>> {
         match fs::read(&self.refused_path) {
             Ok(bytes) => {
+                // Written atomically; a note that cannot be read still says
+                // amoCRM refused the pair stored now (it is written under the
+                // lock, for the pair of that moment).
                 let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                Ok(Some((
-                    v["at"].as_i64().unwrap_or(0),
-                    v["reason"].as_str().unwrap_or("refused").to_string(),
-                )))
+                Ok(Some(Refusal {
+                    at: v["at"].as_i64().unwrap_or(0),
+                    reason: v["reason"].as_str().unwrap_or("refused").to_string(),
+                    fingerprint: v["fingerprint"].as_str().unwrap_or("").to_string(),
+                }))
             }
             Err(e) if e.kind() == IoKind::NotFound => Ok(None),
             Err(e) => Err(Error::storage(format!(
@@ -259,6 +255,39 @@ impl TokenStore for FileStore {
             ))),
         }
     }
+}
+
+/// Replaces `path` with `bytes` so that a reader sees the old file or the new
+/// one, never a part: a temp file in the same folder (mode 0600, the folder's
+/// owner), fsync, rename, fsync the folder. Every caller holds the lock, so
+/// one fixed temp name is enough, and a writer killed mid-way leaves at most
+/// that one file behind, which the next writer truncates.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<fs::Metadata> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let write = || -> std::io::Result<fs::Metadata> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        take_folder_owner(&tmp);
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        let meta = f.metadata()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()?;
+        Ok(meta)
+    };
+    write().inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
 #[cfg(test)]
@@ -312,7 +341,13 @@ mod tests {
         let store = FileStore::new(folder.join("tokens.json"));
         drop(store.lock(Duration::from_secs(1)).unwrap());
         store.save(&pair(1)).unwrap();
-        store.mark_refused("revoked").unwrap();
+        store
+            .mark_refused(&Refusal {
+                at: 1,
+                reason: "revoked".into(),
+                fingerprint: "f".into(),
+            })
+            .unwrap();
         for name in ["tokens.json", "tokens.json.lock", "tokens.json.refused"] {
             let m = fs::metadata(folder.join(name)).unwrap();
             assert_eq!((m.uid(), m.gid()), (65534, 65534), "{name}");

@@ -7,6 +7,16 @@
 use crate::secret::Secret;
 use serde_json::{json, Map, Value};
 
+/// A token file larger than this is not a token file.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024;
+/// amoCRM's tokens are about 1 KB (a JWT) and 700 bytes (the refresh token).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// 2010-01-01: no amoCRM OAuth pair is older.
+const EARLIEST: i64 = 1_262_304_000;
+/// amoCRM's longest token lives 5 years (a long-lived token); an access
+/// token from a refresh lives 24 hours.
+const LONGEST_LIFETIME: i64 = 5 * 366 * 86_400;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenPair {
     pub access_token: Secret,
@@ -39,7 +49,7 @@ impl TokenPair {
         let refresh_token = string_field(obj, names[1])?;
         let expires_at = int_field(obj, names[2])?;
         let base_domain = string_field(obj, names[3])?;
-        crate::net::check_host_syntax(&base_domain)
+        crate::host::check_host_syntax(&base_domain)
             .map_err(|why| format!("`{}` {why}", names[3]))?;
         let updated_at = match obj.get("updated_at") {
             None | Some(Value::Null) => 0,
@@ -52,6 +62,32 @@ impl TokenPair {
             base_domain,
             updated_at,
         })
+    }
+
+    /// Checks a pair before it is stored, whoever made it (a refresh answer,
+    /// a code exchange, an import): tokens that can go into an HTTP header,
+    /// and times amoCRM could have issued. The error names the field, never
+    /// its value. The account host's allow-list is the caller's to check.
+    pub fn check(&self, now: i64) -> Result<(), String> {
+        check_token("access_token", &self.access_token)?;
+        if let Some(r) = &self.refresh_token {
+            check_token("refresh_token", r)?;
+        }
+        crate::host::check_host_syntax(&self.base_domain)
+            .map_err(|why| format!("`base_domain` {why}"))?;
+        if self.expires_at < EARLIEST || self.expires_at > now + LONGEST_LIFETIME {
+            return Err(format!(
+                "`expires_at` ({}) is not a time amoCRM could have set: expected unix seconds from {EARLIEST} to now + 5 years",
+                self.expires_at
+            ));
+        }
+        if self.updated_at != 0 && (self.updated_at < EARLIEST || self.updated_at > now + 86_400) {
+            return Err(format!(
+                "`updated_at` ({}) is not a time in the past: expected unix seconds from {EARLIEST} to now",
+                self.updated_at
+            ));
+        }
+        Ok(())
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -75,6 +111,26 @@ impl TokenPair {
     pub fn is_expiring(&self, now: i64, margin: u64) -> bool {
         self.expires_in(now) <= margin as i64
     }
+}
+
+/// A token goes into an `Authorization` header and a form body: visible
+/// ASCII only (no space, CR, LF or NUL), and a sane length.
+pub fn check_token(name: &str, token: &Secret) -> Result<(), String> {
+    let t = token.expose();
+    if t.is_empty() {
+        return Err(format!("`{name}` is empty"));
+    }
+    if t.len() > MAX_TOKEN_BYTES {
+        return Err(format!(
+            "`{name}` is longer than {MAX_TOKEN_BYTES} bytes, not an amoCRM token"
+        ));
+    }
+    if let Some(pos) = t.bytes().position(|b| !(0x21..=0x7e).contains(&b)) {
+        return Err(format!(
+            "`{name}` holds a character that cannot be sent in an HTTP header (byte {pos}: only visible ASCII is allowed)"
+        ));
+    }
+    Ok(())
 }
 
 fn string_field(obj: &Map<String, Value>, key: &str) -> Result<String, String> {
@@ -134,6 +190,63 @@ mod tests {
             let e = TokenPair::from_json(bytes).unwrap_err();
             assert!(e.contains(fault), "{e}");
             assert!(!e.contains("secret-a"));
+        }
+    }
+
+    fn pair(access: &str, expires_at: i64) -> TokenPair {
+        TokenPair {
+            access_token: Secret::new(access),
+            refresh_token: Some(Secret::new("def50200aa")),
+            expires_at,
+            base_domain: "x.amocrm.ru".into(),
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn check_refuses_what_cannot_be_sent_or_was_never_issued() {
+        let now = 1_800_000_000;
+        assert!(pair("eyJ0.eyJ1.sig", now + 86_400).check(now).is_ok());
+        assert!(
+            pair("eyJ0.eyJ1.sig", now - 86_400).check(now).is_ok(),
+            "an expired pair is still a pair"
+        );
+        for (p, fault) in [
+            (
+                pair("secret-a\r\nX-Evil: 1", now),
+                "`access_token` holds a character",
+            ),
+            (pair("secret-a b", now), "`access_token` holds a character"),
+            (
+                pair("secret-a\u{0}", now),
+                "`access_token` holds a character",
+            ),
+            (pair("секрет", now), "`access_token` holds a character"),
+            (
+                pair(&"a".repeat(MAX_TOKEN_BYTES + 1), now),
+                "`access_token` is longer",
+            ),
+            (pair("", now), "`access_token` is empty"),
+            (pair("secret-a", 5), "`expires_at`"),
+            (pair("secret-a", now + 6 * 366 * 86_400), "`expires_at`"),
+            (
+                TokenPair {
+                    updated_at: now + 7 * 86_400,
+                    ..pair("secret-a", now)
+                },
+                "`updated_at`",
+            ),
+            (
+                TokenPair {
+                    base_domain: "x.amocrm.ru/evil".into(),
+                    ..pair("secret-a", now)
+                },
+                "`base_domain`",
+            ),
+        ] {
+            let e = p.check(now).unwrap_err();
+            assert!(e.contains(fault), "{e}");
+            assert!(!e.contains("secret-a"), "{e}");
         }
     }
 }

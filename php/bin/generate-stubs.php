@@ -15,8 +15,10 @@ if (!extension_loaded('amocrm')) {
 
 const DOCS = [
     'AmoClient' => "The amoCRM / Kommo client. One per PHP process: every handle from getInstance()\nshares the token lifecycle (load, cross-process lock, refresh) and the HTTP\nconnections, which stay open across PHP-FPM requests.\n\nConfiguration comes from configure(), else AMOCRM_<KEY> environment variables,\nelse php.ini amocrm.<key>; see the README for the keys.",
-    'AmoClient::getInstance' => "Returns a handle to the process-wide client, creating it on first use.\n\n@throws AmoConfigException when a configuration value is invalid",
-    'AmoClient::configure' => "Sets configuration keys for this process. Call before first use; repeating\nthe same options (as every FPM request does) is a no-op.\n\n@param array<string, string|int|bool|list<string>> \$options e.g. ['client_id' => '…', 'token_path' => '/var/lib/amocrm/tokens.json']\n@throws AmoConfigException naming an unknown key or an invalid value, or when other options were already in use",
+    'AmoClient::getInstance' => "Returns the client: the same object on every call within a request (PHP\nobjects end with their request; the token lifecycle and the connections\nlive on for the process). Made on first use; rebuilt when the effective\nconfiguration (configure(), AMOCRM_*, php.ini) changed since the last request.\n\n@throws AmoConfigException when a configuration value is invalid",
+    'AmoClient::configure' => "Sets configuration keys for this process. New options take effect at once\n(the next call uses them); repeating the same options, as every FPM request\ndoes, is a no-op.\n\n@param array<string, string|int|bool|list<string>> \$options e.g. ['client_id' => '…', 'token_path' => '/var/lib/amocrm/tokens.json']\n@throws AmoConfigException naming an unknown key or an invalid value; the client keeps its previous configuration",
+    'AmoClient::__construct' => "Not constructible: use AmoClient::getInstance().",
+    '*::__construct' => "Not constructible: AmoClient's methods return services and iterators.",
     'AmoClient::authorizationUrl' => "The amoCRM consent page to send an admin to.\n\n@param string \$state an unguessable value bound to the admin's browser, checked on callback\n@param string \$mode 'post_message' or 'popup'\n@throws AmoConfigException",
     'AmoClient::exchangeCode' => "Exchanges the OAuth callback's code for a token pair and stores it. The\nreferer is checked against allowed_domains before any network I/O.\n\n@return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, needs_reauthorization: bool, reauthorization_reason: ?string, token_path: ?string}\n@throws AmoConfigException for a referer outside allowed_domains (nothing is sent)\n@throws AmoAuthException when amoCRM refuses the code\n@throws AmoTransportException|AmoStorageException|AmoApiException",
     'AmoClient::tokenStatus' => "The token status; never a token or the secret.\n\n@return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, needs_reauthorization: bool, reauthorization_reason: ?string, token_path: ?string}\n@throws AmoStorageException when the token file cannot be read or is corrupt",
@@ -155,24 +157,23 @@ foreach ($classes as $name => $class) {
     $interfaces = array_diff($class->getInterfaceNames(), $parent ? $parent->getInterfaceNames() : [], ['Traversable']);
     echo "class $name" . ($parent ? ' extends \\' . $parent->getName() : '')
         . ($interfaces ? ' implements \\' . implode(', \\', $interfaces) : '') . "\n{\n";
+    // Visibility and `static` as reflection reports them: the drift test
+    // then compares constructors and every modifier too.
+    $modifiers = static fn (int $m): string => implode(' ', Reflection::getModifierNames($m)) . ' ';
     foreach ($class->getProperties() as $prop) {
         if ($prop->getDeclaringClass()->getName() !== $name) {
             continue;
         }
-        echo "    protected \$" . $prop->getName() . " = null;\n";
+        $default = $prop->hasDefaultValue() ? ' = ' . strtolower(var_export($prop->getDefaultValue(), true)) : '';
+        echo '    ' . $modifiers($prop->getModifiers()) . '$' . $prop->getName() . "$default;\n";
     }
     $methods = array_filter($class->getMethods(), static fn ($m) => $m->getDeclaringClass()->getName() === $name);
-    usort($methods, static fn ($a, $b) => [!$a->isStatic(), $a->getName()] <=> [!$b->isStatic(), $b->getName()]);
+    usort($methods, static fn ($a, $b) => [!$a->isConstructor(), !$a->isStatic(), $a->getName()] <=> [!$b->isConstructor(), !$b->isStatic(), $b->getName()]);
     foreach ($methods as $m) {
-        if ($m->isConstructor()) {
-            // The extension refuses `new AmoClient()`: use getInstance().
-            echo "\n    private function __construct() {}\n";
-            continue;
-        }
         echo "\n" . doc("$name::" . $m->getName(), '    ');
         $params = implode(', ', array_map('param', $m->getParameters()));
         $ret = $m->hasReturnType() ? ': ' . $m->getReturnType() : '';
-        echo '    public ' . ($m->isStatic() ? 'static ' : '') . 'function ' . $m->getName() . "($params)$ret {}\n";
+        echo '    ' . $modifiers($m->getModifiers()) . 'function ' . $m->getName() . "($params)$ret {}\n";
     }
     echo "}\n\n";
 }

@@ -13,18 +13,28 @@
  */
 class AmoClient
 {
+    private static $instance = null;
 
     /**
-     * Sets configuration keys for this process. Call before first use; repeating
-     * the same options (as every FPM request does) is a no-op.
+     * Not constructible: use AmoClient::getInstance().
+     */
+    private function __construct() {}
+
+    /**
+     * Sets configuration keys for this process. New options take effect at once
+     * (the next call uses them); repeating the same options, as every FPM request
+     * does, is a no-op.
      *
      * @param array<string, string|int|bool|list<string>> $options e.g. ['client_id' => '…', 'token_path' => '/var/lib/amocrm/tokens.json']
-     * @throws AmoConfigException naming an unknown key or an invalid value, or when other options were already in use
+     * @throws AmoConfigException naming an unknown key or an invalid value; the client keeps its previous configuration
      */
     public static function configure(array $options): void {}
 
     /**
-     * Returns a handle to the process-wide client, creating it on first use.
+     * Returns the client: the same object on every call within a request (PHP
+     * objects end with their request; the token lifecycle and the connections
+     * live on for the process). Made on first use; rebuilt when the effective
+     * configuration (configure(), AMOCRM_*, php.ini) changed since the last request.
      *
      * @throws AmoConfigException when a configuration value is invalid
      */
@@ -37,8 +47,6 @@ class AmoClient
      * @throws AmoConfigException when AMOCRM_TEST_HOOKS=1 is not set
      */
     public static function panicForTest(): void {}
-
-    private function __construct() {}
 
     /**
      * The account (GET /api/v4/account).
@@ -274,6 +282,9 @@ class AmoClient
 class AmoEntityIterator implements \Iterator
 {
 
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
     private function __construct() {}
 
     /**
@@ -316,6 +327,9 @@ class AmoEntityIterator implements \Iterator
 class AmoEntityService
 {
 
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
     private function __construct() {}
 
     /**
@@ -399,6 +413,9 @@ class AmoEntityService
 class AmoLeadsService
 {
 
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
     private function __construct() {}
 
     /**
@@ -492,6 +509,9 @@ class AmoLeadsService
 class AmoLinksService
 {
 
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
     private function __construct() {}
 
     /**
@@ -535,6 +555,9 @@ class AmoLinksService
 class AmoUnsortedService
 {
 
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
     private function __construct() {}
 
     /**
@@ -625,6 +648,9 @@ class AmoUnsortedService
 class AmoWebhooksService
 {
 
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
     private function __construct() {}
 
     /**
@@ -667,6 +693,9 @@ class AmoWebhooksService
 class AmoWidgetsService
 {
 
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
     private function __construct() {}
 
     /**

@@ -1,46 +1,58 @@
 //! The PHP binding: a thin layer over [`crate::client::AmoCore`]. It converts
-//! PHP values to JSON and back, keeps the process-wide singleton, and maps
-//! [`crate::error::Error`] to the `AmoException` family in one place.
+//! PHP values to JSON and back, keeps the process-wide core, and maps
+//! [`crate::error::Error`] to the `AmoException` family in one place. One
+//! file per PHP class: `client` (AmoClient), `services` (the service classes
+//! and the iterator), `exceptions` (the exception family).
 
 // PHP parameter names are camelCase (`withContextUser(int $userId)`), and
 // ext-php-rs takes them from the Rust names.
 #![allow(non_snake_case)]
 
+mod client;
 mod convert;
 mod exceptions;
 mod services;
 
 use crate::client::AmoCore;
-use crate::config::{self, Config};
-use crate::error::Error;
-use crate::services::Service;
-use convert::{hashtable_to_json, json_result, json_to_array, zval_to_json};
-use exceptions::{register_exceptions, to_php};
-use ext_php_rs::boxed::ZBox;
+use crate::config::{self, Config, Sources};
+use client::AmoClient;
+use exceptions::register_exceptions;
+use ext_php_rs::ffi::zend_ini_entry;
 use ext_php_rs::flags::IniEntryPermission;
 use ext_php_rs::prelude::*;
-use ext_php_rs::types::{ZendHashTable, Zval};
-use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, IniEntryDefs, ModuleEntry};
+use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, ModuleEntry};
 use ext_php_rs::{info_table_end, info_table_row, info_table_start};
 use once_cell::sync::Lazy;
-use serde_json::{json, Value};
 use services::{
     AmoEntityIterator, AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService,
-    AmoWebhooksService, AmoWidgetsService, Handle,
+    AmoWebhooksService, AmoWidgetsService,
 };
 use std::collections::BTreeMap;
+use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-// ---------------------------------------------------------------- singleton
+// ---------------------------------------------------------------- the core
 
+/// The process-wide core and what it was built from. Rebuilt when the
+/// effective options change: by `configure()` at once, and for the
+/// environment and php.ini at the next request that uses the client.
 #[derive(Default)]
 struct Global {
-    /// What `configure()` was given, once given.
-    options: Option<BTreeMap<String, String>>,
+    /// What `configure()` was last given.
+    options: BTreeMap<String, String>,
+    /// The raw values the core was built from.
+    sources: Option<Sources>,
     core: Option<Arc<AmoCore>>,
+    /// The request in which `sources` were last compared with the effective ones.
+    checked_in: u64,
 }
 
 static GLOBAL: Lazy<Mutex<Global>> = Lazy::new(|| Mutex::new(Global::default()));
+
+/// Counts PHP requests (module request start-up), so that the sources are
+/// looked up once per request rather than once per call.
+static REQUEST: AtomicU64 = AtomicU64::new(1);
 
 fn global() -> std::sync::MutexGuard<'static, Global> {
     GLOBAL.lock().unwrap_or_else(|e| e.into_inner())
@@ -50,412 +62,91 @@ fn env_lookup(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
-fn resolve(options: &BTreeMap<String, String>) -> crate::error::Result<Config> {
-    // ini_values() copies the whole ini table: take it once, not once per key.
-    let ini = ExecutorGlobals::get().ini_values();
-    let ini_lookup = |key: &str| ini.get(key).cloned().flatten();
-    Config::resolve(options, &env_lookup, &ini_lookup)
+/// One php.ini value, read from the engine's table without copying it.
+fn ini_lookup(key: &str) -> Option<String> {
+    let eg = ExecutorGlobals::get();
+    // SAFETY: the ini table is set up at engine start-up and lives as long
+    // as the process; its entries are `zend_ini_entry` pointers.
+    unsafe {
+        let table = eg.ini_directives.as_ref()?;
+        let entry = table.get(key)?.ptr::<zend_ini_entry>()?.as_ref()?;
+        let value = entry.value.as_ref()?;
+        Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+    }
 }
 
+fn sources(options: &BTreeMap<String, String>) -> crate::error::Result<Sources> {
+    Config::sources(options, &env_lookup, &ini_lookup)
+}
+
+/// The process's core, rebuilt when the effective options differ from the
+/// ones it was built from (checked once per request).
 fn core() -> crate::error::Result<Arc<AmoCore>> {
+    let request = REQUEST.load(Ordering::Relaxed);
     let mut g = global();
     if let Some(core) = &g.core {
-        return Ok(core.clone());
+        if g.checked_in == request {
+            return Ok(core.clone());
+        }
     }
-    let config = resolve(&g.options.clone().unwrap_or_default())?;
-    let core = Arc::new(AmoCore::new(config));
+    let current = sources(&g.options)?;
+    if let (Some(core), Some(built_from)) = (&g.core, &g.sources) {
+        if *built_from == current {
+            let core = core.clone();
+            g.checked_in = request;
+            return Ok(core);
+        }
+    }
+    let core = Arc::new(AmoCore::new(Config::from_sources(current.clone())?));
     g.core = Some(core.clone());
+    g.sources = Some(current);
+    g.checked_in = request;
     Ok(core)
 }
 
-// ---------------------------------------------------------------- AmoClient
-
-/// The amoCRM client. One per process: `AmoClient::getInstance()` hands out
-/// handles to the same token lifecycle and HTTP connections.
-#[php_class]
-#[php(name = "AmoClient")]
-pub struct AmoClient {
-    context_user: Option<i64>,
-}
-
-#[php_impl]
-impl AmoClient {
-    /// Returns the process-wide client, creating it on first use from
-    /// `configure()`, the environment (AMOCRM_*) and php.ini (amocrm.*).
-    pub fn get_instance() -> PhpResult<AmoClient> {
-        core().map_err(to_php)?;
-        Ok(AmoClient { context_user: None })
+/// `AmoClient::configure()`: new options take effect at once; the same
+/// options again (every FPM request passes them) cost one comparison.
+fn configure(options: BTreeMap<String, String>) -> crate::error::Result<()> {
+    let mut g = global();
+    if g.options == options {
+        return Ok(());
     }
-
-    /// Sets configuration keys for this process. Call before first use; a
-    /// repeat call with the same options is a no-op, different ones raise
-    /// AmoConfigException.
-    pub fn configure(options: &ZendHashTable) -> PhpResult<()> {
-        let opts = options_from_php(options).map_err(to_php)?;
-        // The gateway calls this on every FPM request: the same options
-        // again cost no validation.
-        if global().core.is_some() && global().options.as_ref() == Some(&opts) {
-            return Ok(());
-        }
-        resolve(&opts).map_err(to_php)?;
-        let mut g = global();
-        if g.core.is_some() {
-            return Err(to_php(Error::config(
-                "configure",
-                "the client is already in use in this process with other options; configure() applies before first use",
-            )));
-        }
-        g.options = Some(opts);
-        Ok(())
-    }
-
-    /// The amoCRM consent page to send an admin to.
-    #[php(defaults(mode = "\"post_message\""))]
-    pub fn authorization_url(&self, state: String, mode: String) -> PhpResult<String> {
-        let core = core().map_err(to_php)?;
-        core.authorization_url(&state, &mode).map_err(to_php)
-    }
-
-    /// Exchanges the callback's `code` for a token pair and stores it.
-    /// `referer` must be within allowed_domains; nothing is sent otherwise.
-    pub fn exchange_code(&self, code: String, referer: String) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
-        json_result(core.exchange_code(&code, &referer))
-    }
-
-    /// authorized, mode, base_domain, expires_at, expires_in, updated_at,
-    /// refresh_expires_at, token_path — never a token or the secret.
-    pub fn token_status(&self) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
-        json_result(core.status())
-    }
-
-    /// Refreshes now (if `force`, or if the token is within refresh_margin of
-    /// expiry) under the cross-process lock; returns the token status.
-    #[php(defaults(force = false))]
-    pub fn refresh_token(&self, force: bool) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
-        json_result(core.refresh(force))
-    }
-
-    /// Sends a request to amoCRM's API (path such as /api/v4/leads) and
-    /// returns the decoded JSON, or null for 204.
-    #[php(optional = query)]
-    pub fn request(
-        &self,
-        method: String,
-        path: String,
-        query: Option<&ZendHashTable>,
-        body: Option<&Zval>,
-    ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
-        let core = core().map_err(to_php)?;
-        let query = query
-            .map(hashtable_to_json)
-            .transpose()
-            .map_err(|e| to_php(Error::config("query", e)))?;
-        let body = match body {
-            Some(z) if !z.is_null() => {
-                Some(zval_to_json(z, 0).map_err(|e| to_php(Error::config("body", e)))?)
-            }
-            _ => None,
-        };
-        let answer = core
-            .request(
-                &method,
-                &path,
-                query.as_ref(),
-                body.as_ref(),
-                self.context_user,
-            )
-            .map_err(to_php)?;
-        answer
-            .map(|v| json_to_array(&v))
-            .transpose()
-            .map_err(to_php)
-    }
-
-    /// A handle that sends X-Context-User-ID with every request.
-    pub fn with_context_user(&self, userId: i64) -> PhpResult<AmoClient> {
-        if userId <= 0 {
-            return Err(to_php(Error::config(
-                "userId",
-                "must be a positive amoCRM user id",
-            )));
-        }
-        Ok(AmoClient {
-            context_user: Some(userId),
-        })
-    }
-
-    /// The user id sent as X-Context-User-ID, or null.
-    pub fn get_context_user(&self) -> Option<i64> {
-        self.context_user
-    }
-
-    /// Takes over a token pair from another file's contents (the old
-    /// gateway's tokens.json or the official library's format); stores it
-    /// atomically under the lock and returns the token status.
-    pub fn import_tokens(&self, pair: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
-        let json = hashtable_to_json(pair).map_err(|e| to_php(Error::config("tokens", e)))?;
-        json_result(core.import_tokens(json.to_string().as_bytes()))
-    }
-
-    /// Host-wide counters for monitoring: refreshes, refresh_failures,
-    /// api_calls by status, rate_limited (429s), rate_limit_waits,
-    /// rate_limit_wait_ms, retries.
-    pub fn metrics(&self) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
-        json_result(Ok(core.metrics()))
-    }
-
-    /// Leads: get, iterate, getOne, add, addOne, update, updateOne, addComplex.
-    pub fn leads(&self) -> PhpResult<AmoLeadsService> {
-        Ok(AmoLeadsService {
-            h: self.handle(Service::named("leads"))?,
-        })
-    }
-
-    /// Contacts.
-    pub fn contacts(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("contacts"))
-    }
-
-    /// Companies.
-    pub fn companies(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("companies"))
-    }
-
-    /// Customers (when the account has customers enabled).
-    pub fn customers(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("customers"))
-    }
-
-    /// Tasks.
-    pub fn tasks(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("tasks"))
-    }
-
-    /// Notes of leads, contacts, companies or customers.
-    pub fn notes(&self, entityType: String) -> PhpResult<AmoEntityService> {
-        self.entity(Service::notes(&entityType))
-    }
-
-    /// Tags of leads, contacts, companies or customers.
-    pub fn tags(&self, entityType: String) -> PhpResult<AmoEntityService> {
-        self.entity(Service::tags(&entityType))
-    }
-
-    /// Lead pipelines, each with its statuses.
-    pub fn pipelines(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("pipelines"))
-    }
-
-    /// The statuses of one pipeline.
-    pub fn statuses(&self, pipelineId: i64) -> PhpResult<AmoEntityService> {
-        self.entity(Service::statuses(pipelineId))
-    }
-
-    /// Custom fields of leads, contacts, companies, customers, customers/segments or catalogs/{id}.
-    pub fn custom_fields(&self, entityType: String) -> PhpResult<AmoEntityService> {
-        self.entity(Service::custom_fields(&entityType))
-    }
-
-    /// Reasons for losing a lead.
-    pub fn loss_reasons(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("lossReasons"))
-    }
-
-    /// Users of the account (admin only).
-    pub fn users(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("users"))
-    }
-
-    /// User roles.
-    pub fn roles(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("roles"))
-    }
-
-    /// Webhook subscriptions.
-    pub fn webhooks(&self) -> PhpResult<AmoWebhooksService> {
-        Ok(AmoWebhooksService {
-            h: self.handle(Service::named("webhooks"))?,
-        })
-    }
-
-    /// Unsorted (incoming) leads.
-    pub fn unsorted(&self) -> PhpResult<AmoUnsortedService> {
-        Ok(AmoUnsortedService {
-            h: self.handle(Service::named("unsorted"))?,
-        })
-    }
-
-    /// Catalogs (lists).
-    pub fn catalogs(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("catalogs"))
-    }
-
-    /// The elements of one catalog.
-    pub fn catalog_elements(&self, catalogId: i64) -> PhpResult<AmoEntityService> {
-        self.entity(Service::catalog_elements(catalogId))
-    }
-
-    /// The event log (read only).
-    pub fn events(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("events"))
-    }
-
-    /// Lead sources of the integration.
-    pub fn sources(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("sources"))
-    }
-
-    /// Links of leads, contacts, companies or customers to other entities.
-    pub fn links(&self, entityType: String) -> PhpResult<AmoLinksService> {
-        Ok(AmoLinksService {
-            h: self.handle(Service::links(&entityType))?,
-        })
-    }
-
-    /// Call records (add only).
-    pub fn calls(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("calls"))
-    }
-
-    /// Widgets.
-    pub fn widgets(&self) -> PhpResult<AmoWidgetsService> {
-        Ok(AmoWidgetsService {
-            h: self.handle(Service::named("widgets"))?,
-        })
-    }
-
-    /// Short links (add only).
-    pub fn short_links(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("shortLinks"))
-    }
-
-    /// Currencies (read only).
-    pub fn currencies(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("currencies"))
-    }
-
-    /// The account, with extra parts such as amojo_id, users_groups, task_types.
-    pub fn account(&self, with: Option<&ZendHashTable>) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
-        let with = match with {
-            Some(w) => hashtable_to_json(w).map_err(|e| to_php(Error::config("with", e)))?,
-            None => json!([]),
-        };
-        let query = match with {
-            Value::Array(ref w) if w.is_empty() => None,
-            with => Some(json!({ "with": with })),
-        };
-        json_result(
-            core.request(
-                "GET",
-                "/api/v4/account",
-                query.as_ref(),
-                None,
-                self.context_user,
-            )
-            .and_then(|v| {
-                v.ok_or_else(|| {
-                    Error::new(
-                        crate::error::ErrorKind::Api,
-                        "amoCRM answered 204 to GET /api/v4/account",
-                    )
-                })
-            }),
-        )
-    }
-
-    /// For the test suite: panics inside Rust when AMOCRM_TEST_HOOKS=1 is in
-    /// the environment, to prove a panic becomes a PHP \Error.
-    pub fn panic_for_test() -> PhpResult<()> {
-        if std::env::var("AMOCRM_TEST_HOOKS").as_deref() == Ok("1") {
-            panic!("panic requested by AmoClient::panicForTest()");
-        }
-        Err(to_php(Error::config(
-            "test_hooks",
-            "AMOCRM_TEST_HOOKS=1 is not set",
-        )))
-    }
-}
-
-/// configure()'s array as strings; lists (allowed_domains) become comma-separated.
-fn options_from_php(options: &ZendHashTable) -> crate::error::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for (key, value) in options.iter() {
-        let key = key.to_string();
-        let text = if let Some(s) = value.str() {
-            s.to_string()
-        } else if let Some(b) = value.bool() {
-            if b { "1" } else { "0" }.to_string()
-        } else if let Some(n) = value.long() {
-            n.to_string()
-        } else if value.is_null() {
-            String::new()
-        } else if let Some(list) = value.array() {
-            let mut parts = Vec::new();
-            for v in list.values() {
-                parts.push(
-                    v.str()
-                        .map(str::to_string)
-                        .ok_or_else(|| Error::config(&key, "a list may hold strings only"))?,
-                );
-            }
-            parts.join(",")
-        } else {
-            return Err(Error::config(&key, "expected a string, int or bool"));
-        };
-        out.insert(key, text);
-    }
-    config::check_keys(&out)?;
-    Ok(out)
-}
-
-impl AmoClient {
-    fn handle(&self, svc: crate::error::Result<Service>) -> PhpResult<Handle> {
-        Ok(Handle {
-            core: core().map_err(to_php)?,
-            svc: svc.map_err(to_php)?,
-            ctx: self.context_user,
-        })
-    }
-
-    fn entity(&self, svc: crate::error::Result<Service>) -> PhpResult<AmoEntityService> {
-        Ok(AmoEntityService {
-            h: self.handle(svc)?,
-        })
-    }
+    // Validate before accepting: invalid options leave the client as it was.
+    Config::from_sources(sources(&options)?)?;
+    g.options = options;
+    g.checked_in = 0;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- module
 
-static INI_ENTRIES: IniEntryDefs<17> = IniEntryDefs::new([
-    IniEntryDef::new(c"amocrm.client_id", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.client_secret", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.redirect_uri", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.token_path", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.allowed_domains", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.insecure_http", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.refresh_margin", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.connect_timeout", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.timeout", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.long_lived_token", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.base_domain", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.oauth_host", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.rate_limit", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.max_retries", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.retry_backoff_ms", c"", IniEntryPermission::All),
-    IniEntryDef::new(c"amocrm.batch_size", c"", IniEntryPermission::All),
-    IniEntryDef::end(),
-]);
+/// The php.ini entries, one per configuration key: `amocrm.<key>`.
+fn ini_entries() -> &'static [IniEntryDef] {
+    let leak = |s: String| -> &'static CStr {
+        Box::leak(
+            CString::new(s)
+                .expect("key names hold no NUL")
+                .into_boxed_c_str(),
+        )
+    };
+    let mut entries: Vec<IniEntryDef> = config::KEYS
+        .iter()
+        .map(|k| {
+            IniEntryDef::new(
+                leak(format!("amocrm.{}", k.name)),
+                c"",
+                IniEntryPermission::All,
+            )
+        })
+        .collect();
+    entries.push(IniEntryDef::end());
+    Box::leak(entries.into_boxed_slice())
+}
 
 extern "C" fn startup(_ty: i32, mod_num: i32) -> i32 {
     // A panic here would abort PHP: catch it and fail the module instead.
     let ok = std::panic::catch_unwind(|| {
-        IniEntryDef::register(INI_ENTRIES.as_slice(), mod_num);
+        IniEntryDef::register(ini_entries(), mod_num);
         register_exceptions().is_ok()
     });
     if matches!(ok, Ok(true)) {
@@ -465,13 +156,18 @@ extern "C" fn startup(_ty: i32, mod_num: i32) -> i32 {
     }
 }
 
+extern "C" fn request_startup(_ty: i32, _mod_num: i32) -> i32 {
+    REQUEST.fetch_add(1, Ordering::Relaxed);
+    0
+}
+
 extern "C" fn module_info(_module: *mut ModuleEntry) {
     let _ = std::panic::catch_unwind(|| {
         info_table_start!();
         info_table_row!("amocrm support", "enabled");
         info_table_row!("version", env!("CARGO_PKG_VERSION"));
-        let options = global().options.clone().unwrap_or_default();
-        match resolve(&options) {
+        let options = global().options.clone();
+        match sources(&options).and_then(Config::from_sources) {
             Ok(cfg) => {
                 for (key, shown, source) in cfg.describe() {
                     let line = if source == "-" {
@@ -500,5 +196,6 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<AmoLinksService>()
         .class::<AmoWidgetsService>()
         .class::<AmoEntityIterator>()
+        .request_startup_function(request_startup)
         .info_function(module_info)
 }

@@ -177,8 +177,22 @@ impl AmoEntityIterator {
     }
 }
 
+/// The error every service class's private constructor would raise.
+fn not_constructible<T>() -> PhpResult<T> {
+    Err(to_php(Error::config(
+        "service",
+        "services come from AmoClient::getInstance()->leads() and the like",
+    )))
+}
+
 #[php_impl]
 impl AmoEntityIterator {
+    /// Not constructible: iterate() returns it.
+    #[php(constructor, vis = "private")]
+    pub fn __construct() -> PhpResult<Self> {
+        not_constructible()
+    }
+
     /// The current entity.
     pub fn current(&self) -> Zval {
         self.page
@@ -269,6 +283,12 @@ macro_rules! service_class {
 
         #[php_impl]
         impl $name {
+            /// Not constructible: AmoClient's methods return services.
+            #[php(constructor, vis = "private")]
+            pub fn __construct() -> PhpResult<Self> {
+                not_constructible()
+            }
+
             /// One page of entities (the list inside `_embedded`); [] on 204.
             pub fn get(&self, params: Option<&ZendHashTable>) -> Array {
                 self.h.get(params)

@@ -211,7 +211,7 @@ final class LifecycleTest extends AmoTestCase
         $before = file_get_contents($this->tokenPath);
         $e = $this->fails('AmoConfigException', "AmoClient::getInstance()->importTokens(['access_token' => 'a', 'expires_at' => 1, 'base_domain' => 'x.amocrm.ru']);");
         $this->assertStringContainsString('refresh_token', $e['message']);
-        $e = $this->fails('AmoConfigException', "AmoClient::getInstance()->importTokens(['access_token' => 'a', 'refresh_token' => 'r', 'expires_at' => 1, 'base_domain' => 'evil.example.com']);");
+        $e = $this->fails('AmoConfigException', "AmoClient::getInstance()->importTokens(['access_token' => 'a', 'refresh_token' => 'r', 'expires_at' => time() + 3600, 'base_domain' => 'evil.example.com']);");
         $this->assertStringContainsString('allowed_domains', $e['message']);
         $this->assertSame($before, file_get_contents($this->tokenPath), 'nothing was stored');
     }

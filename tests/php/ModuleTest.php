@@ -69,20 +69,77 @@ final class ModuleTest extends AmoTestCase
         $this->assertStringContainsString('`connect_timeout`', $e['message']);
     }
 
-    public function testConfigureAppliesBeforeFirstUseOnly(): void
+    /** Issue 7.6: a running gateway whose .env changed passes new options; they apply, never a 500. */
+    public function testNewOptionsTakeEffectAtOnceAndInvalidOnesChangeNothing(): void
+    {
+        $other = $this->dir . '/other/tokens.json';
+        $r = $this->ok(<<<PHP
+            AmoClient::configure(['refresh_margin' => 300]);
+            \$before = AmoClient::getInstance()->tokenStatus()['token_path'];
+            AmoClient::configure(['refresh_margin' => 300]); // the same options, as on every FPM request
+            AmoClient::configure(['refresh_margin' => 300, 'token_path' => '$other']);
+            \$after = AmoClient::getInstance()->tokenStatus()['token_path'];
+            try {
+                AmoClient::configure(['token_path' => 'relative.json']);
+                \$invalid = 'accepted';
+            } catch (AmoConfigException \$e) {
+                \$invalid = \$e->getMessage();
+            }
+            return [\$before, \$after, \$invalid, AmoClient::getInstance()->tokenStatus()['token_path']];
+            PHP);
+        [$before, $after, $invalid, $kept] = $r;
+        $this->assertSame($this->tokenPath, $before);
+        $this->assertSame($other, $after, 'the new token_path applies at once');
+        $this->assertStringContainsString('`token_path`', $invalid);
+        $this->assertSame($other, $kept, 'invalid options leave the client as it was');
+    }
+
+    /** Issue 7.1: getInstance() is one object; withContextUser() handles are separate ones. */
+    public function testGetInstanceReturnsOneObject(): void
     {
         $r = $this->ok(<<<'PHP'
-            AmoClient::configure(['refresh_margin' => 300]);
-            AmoClient::getInstance();
-            AmoClient::configure(['refresh_margin' => 300]); // same options: fine, as on every FPM request
-            try {
-                AmoClient::configure(['refresh_margin' => 100]);
-                return 'no exception';
-            } catch (AmoConfigException $e) {
-                return $e->getMessage();
-            }
+            $a = AmoClient::getInstance();
+            $b = AmoClient::getInstance();
+            $u = $a->withContextUser(7);
+            $id = spl_object_id($a);
+            unset($a, $b);
+            return [
+                'same' => AmoClient::getInstance() === AmoClient::getInstance(),
+                'kept' => spl_object_id(AmoClient::getInstance()) === $id,
+                'handle' => $u !== AmoClient::getInstance() && $u->getContextUser() === 7 && AmoClient::getInstance()->getContextUser() === null,
+                'handles' => $u !== AmoClient::getInstance()->withContextUser(7),
+            ];
             PHP);
-        $this->assertStringContainsString('before first use', $r);
+        $this->assertSame(['same' => true, 'kept' => true, 'handle' => true, 'handles' => true], $r);
+    }
+
+    /** Issue 7.2: constructors are private, as the stubs declare them, so `new` fails the way an IDE says. */
+    public function testNoClassCanBeConstructedWithNew(): void
+    {
+        $r = $this->ok(<<<'PHP'
+            $out = [];
+            foreach ((new ReflectionExtension('amocrm'))->getClasses() as $name => $class) {
+                if ($class->isSubclassOf(Exception::class)) {
+                    continue; // the exception family is constructed and subclassed by PHP code
+                }
+                $ctor = $class->getConstructor();
+                try {
+                    new $name();
+                    $new = 'constructed';
+                } catch (Error $e) {
+                    $new = $e->getMessage();
+                }
+                $out[$name] = [$ctor !== null && $ctor->isPrivate(), $new];
+            }
+            return $out;
+            PHP);
+        $this->assertCount(8, $r, 'AmoClient, six service classes and the iterator');
+        foreach ($r as $class => [$private, $new]) {
+            $this->assertTrue($private, "$class::__construct is private");
+            $this->assertSame("Call to private $class::__construct() from global scope", $new);
+        }
+        $stubs = (string) file_get_contents(dirname(__DIR__, 2) . '/php/stubs/amocrm.stub.php');
+        $this->assertSame(8, substr_count($stubs, 'private function __construct() {}'), 'the stubs declare them as reflection shows them');
     }
 
     public function testAListOfDomainsIsAccepted(): void

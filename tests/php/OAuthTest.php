@@ -75,6 +75,28 @@ final class OAuthTest extends AmoTestCase
         }
     }
 
+    /** Issue 7.14: a referer naming a port would send the client secret to whatever listens there. */
+    public function testARefererWithAPortIsRefusedUnlessInsecureHttp(): void
+    {
+        $trap = Emulator::start('127.0.0.1');
+        try {
+            $code = $this->emu->code();
+            foreach (['localhost:' . $trap->port, 'localhost:443'] as $referer) {
+                $e = $this->fails('AmoConfigException', 'AmoClient::getInstance()->exchangeCode(' . var_export($code, true) . ', ' . var_export($referer, true) . ');',
+                    ['AMOCRM_INSECURE_HTTP' => '0']);
+                $this->assertStringContainsString('`referer`', $e['message'], $referer);
+                $this->assertStringContainsString('port', $e['message'], $referer);
+            }
+            $this->assertSame(1, $trap->stats()['connections'], 'only our own stats call reached the listener');
+            $this->assertFileDoesNotExist($this->tokenPath);
+            // With insecure_http (the local emulator) a port is how the emulator is reached.
+            $status = $this->ok('return AmoClient::getInstance()->exchangeCode(' . var_export($code, true) . ", '{$this->emu->referer()}');");
+            $this->assertTrue($status['authorized']);
+        } finally {
+            $trap->stop();
+        }
+    }
+
     public function testWrongClientSecretIsAnAuthErrorWithoutTheSecret(): void
     {
         $code = $this->emu->code();

@@ -1,0 +1,421 @@
+//! `AmoClient`: the process's client, its OAuth verbs and its services.
+
+use super::convert::{hashtable_to_json, json_result, json_to_array, zval_to_json};
+use super::exceptions::to_php;
+use super::services::{
+    AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService, AmoWebhooksService,
+    AmoWidgetsService, Handle,
+};
+use super::{configure, core};
+use crate::config;
+use crate::error::Error;
+use crate::services::Service;
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::class::RegisteredClass;
+use ext_php_rs::convert::IntoZval;
+use ext_php_rs::flags::PropertyFlags;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::{ZendClassObject, ZendHashTable, Zval};
+use ext_php_rs::zend::ClassEntry;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::ffi::CStr;
+
+/// The amoCRM client. `AmoClient::getInstance()` returns the same object for
+/// the whole request (PHP objects cannot outlive it), and every such object
+/// shares the process's token lifecycle and HTTP connections.
+#[php_class]
+#[php(name = "AmoClient")]
+pub struct AmoClient {
+    context_user: Option<i64>,
+    /// The request's singleton. PHP resets an internal class's static
+    /// properties when a request ends, so it never outlives its request.
+    #[php(prop, static, flags = PropertyFlags::Private)]
+    #[allow(dead_code)] // the field only declares the property; PHP holds its value
+    instance: (),
+}
+
+const INSTANCE: &CStr = c"instance";
+
+/// The object stored in `AmoClient::$instance`, if any.
+fn stored_instance(ce: &ClassEntry) -> Option<&'static mut ZendClassObject<AmoClient>> {
+    // SAFETY: reading a declared static property of our own class; the
+    // engine keeps its value alive until the request ends, and the object
+    // is handed straight back to PHP, which adds a reference.
+    let zv = unsafe {
+        ext_php_rs::ffi::zend_read_static_property(
+            std::ptr::from_ref(ce).cast_mut(),
+            INSTANCE.as_ptr(),
+            INSTANCE.to_bytes().len(),
+            true,
+        )
+        .as_mut()?
+    };
+    ZendClassObject::<AmoClient>::from_zend_obj_mut(zv.object_mut()?)
+}
+
+impl AmoClient {
+    fn handle_for(context_user: Option<i64>) -> AmoClient {
+        AmoClient {
+            context_user,
+            instance: (),
+        }
+    }
+}
+
+#[php_impl]
+impl AmoClient {
+    /// Not constructible: use AmoClient::getInstance().
+    #[php(constructor, vis = "private")]
+    pub fn __construct() -> PhpResult<AmoClient> {
+        Err(to_php(Error::config(
+            "AmoClient",
+            "use AmoClient::getInstance()",
+        )))
+    }
+
+    /// Returns the client: the same object on every call within a request,
+    /// made on first use from `configure()`, the environment (AMOCRM_*) and
+    /// php.ini (amocrm.*).
+    pub fn get_instance() -> PhpResult<&'static mut ZendClassObject<AmoClient>> {
+        core().map_err(to_php)?;
+        let ce = Self::get_metadata().ce();
+        if let Some(existing) = stored_instance(ce) {
+            return Ok(existing);
+        }
+        let object = ZendClassObject::new(AmoClient::handle_for(None)).into_zval(false)?;
+        ce.set_static_property(INSTANCE.to_str().unwrap_or("instance"), object)?;
+        stored_instance(ce).ok_or_else(|| {
+            PhpException::from_message(
+                "AmoClient::getInstance(): the instance was not stored".into(),
+            )
+        })
+    }
+
+    /// Sets configuration keys. New options take effect at once (the next
+    /// call uses them); the same options again, as every FPM request passes
+    /// them, are a no-op. Invalid options raise AmoConfigException and leave
+    /// the client as it was.
+    pub fn configure(options: &ZendHashTable) -> PhpResult<()> {
+        let opts = options_from_php(options).map_err(to_php)?;
+        configure(opts).map_err(to_php)
+    }
+
+    /// The amoCRM consent page to send an admin to.
+    #[php(defaults(mode = "\"post_message\""))]
+    pub fn authorization_url(&self, state: String, mode: String) -> PhpResult<String> {
+        let core = core().map_err(to_php)?;
+        core.authorization_url(&state, &mode).map_err(to_php)
+    }
+
+    /// Exchanges the callback's `code` for a token pair and stores it.
+    /// `referer` must be within allowed_domains; nothing is sent otherwise.
+    pub fn exchange_code(&self, code: String, referer: String) -> PhpResult<ZBox<ZendHashTable>> {
+        let core = core().map_err(to_php)?;
+        json_result(core.exchange_code(&code, &referer))
+    }
+
+    /// authorized, mode, base_domain, expires_at, expires_in, updated_at,
+    /// refresh_expires_at, token_path — never a token or the secret.
+    pub fn token_status(&self) -> PhpResult<ZBox<ZendHashTable>> {
+        let core = core().map_err(to_php)?;
+        json_result(core.status())
+    }
+
+    /// Refreshes now (if `force`, or if the token is within refresh_margin of
+    /// expiry) under the cross-process lock; returns the token status.
+    #[php(defaults(force = false))]
+    pub fn refresh_token(&self, force: bool) -> PhpResult<ZBox<ZendHashTable>> {
+        let core = core().map_err(to_php)?;
+        json_result(core.refresh(force))
+    }
+
+    /// Sends a request to amoCRM's API (path such as /api/v4/leads) and
+    /// returns the decoded JSON, or null for 204.
+    #[php(optional = query)]
+    pub fn request(
+        &self,
+        method: String,
+        path: String,
+        query: Option<&ZendHashTable>,
+        body: Option<&Zval>,
+    ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+        let core = core().map_err(to_php)?;
+        let query = query
+            .map(hashtable_to_json)
+            .transpose()
+            .map_err(|e| to_php(Error::config("query", e)))?;
+        let body = match body {
+            Some(z) if !z.is_null() => {
+                Some(zval_to_json(z, 0).map_err(|e| to_php(Error::config("body", e)))?)
+            }
+            _ => None,
+        };
+        let answer = core
+            .request(
+                &method,
+                &path,
+                query.as_ref(),
+                body.as_ref(),
+                self.context_user,
+            )
+            .map_err(to_php)?;
+        answer
+            .map(|v| json_to_array(&v))
+            .transpose()
+            .map_err(to_php)
+    }
+
+    /// A handle that sends X-Context-User-ID with every request.
+    pub fn with_context_user(&self, userId: i64) -> PhpResult<AmoClient> {
+        if userId <= 0 {
+            return Err(to_php(Error::config(
+                "userId",
+                "must be a positive amoCRM user id",
+            )));
+        }
+        Ok(AmoClient::handle_for(Some(userId)))
+    }
+
+    /// The user id sent as X-Context-User-ID, or null.
+    pub fn get_context_user(&self) -> Option<i64> {
+        self.context_user
+    }
+
+    /// Takes over a token pair from another file's contents (the old
+    /// gateway's tokens.json or the official library's format); stores it
+    /// atomically under the lock and returns the token status.
+    pub fn import_tokens(&self, pair: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
+        let core = core().map_err(to_php)?;
+        let json = hashtable_to_json(pair).map_err(|e| to_php(Error::config("tokens", e)))?;
+        json_result(core.import_tokens(json.to_string().as_bytes()))
+    }
+
+    /// Host-wide counters for monitoring: refreshes, refresh_failures,
+    /// api_calls by status, rate_limited (429s), rate_limit_waits,
+    /// rate_limit_wait_ms, retries.
+    pub fn metrics(&self) -> PhpResult<ZBox<ZendHashTable>> {
+        let core = core().map_err(to_php)?;
+        json_result(Ok(core.metrics()))
+    }
+
+    /// Leads: get, iterate, getOne, add, addOne, update, updateOne, addComplex.
+    pub fn leads(&self) -> PhpResult<AmoLeadsService> {
+        Ok(AmoLeadsService {
+            h: self.handle(Service::named("leads"))?,
+        })
+    }
+
+    /// Contacts.
+    pub fn contacts(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("contacts"))
+    }
+
+    /// Companies.
+    pub fn companies(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("companies"))
+    }
+
+    /// Customers (when the account has customers enabled).
+    pub fn customers(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("customers"))
+    }
+
+    /// Tasks.
+    pub fn tasks(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("tasks"))
+    }
+
+    /// Notes of leads, contacts, companies or customers.
+    pub fn notes(&self, entityType: String) -> PhpResult<AmoEntityService> {
+        self.entity(Service::notes(&entityType))
+    }
+
+    /// Tags of leads, contacts, companies or customers.
+    pub fn tags(&self, entityType: String) -> PhpResult<AmoEntityService> {
+        self.entity(Service::tags(&entityType))
+    }
+
+    /// Lead pipelines, each with its statuses.
+    pub fn pipelines(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("pipelines"))
+    }
+
+    /// The statuses of one pipeline.
+    pub fn statuses(&self, pipelineId: i64) -> PhpResult<AmoEntityService> {
+        self.entity(Service::statuses(pipelineId))
+    }
+
+    /// Custom fields of leads, contacts, companies, customers, customers/segments or catalogs/{id}.
+    pub fn custom_fields(&self, entityType: String) -> PhpResult<AmoEntityService> {
+        self.entity(Service::custom_fields(&entityType))
+    }
+
+    /// Reasons for losing a lead.
+    pub fn loss_reasons(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("lossReasons"))
+    }
+
+    /// Users of the account (admin only).
+    pub fn users(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("users"))
+    }
+
+    /// User roles.
+    pub fn roles(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("roles"))
+    }
+
+    /// Webhook subscriptions.
+    pub fn webhooks(&self) -> PhpResult<AmoWebhooksService> {
+        Ok(AmoWebhooksService {
+            h: self.handle(Service::named("webhooks"))?,
+        })
+    }
+
+    /// Unsorted (incoming) leads.
+    pub fn unsorted(&self) -> PhpResult<AmoUnsortedService> {
+        Ok(AmoUnsortedService {
+            h: self.handle(Service::named("unsorted"))?,
+        })
+    }
+
+    /// Catalogs (lists).
+    pub fn catalogs(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("catalogs"))
+    }
+
+    /// The elements of one catalog.
+    pub fn catalog_elements(&self, catalogId: i64) -> PhpResult<AmoEntityService> {
+        self.entity(Service::catalog_elements(catalogId))
+    }
+
+    /// The event log (read only).
+    pub fn events(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("events"))
+    }
+
+    /// Lead sources of the integration.
+    pub fn sources(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("sources"))
+    }
+
+    /// Links of leads, contacts, companies or customers to other entities.
+    pub fn links(&self, entityType: String) -> PhpResult<AmoLinksService> {
+        Ok(AmoLinksService {
+            h: self.handle(Service::links(&entityType))?,
+        })
+    }
+
+    /// Call records (add only).
+    pub fn calls(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("calls"))
+    }
+
+    /// Widgets.
+    pub fn widgets(&self) -> PhpResult<AmoWidgetsService> {
+        Ok(AmoWidgetsService {
+            h: self.handle(Service::named("widgets"))?,
+        })
+    }
+
+    /// Short links (add only).
+    pub fn short_links(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("shortLinks"))
+    }
+
+    /// Currencies (read only).
+    pub fn currencies(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("currencies"))
+    }
+
+    /// The account, with extra parts such as amojo_id, users_groups, task_types.
+    pub fn account(&self, with: Option<&ZendHashTable>) -> PhpResult<ZBox<ZendHashTable>> {
+        let core = core().map_err(to_php)?;
+        let with = match with {
+            Some(w) => hashtable_to_json(w).map_err(|e| to_php(Error::config("with", e)))?,
+            None => json!([]),
+        };
+        let query = match with {
+            Value::Array(ref w) if w.is_empty() => None,
+            with => Some(json!({ "with": with })),
+        };
+        json_result(
+            core.request(
+                "GET",
+                "/api/v4/account",
+                query.as_ref(),
+                None,
+                self.context_user,
+            )
+            .and_then(|v| {
+                v.ok_or_else(|| {
+                    Error::new(
+                        crate::error::ErrorKind::Api,
+                        "amoCRM answered 204 to GET /api/v4/account",
+                    )
+                })
+            }),
+        )
+    }
+
+    /// For the test suite: panics inside Rust when AMOCRM_TEST_HOOKS=1 is in
+    /// the environment, to prove a panic becomes a PHP \Error.
+    pub fn panic_for_test() -> PhpResult<()> {
+        if std::env::var("AMOCRM_TEST_HOOKS").as_deref() == Ok("1") {
+            panic!("panic requested by AmoClient::panicForTest()");
+        }
+        Err(to_php(Error::config(
+            "test_hooks",
+            "AMOCRM_TEST_HOOKS=1 is not set",
+        )))
+    }
+}
+
+/// configure()'s array as strings; lists (allowed_domains) become comma-separated.
+fn options_from_php(options: &ZendHashTable) -> crate::error::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (key, value) in options.iter() {
+        let key = key.to_string();
+        let text = if let Some(s) = value.str() {
+            s.to_string()
+        } else if let Some(b) = value.bool() {
+            if b { "1" } else { "0" }.to_string()
+        } else if let Some(n) = value.long() {
+            n.to_string()
+        } else if value.is_null() {
+            String::new()
+        } else if let Some(list) = value.array() {
+            let mut parts = Vec::new();
+            for v in list.values() {
+                parts.push(
+                    v.str()
+                        .map(str::to_string)
+                        .ok_or_else(|| Error::config(&key, "a list may hold strings only"))?,
+                );
+            }
+            parts.join(",")
+        } else {
+            return Err(Error::config(&key, "expected a string, int or bool"));
+        };
+        out.insert(key, text);
+    }
+    config::check_keys(&out)?;
+    Ok(out)
+}
+
+impl AmoClient {
+    fn handle(&self, svc: crate::error::Result<Service>) -> PhpResult<Handle> {
+        Ok(Handle {
+            core: core().map_err(to_php)?,
+            svc: svc.map_err(to_php)?,
+            ctx: self.context_user,
+        })
+    }
+
+    fn entity(&self, svc: crate::error::Result<Service>) -> PhpResult<AmoEntityService> {
+        Ok(AmoEntityService {
+            h: self.handle(svc)?,
+        })
+    }
+}
