@@ -296,6 +296,7 @@ impl Config {
             connect_timeout: self.connect_timeout,
             timeout: self.timeout,
             ca_file: self.ca_file.clone(),
+            tls: !self.insecure_http,
         }
     }
 

@@ -15,6 +15,9 @@ final class Cli
     public const USAGE = 64;
     public const CONFIG = 78;
 
+    /** The extension's token-file limit. */
+    private const TOKEN_FILE_LIMIT = 65536;
+
     private const USAGE_TEXT = <<<'TXT'
         usage: amocrm <command>
           status                    token status (exit 2 when an admin must re-authorize)
@@ -174,12 +177,18 @@ final class Cli
         if (count($args) !== 1) {
             return self::usage('import takes FILE');
         }
-        $raw = @file_get_contents($args[0]);
+        // At most the token-file limit (64 KiB) and one byte more, to tell
+        // "too large" apart: `import /dev/zero` must not read forever.
+        $raw = is_dir($args[0]) ? false : @file_get_contents($args[0], false, null, 0, self::TOKEN_FILE_LIMIT + 1);
         if ($raw === false) {
-            fwrite(STDERR, "amocrm: cannot read {$args[0]}\n");
+            fwrite(STDERR, "amocrm: cannot read {$args[0]}; nothing was changed\n");
             return self::ERROR;
         }
-        $pair = json_decode($raw, true);
+        if (strlen($raw) > self::TOKEN_FILE_LIMIT) {
+            fwrite(STDERR, "amocrm: {$args[0]} is larger than 64 KiB, the token-file limit: not a token file; nothing was changed\n");
+            return self::ERROR;
+        }
+        $pair = json_decode($raw, true, 8);
         if (!is_array($pair)) {
             fwrite(STDERR, "amocrm: {$args[0]} is not a JSON object; nothing was changed\n");
             return self::ERROR;

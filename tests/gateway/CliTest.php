@@ -169,6 +169,12 @@ final class CliTest extends GatewayTestCase
             'not json' => $this->file('garbage.json', '{"access_token": '),
             'no refresh token' => $this->file('partial.json', json_encode(['access_token' => 'a', 'expires_at' => time() + 60, 'base_domain' => $this->emu()->referer()])),
             'foreign domain' => $this->file('evil.json', json_encode(['access_token' => 'a', 'refresh_token' => 'r', 'expires_at' => time() + 60, 'base_domain' => 'evil.example.com'])),
+            // Issue 7.4: what used to be written as the token file, or to exhaust memory.
+            'CR/LF in a token' => $this->file('crlf.json', json_encode(['access_token' => "a\r\nX-Injected: 1", 'refresh_token' => 'def50200r', 'expires_at' => time() + 60, 'base_domain' => $this->emu()->referer()])),
+            'a 5 MB token' => $this->file('huge.json', json_encode(['access_token' => str_repeat('a', 5 << 20), 'refresh_token' => 'def50200r', 'expires_at' => time() + 60, 'base_domain' => $this->emu()->referer()])),
+            'an expiry amoCRM never set' => $this->file('when.json', json_encode(['access_token' => 'a', 'refresh_token' => 'def50200r', 'expires_at' => 99999999999, 'base_domain' => $this->emu()->referer()])),
+            'an endless file' => '/dev/zero',
+            'a folder' => $this->dir,
         ];
         foreach ($bad as $case => $file) {
             $r = $this->cli(['import', $file]);

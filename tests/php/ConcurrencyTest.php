@@ -6,20 +6,6 @@ namespace AmoCRM\Tests;
 /** Many PHP processes, one token: single-flight refresh, SIGKILL, keep-alive. */
 final class ConcurrencyTest extends AmoTestCase
 {
-    /** Starts $n processes that wait for a common start time, then run $code. */
-    private function together(int $n, string $code, array $env = []): array
-    {
-        $start = microtime(true) + 1.0;
-        $procs = [];
-        for ($i = 0; $i < $n; $i++) {
-            $procs[] = new PhpProcess(
-                "while (microtime(true) < (float) getenv('START_AT')) { usleep(500); }\n" . $code,
-                $this->env($env + ['START_AT' => (string) $start])
-            );
-        }
-        return array_map(static fn (PhpProcess $p) => $p->wait(), $procs);
-    }
-
     public function testEightProcessesFindingTheTokenExpiredRefreshExactlyOnce(): void
     {
         $this->seedTokens(-30);

@@ -7,6 +7,7 @@ declare(strict_types=1);
 require __DIR__ . '/support/Emulator.php';
 require __DIR__ . '/support/PhpProcess.php';
 require __DIR__ . '/support/AmoTestCase.php';
+require __DIR__ . '/support/TlsFront.php';
 
 foreach (['AMOCRM_EXT', 'AMOCRM_EMULATOR'] as $var) {
     $path = getenv($var);

@@ -78,6 +78,20 @@ abstract class AmoTestCase extends TestCase
         return $pair;
     }
 
+    /** Starts $n processes that wait for a common start time, then run $code; returns what each reported. */
+    protected function together(int $n, string $code, array $env = []): array
+    {
+        $start = microtime(true) + 1.0;
+        $procs = [];
+        for ($i = 0; $i < $n; $i++) {
+            $procs[] = new PhpProcess(
+                "while (microtime(true) < (float) getenv('START_AT')) { usleep(500); }\n" . $code,
+                $this->env($env + ['START_AT' => (string) $start])
+            );
+        }
+        return array_map(static fn (PhpProcess $p) => $p->wait(), $procs);
+    }
+
     /** Runs a snippet in a fresh PHP process; returns what child.php reported. */
     protected function php(string $code, array $env = [], array $ini = []): array
     {
