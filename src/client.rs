@@ -6,7 +6,7 @@
 //! it, so that of N processes that find the token expiring at once exactly one
 //! calls amoCRM and the others use its result.
 
-pub use crate::clock::now;
+use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host;

@@ -1,7 +1,8 @@
 //! The core without PHP: several `AmoCore`s sharing one token file stand in
 //! for several PHP processes, against the in-process emulator.
 
-use amocrm::client::{now, AmoCore};
+use amocrm::client::AmoCore;
+use amocrm::clock::now;
 use amocrm::config::Config;
 use amocrm::error::ErrorKind;
 use amocrm_emulator::{Emulator, EmulatorConfig};
@@ -215,4 +216,59 @@ fn a_post_whose_connection_was_refused_is_retried_once_amocrm_is_back() {
     up.join().unwrap();
     assert!(created["_embedded"]["leads"][0]["id"].as_i64().is_some());
     assert_eq!(emu.leads().as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_refused_refresh_token_is_sent_once_then_never_again() {
+    let emu = Emulator::start(EmulatorConfig {
+        rate_limit: 0,
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    let pair = seed(&emu, &path, -60);
+    // Another integration spent it, and then its successor: amoCRM revokes it.
+    let spend = |refresh: &str| {
+        let body = json!({
+            "client_id": emu.config().client_id, "client_secret": emu.config().client_secret,
+            "grant_type": "refresh_token", "refresh_token": refresh,
+            "redirect_uri": emu.config().redirect_uri,
+        });
+        let t = reqwest::blocking::Client::new()
+            .post(format!("{}/oauth2/access_token", emu.base_url()))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        assert!(t.status().is_success());
+        let answer: Value = serde_json::from_slice(&t.bytes().unwrap()).unwrap();
+        answer["refresh_token"].as_str().unwrap().to_string()
+    };
+    spend(&spend(pair["refresh_token"].as_str().unwrap()));
+    emu.reset_stats();
+
+    // Two "processes", three calls each: one refresh reaches amoCRM.
+    for core in [
+        AmoCore::new(config(&emu, &path, &[])),
+        AmoCore::new(config(&emu, &path, &[])),
+    ] {
+        for _ in 0..3 {
+            let e = core
+                .request("GET", "/api/v4/account", None, None, None)
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Auth, "{}", e.message);
+            assert!(e.message.contains("re-authorize"), "{}", e.message);
+        }
+        assert_eq!(core.status().unwrap()["needs_reauthorization"], true);
+    }
+    assert_eq!(token_calls(&emu, "refresh_token/Token has been revoked"), 1);
+    assert_eq!(emu.stats()["token_calls"].as_object().unwrap().len(), 1);
+
+    // A new pair ends it.
+    seed(&emu, &path, -60);
+    let core = AmoCore::new(config(&emu, &path, &[]));
+    core.request("GET", "/api/v4/account", None, None, None)
+        .unwrap();
+    assert_eq!(token_calls(&emu, "refresh_token/ok"), 1);
 }
