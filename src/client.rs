@@ -13,6 +13,7 @@ use crate::host;
 use crate::metrics::Metrics;
 use crate::net;
 use crate::oauth;
+use crate::policy::{self, Attempt, Outcome, Step, Why};
 use crate::ratelimit::RateLimiter;
 use crate::secret::Secret;
 use crate::store::{FileStore, Refusal, TokenStore, Version};
@@ -426,7 +427,7 @@ impl AmoCore {
         };
 
         let mut pair = self.fresh_pair()?;
-        let mut retried_401 = false;
+        let mut reauthorized = false;
         let mut retries = 0u32;
         loop {
             self.acquire_slot()?;
@@ -441,75 +442,49 @@ impl AmoCore {
                     context_user,
                 },
             );
-            let retry_left = retries < self.config.max_retries;
-            match &sent {
-                Ok(r) if r.status == 429 => self
-                    .metrics
-                    .add(&[("api_calls.429", 1), ("rate_limited", 1)]),
-                Ok(r) => self.metrics.add(&[(&format!("api_calls.{}", r.status), 1)]),
-                Err(_) => self.metrics.add(&[("api_calls.error", 1)]),
-            }
-            let resp = match sent {
-                Ok(resp) => resp,
-                Err(SendError::NotSent(e)) if !retry_left => return Err(e),
-                Err(SendError::NotSent(_)) => {
-                    self.backoff(&mut retries);
-                    continue;
-                }
-                Err(SendError::MaybeSent(_)) if idempotent && retry_left => {
-                    self.backoff(&mut retries);
-                    continue;
-                }
-                Err(SendError::MaybeSent(mut e)) => {
-                    if !idempotent {
-                        e.message = format!(
-                            "{}; the {method} may have reached amoCRM, so it is not sent again (that could create a duplicate)",
-                            e.message
-                        );
-                    }
-                    return Err(e);
-                }
+            let outcome = match &sent {
+                Ok(r) => Outcome::Answered(r.status),
+                Err(SendError::NotSent(_)) => Outcome::NotSent,
+                Err(SendError::MaybeSent(_)) => Outcome::MaybeSent,
             };
-            match resp.status {
-                401 if pair.refresh_token.is_none() => {
-                    let mut e = transport::api_error(resp);
-                    e.message = format!(
-                        "amoCRM refused the long-lived token ({}); generate a new one in the integration's settings",
-                        e.message
-                    );
-                    return Err(e);
+            self.count(outcome);
+            let attempt = Attempt {
+                idempotent,
+                retry_left: retries < self.config.max_retries,
+                reauthorized,
+                long_lived: pair.refresh_token.is_none(),
+            };
+            match policy::next_step(outcome, attempt) {
+                Step::Answer => return transport::decode(sent.map_err(SendError::into_error)?),
+                Step::Retry => self.backoff(&mut retries),
+                Step::Reauthorize => {
+                    reauthorized = true;
+                    pair = self.newer_pair(&pair)?;
                 }
-                401 if retried_401 => {
-                    let mut e = transport::api_error(resp);
-                    e.message = format!(
-                        "amoCRM refused a freshly refreshed token ({}); an admin may need to re-authorize at /oauth/authorize",
-                        e.message
-                    );
-                    return Err(e);
-                }
-                401 => {
-                    // Another process may have stored a newer pair: use it
-                    // rather than spend the refresh token.
-                    retried_401 = true;
-                    let stored = self.reload()?.ok_or_else(|| self.not_authorized())?;
-                    pair = if stored.access_token != pair.access_token
-                        && !stored.is_expiring(now(), self.config.refresh_margin)
-                    {
-                        stored
-                    } else {
-                        self.refresh_locked(&pair.access_token, Want::Rejected)?
-                    };
-                }
-                // Nothing was done: safe to send again for any method.
-                429 if retry_left => self.backoff(&mut retries),
-                429 => {
-                    let mut e = transport::api_error(resp);
-                    e.message = format!("{} (after {retries} retries)", e.message);
-                    return Err(e);
-                }
-                502..=504 if idempotent && retry_left => self.backoff(&mut retries),
-                _ => return transport::decode(resp),
+                Step::Fail(why) => return Err(failure(why, sent, &method, retries)),
             }
+        }
+    }
+
+    /// After a 401: a pair another process stored meanwhile, rather than
+    /// spend the refresh token; otherwise one refresh under the lock.
+    fn newer_pair(&self, rejected: &TokenPair) -> Result<TokenPair> {
+        let stored = self.reload()?.ok_or_else(|| self.not_authorized())?;
+        if stored.access_token != rejected.access_token
+            && !stored.is_expiring(now(), self.config.refresh_margin)
+        {
+            return Ok(stored);
+        }
+        self.refresh_locked(&rejected.access_token, Want::Rejected)
+    }
+
+    fn count(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Answered(429) => self
+                .metrics
+                .add(&[("api_calls.429", 1), ("rate_limited", 1)]),
+            Outcome::Answered(status) => self.metrics.add(&[(&format!("api_calls.{status}"), 1)]),
+            Outcome::NotSent | Outcome::MaybeSent => self.metrics.add(&[("api_calls.error", 1)]),
         }
     }
 
@@ -524,6 +499,32 @@ impl AmoCore {
         std::thread::sleep(std::time::Duration::from_millis(jittered.min(60_000)));
         *retries += 1;
         self.metrics.add(&[("retries", 1)]);
+    }
+}
+
+/// The error for a request the policy gave up on, saying why.
+fn failure(
+    why: Why,
+    sent: std::result::Result<transport::Response, SendError>,
+    method: &Method,
+    retries: u32,
+) -> Error {
+    let e = match sent {
+        Ok(resp) => transport::api_error(resp),
+        Err(e) => e.into_error(),
+    };
+    match why {
+        Why::Transport => e,
+        Why::MayHaveActed => e.context(|m| format!(
+            "{m}; the {method} may have reached amoCRM, so it is not sent again (that could create a duplicate)"
+        )),
+        Why::LongLivedRefused => e.context(|m| format!(
+            "amoCRM refused the long-lived token ({m}); generate a new one in the integration's settings"
+        )),
+        Why::RefusedAfterReauthorizing => e.context(|m| format!(
+            "amoCRM refused a freshly refreshed token ({m}); an admin may need to re-authorize at /oauth/authorize"
+        )),
+        Why::RateLimited => e.context(|m| format!("{m} (after {retries} retries)")),
     }
 }
 

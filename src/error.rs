@@ -113,6 +113,12 @@ impl Error {
         self
     }
 
+    /// Rewrites the message with what the caller knows: `|m| format!("{m}; …")`.
+    pub fn context(mut self, f: impl FnOnce(&str) -> String) -> Self {
+        self.message = f(&self.message);
+        self
+    }
+
     pub fn with_request(mut self, request: RequestInfo) -> Self {
         self.status = request.status;
         self.request = Some(request);

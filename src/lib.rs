@@ -14,6 +14,7 @@ pub mod host;
 pub mod metrics;
 pub mod net;
 pub mod oauth;
+pub mod policy;
 pub mod ratelimit;
 pub mod secret;
 pub mod services;

@@ -134,14 +134,11 @@ fn post_token(cfg: &Config, host: &str, body: &Value, grant: Grant, now: i64) ->
             context_user: None,
         },
     )
-    .map_err(|mut e| {
-        if grant == Grant::Refresh {
-            e.message = format!(
-                "{}; the stored token pair is kept and the next call tries again",
-                e.message
-            );
-        }
-        e
+    .map_err(|e| match grant {
+        Grant::Refresh => e.context(|m| {
+            format!("{m}; the stored token pair is kept and the next call tries again")
+        }),
+        Grant::Code => e,
     })?;
     if resp.status == 200 {
         return parse_grant(&resp.body, host, now).map_err(|why| {

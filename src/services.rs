@@ -407,18 +407,17 @@ fn batched(
             });
         match result {
             Ok(got) => out.extend(got),
-            Err(mut e) => {
-                if n > 0 {
-                    e.message = format!(
-                        "{} ({}: batch {} of {} failed; items 0–{} were already saved)",
-                        e.message,
+            Err(e) if n == 0 => return Err(e),
+            Err(e) => {
+                let batches = total.div_ceil(batch);
+                let saved = out.len() - 1;
+                return Err(e.context(|m| {
+                    format!(
+                        "{m} ({}: batch {} of {batches} failed; items 0–{saved} were already saved)",
                         svc.label,
-                        n + 1,
-                        total.div_ceil(batch),
-                        out.len() - 1
-                    );
-                }
-                return Err(e);
+                        n + 1
+                    )
+                }));
             }
         }
     }

@@ -1,0 +1,140 @@
+//! What to do after one attempt of an API request: a pure table from the
+//! outcome (and what was tried already) to the next step, so that the retry
+//! rules the README states are one `match` with a test per row.
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// amoCRM answered with this status.
+    Answered(u16),
+    /// Failed before amoCRM could see it (DNS, connect, TLS).
+    NotSent,
+    /// Failed after the request may have reached amoCRM (timeout, a dropped
+    /// or cut-off answer).
+    MaybeSent,
+}
+
+/// What is known about the request besides the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// GET, PUT, DELETE and PATCH of a fixed body leave the same state however
+    /// often they arrive; a POST creates each time.
+    pub idempotent: bool,
+    /// Fewer than `max_retries` retries so far.
+    pub retry_left: bool,
+    /// A 401 was already answered with a newer or refreshed token.
+    pub reauthorized: bool,
+    /// A long-lived token, which cannot be refreshed.
+    pub long_lived: bool,
+}
+
+/// The next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Hand amoCRM's answer to the caller (decoded, or as an error).
+    Answer,
+    /// Wait (backoff with jitter), then send the same request again.
+    Retry,
+    /// Get a newer pair (re-read storage, else refresh once), then send again.
+    Reauthorize,
+    /// Stop with this reason.
+    Fail(Why),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// No usable answer came, and retries are used up.
+    Transport,
+    /// A POST may have reached amoCRM: sending it again could duplicate it.
+    MayHaveActed,
+    /// 401 to a long-lived token: it expired or was revoked.
+    LongLivedRefused,
+    /// 401 again, to a token just refreshed or re-read.
+    RefusedAfterReauthorizing,
+    /// 429 and retries are used up.
+    RateLimited,
+}
+
+pub fn next_step(outcome: Outcome, a: Attempt) -> Step {
+    match outcome {
+        // Nothing reached amoCRM: safe to send again, whatever the method.
+        Outcome::NotSent if a.retry_left => Step::Retry,
+        Outcome::NotSent => Step::Fail(Why::Transport),
+        Outcome::MaybeSent if !a.idempotent => Step::Fail(Why::MayHaveActed),
+        Outcome::MaybeSent if a.retry_left => Step::Retry,
+        Outcome::MaybeSent => Step::Fail(Why::Transport),
+        Outcome::Answered(401) if a.long_lived => Step::Fail(Why::LongLivedRefused),
+        Outcome::Answered(401) if a.reauthorized => Step::Fail(Why::RefusedAfterReauthorizing),
+        Outcome::Answered(401) => Step::Reauthorize,
+        // A 429 did nothing at amoCRM: any method may be sent again.
+        Outcome::Answered(429) if a.retry_left => Step::Retry,
+        Outcome::Answered(429) => Step::Fail(Why::RateLimited),
+        // A gateway error may hide a request that was acted on.
+        Outcome::Answered(502..=504) if a.idempotent && a.retry_left => Step::Retry,
+        Outcome::Answered(_) => Step::Answer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table() {
+        let get = Attempt {
+            idempotent: true,
+            retry_left: true,
+            reauthorized: false,
+            long_lived: false,
+        };
+        let post = Attempt {
+            idempotent: false,
+            ..get
+        };
+        let spent = |a: Attempt| Attempt {
+            retry_left: false,
+            ..a
+        };
+        use Outcome::*;
+        for (outcome, attempt, step) in [
+            (Answered(200), get, Step::Answer),
+            (Answered(204), post, Step::Answer),
+            (Answered(400), get, Step::Answer),
+            (Answered(403), get, Step::Answer),
+            (NotSent, post, Step::Retry),
+            (NotSent, spent(get), Step::Fail(Why::Transport)),
+            (MaybeSent, get, Step::Retry),
+            (MaybeSent, post, Step::Fail(Why::MayHaveActed)),
+            (MaybeSent, spent(post), Step::Fail(Why::MayHaveActed)),
+            (MaybeSent, spent(get), Step::Fail(Why::Transport)),
+            (Answered(401), post, Step::Reauthorize),
+            (Answered(401), spent(get), Step::Reauthorize),
+            (
+                Answered(401),
+                Attempt {
+                    reauthorized: true,
+                    ..get
+                },
+                Step::Fail(Why::RefusedAfterReauthorizing),
+            ),
+            (
+                Answered(401),
+                Attempt {
+                    long_lived: true,
+                    ..get
+                },
+                Step::Fail(Why::LongLivedRefused),
+            ),
+            (Answered(429), post, Step::Retry),
+            (Answered(429), spent(post), Step::Fail(Why::RateLimited)),
+            (Answered(502), get, Step::Retry),
+            (Answered(503), get, Step::Retry),
+            (Answered(504), get, Step::Retry),
+            (Answered(502), post, Step::Answer),
+            (Answered(504), spent(get), Step::Answer),
+            (Answered(500), get, Step::Answer),
+        ] {
+            assert_eq!(next_step(outcome, attempt), step, "{outcome:?} {attempt:?}");
+        }
+    }
+}
