@@ -2,9 +2,9 @@
 //!
 //! Layers, bottom up: [`config`] → [`store`] (token file + lock) → [`oauth`]
 //! → [`transport`] (over [`net`]'s per-process client, within [`ratelimit`])
-//! → [`client`] (the
-//! lifecycle and API calls) → `php` (the ext-php-rs binding, the only module
-//! that knows PHP).
+//! → [`client`] (the lifecycle and API calls, retrying as [`policy`] says)
+//! → `php` (the ext-php-rs binding, the only module that knows PHP). Beside
+//! them: [`host`] (account hosts and the allow-list), [`clock`], [`error`].
 
 pub mod client;
 pub mod clock;
