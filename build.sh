@@ -16,8 +16,9 @@ ROOT=$PWD
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Debian packages the build and the tests need.
-# nginx, php-fpm and chromium: the gateway suites run the deploy files and a browser.
-PACKAGES=(php-cli php-dev php-xml php-mbstring php-curl php-fpm clang libclang-dev phpunit nginx chromium composer)
+# nginx, php-fpm and chromium: the gateway suites run the deploy files and a browser;
+# openssl makes the private CA of the HTTPS tests.
+PACKAGES=(php-cli php-dev php-xml php-mbstring php-curl php-fpm clang libclang-dev phpunit nginx chromium composer openssl)
 
 ensure_packages() {
     local missing=()
