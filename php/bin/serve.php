@@ -22,15 +22,39 @@ if (isset($opts['ext'])) {
 }
 $envFile = getenv('GATEWAY_ENV_FILE') ?: "$root/.env";
 $env = is_file($envFile) ? AmoGateway\Config::parse((string) file_get_contents($envFile), $envFile) : [];
+
+/** @var list<array{0: resource, 1: int}> $children each started by `setsid`: its pid is its process group */
 $children = [];
+$start = static function (array $cmd, array $spec, ?array $env = null) use (&$children) {
+    $proc = proc_open(is_executable('/usr/bin/setsid') ? ['/usr/bin/setsid', ...$cmd] : $cmd, $spec, $pipes, null, $env);
+    if (!is_resource($proc)) {
+        fwrite(STDERR, 'cannot start ' . $cmd[0] . "\n");
+        exit(1);
+    }
+    $children[] = [$proc, (int) proc_get_status($proc)['pid']];
+    return [$proc, $pipes];
+};
+// php -S forks its workers; stopping its first process leaves them serving.
+// So each child runs in its own process group, and the whole group is stopped.
 register_shutdown_function(static function () use (&$children): void {
-    foreach ($children as $child) {
-        @proc_terminate($child);
+    foreach ($children as [$proc, $pid]) {
+        foreach (['TERM', 'KILL'] as $signal) {
+            $kill = proc_open(['kill', "-$signal", '--', "-$pid"], [1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']], $unused);
+            if (is_resource($kill)) {
+                proc_close($kill);
+            }
+            for ($i = 0; $i < 100 && proc_get_status($proc)['running']; $i++) {
+                usleep(20000);
+            }
+            if (!proc_get_status($proc)['running']) {
+                break;
+            }
+        }
     }
 });
 
 if (function_exists('pcntl_async_signals')) {
-    // `kill` from a script: stop the server and the emulator too (exit runs the shutdown function).
+    // `kill` from a script, Ctrl-C: stop the server and the emulator too (exit runs the shutdown function).
     pcntl_async_signals(true);
     foreach ([SIGTERM, SIGINT, SIGHUP] as $signal) {
         pcntl_signal($signal, static fn () => exit(0));
@@ -44,33 +68,55 @@ if ($demo) {
         fwrite(STDERR, "demo mode needs the emulator: --emulator target/release/amocrm-emulator\n");
         exit(64);
     }
+    // Only what this script made is ever replaced or deleted: the .env it
+    // wrote (its first line says so) and its state/ folder (marked inside).
     $dir = rtrim($opts['demo-dir'] ?? "$root/var/demo", '/');
+    $envFile = "$dir/.env";
+    $state = "$dir/state";
+    $header = '# Written by php/bin/serve.php for demo mode; regenerated on every run.';
     AmoGateway\Storage\FileStore::ensureDir($dir);
-    foreach (glob("$dir/*") ?: [] as $old) {
-        if (is_file($old)) {
-            unlink($old);
-        }
+    if (is_file($envFile) && !str_starts_with((string) file_get_contents($envFile), $header)) {
+        fwrite(STDERR, "$envFile was not written by serve.php; choose another --demo-dir\n");
+        exit(64);
     }
+    if (file_exists($state) && !is_file("$state/.serve-php-demo")) {
+        fwrite(STDERR, "$state was not made by serve.php; choose another --demo-dir\n");
+        exit(64);
+    }
+    $remove = static function (string $path) use (&$remove): void {
+        if (is_dir($path) && !is_link($path)) {
+            foreach (scandir($path) ?: [] as $f) {
+                if ($f !== '.' && $f !== '..') {
+                    $remove("$path/$f");
+                }
+            }
+            @rmdir($path);
+        } elseif (file_exists($path) || is_link($path)) {
+            @unlink($path);
+        }
+    };
+    $remove($state); // the previous run's tokens and data, for an emulator that is gone
+    AmoGateway\Storage\FileStore::ensureDir($state);
+    AmoGateway\Storage\FileStore::writeAtomic("$state/.serve-php-demo", "made by php/bin/serve.php; replaced on every run\n");
+    fclose(AmoGateway\Storage\FileStore::openPrivate("$state/emulator.log", 'a')); // 0600, like the rest of the data dir
     $secret = bin2hex(random_bytes(16));
     $callback = "http://127.0.0.1:$port/oauth/callback";
-    $emulator = proc_open([$bin, '--port', '0', '--client-id', 'amocrm-gateway-demo', '--client-secret', $secret,
-        '--redirect-uri', $callback], [1 => ['pipe', 'w'], 2 => ['file', "$dir/emulator.log", 'a']], $pipes);
+    [, $pipes] = $start([$bin, '--port', '0', '--client-id', 'amocrm-gateway-demo', '--client-secret', $secret,
+        '--redirect-uri', $callback], [1 => ['pipe', 'w'], 2 => ['file', "$state/emulator.log", 'a']]);
     $line = (string) fgets($pipes[1]);
-    if (!is_resource($emulator) || !preg_match('/:(\d+)\s*$/', $line, $m)) {
+    if (!preg_match('/:(\d+)\s*$/', $line, $m)) {
         fwrite(STDERR, "the emulator did not start: $line\n");
         exit(1);
     }
-    $children[] = $emulator;
     $emuPort = (int) $m[1];
     $password = bin2hex(random_bytes(6));
     $apiKey = 'demo-' . bin2hex(random_bytes(12));
-    $envFile = "$dir/.env";
-    file_put_contents($envFile, implode("\n", [
-        '# Written by php/bin/serve.php for demo mode; regenerated on every run.',
+    AmoGateway\Storage\FileStore::writeAtomic($envFile, implode("\n", [
+        $header,
         'AMOCRM_CLIENT_ID=amocrm-gateway-demo',
         "AMOCRM_CLIENT_SECRET=$secret",
         "AMOCRM_REDIRECT_URI=$callback",
-        "AMOCRM_TOKEN_PATH=$dir/tokens.json",
+        "AMOCRM_TOKEN_PATH=$state/tokens.json",
         'AMOCRM_ALLOWED_DOMAINS=localhost',
         'AMOCRM_INSECURE_HTTP=1',
         "AMOCRM_OAUTH_HOST=localhost:$emuPort",
@@ -79,11 +125,10 @@ if ($demo) {
         "GATEWAY_ADMIN_PASSWORD=$password",
         'GATEWAY_SECRET=' . bin2hex(random_bytes(32)),
         'GATEWAY_WEBHOOK_SECRET=' . bin2hex(random_bytes(12)),
-        "GATEWAY_DATA_DIR=$dir",
-        "GATEWAY_WEBHOOK_HANDLERS=jsonl:$dir/webhooks.jsonl",
+        "GATEWAY_DATA_DIR=$state",
+        "GATEWAY_WEBHOOK_HANDLERS=jsonl:$state/webhooks.jsonl",
         '',
     ]));
-    chmod($envFile, 0600);
     $say("Demo mode: no AMOCRM_CLIENT_ID in $root/.env, so the gateway talks to the bundled amoCRM emulator (127.0.0.1:$emuPort).");
     $say('');
     $say("1. Connect the account: open http://127.0.0.1:$port/oauth/authorize");
@@ -101,13 +146,12 @@ if ($demo) {
 }
 $say("Listening on http://127.0.0.1:$port (Ctrl-C stops)");
 
-$server = proc_open([...$php, '-S', "127.0.0.1:$port", '-t', "$root/public", "$root/public/index.php"],
-    [0 => ['file', '/dev/null', 'r'], 1 => STDOUT, 2 => STDERR], $unused, null,
+// As in production (php/deploy/php-fpm-pool.conf): PHP's errors go to this
+// terminal, never into an answer, and the gateway reads bodies itself.
+[$server] = $start([...$php, '-d', 'display_errors=0', '-d', 'display_startup_errors=0', '-d', 'log_errors=1',
+    '-d', 'enable_post_data_reading=0', '-S', "127.0.0.1:$port", '-t', "$root/public", "$root/public/index.php"],
+    [0 => ['file', '/dev/null', 'r'], 1 => STDOUT, 2 => STDERR],
     array_merge(getenv(), ['GATEWAY_ENV_FILE' => $envFile, 'PHP_CLI_SERVER_WORKERS' => '4']));
-if (!is_resource($server)) {
-    exit(1);
-}
-$children[] = $server;
 while (proc_get_status($server)['running']) {
     usleep(200000);
 }

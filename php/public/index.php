@@ -4,7 +4,8 @@ declare(strict_types=1);
 
 require dirname(__DIR__) . '/src/autoload.php';
 
-AmoGateway\App::fromEnvironment()->handle(AmoGateway\Http\Request::fromGlobals())->send();
+$request = AmoGateway\Http\Request::fromGlobals();
+AmoGateway\App::fromEnvironment()->handle($request)->send($request->method === 'HEAD');
 
 if (function_exists('fastcgi_finish_request')) {
     fastcgi_finish_request();

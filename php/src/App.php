@@ -54,7 +54,7 @@ final class App
             try {
                 $task();
             } catch (\Throwable $e) {
-                error_log('amocrm gateway: deferred task failed: ' . get_class($e) . ': ' . $e->getMessage());
+                Log::write('deferred task failed: ' . get_class($e) . ': ' . $e->getMessage());
             }
         }
     }
@@ -63,22 +63,40 @@ final class App
     {
         try {
             if ($this->config === null) {
-                throw new HttpError(500, 'Gateway misconfigured', $this->configError?->getMessage() ?? 'configuration error');
+                // The specifics (the key, the .env path) go to the log only:
+                // anyone may call /health.
+                Log::write('configuration: ' . ($this->configError?->getMessage() ?? 'invalid'));
+                return (new HttpError(500, 'Gateway misconfigured', 'the gateway\'s configuration is invalid; its error log names the key'))->toResponse();
             }
+            $request = $this->config->trustedProxies->apply($request);
             return $this->route($request, $this->config);
         } catch (HttpError $e) {
+            if ($e->status >= 500) {
+                self::logFailure($request, $e->status, $e->title . ': ' . $e->getMessage());
+            }
             return $e->toResponse();
         } catch (\AmoException $e) {
-            return self::amoError($e)->toResponse();
+            $error = self::amoError($e);
+            if ($error->status >= 500) {
+                self::logFailure($request, $error->status, get_class($e) . ': ' . $e->getMessage());
+            }
+            return $error->toResponse();
         } catch (\Throwable $e) {
-            error_log('amocrm gateway: ' . get_class($e) . ': ' . $e->getMessage() . ' at ' . $e->getFile() . ':' . $e->getLine());
+            self::logFailure($request, 500, get_class($e) . ': ' . $e->getMessage() . ' at ' . $e->getFile() . ':' . $e->getLine());
             return (new HttpError(500, 'Internal Server Error', 'the gateway failed; see its error log'))->toResponse();
         }
     }
 
+    /** Every 5xx leaves its cause in the log (the extension's messages carry no token). */
+    private static function logFailure(Request $r, int $status, string $cause): void
+    {
+        Log::write("$status for {$r->method} " . Log::path($r->path) . ": $cause");
+    }
+
     private function route(Request $r, Config $c): Response
     {
-        $m = $r->method;
+        // HEAD is GET without the body (Response::send leaves it out).
+        $m = $r->method === 'HEAD' ? 'GET' : $r->method;
         $p = $r->path;
         $auth = new Auth($c);
         if ($p === '/health') {
@@ -89,7 +107,8 @@ final class App
         }
         if (preg_match('#^/webhooks/amocrm/([^/]+)$#', $p, $x)) {
             self::only($m, 'POST');
-            return (new WebhookController($c))->receive($r, $x[1]);
+            $auth->webhook($r, $x[1]);
+            return (new WebhookController($c))->receive($r);
         }
         if (in_array($p, ['/oauth/authorize', '/oauth/callback', '/oauth/status', '/metrics'], true)) {
             self::only($m, 'GET');
@@ -102,10 +121,10 @@ final class App
             };
         }
         if (str_starts_with($p, '/api/')) {
-            $auth->apiKey($r);
+            $client = $auth->apiKey($r);
             if ($p === '/api/leads') {
                 self::only($m, 'POST');
-                return (new LeadController($c))->create($r);
+                return (new LeadController($c))->create($r, $client);
             }
             if (preg_match('#^/api/leads/(\d{1,18})$#', $p, $x)) {
                 self::only($m, 'GET', 'PATCH');
@@ -123,7 +142,8 @@ final class App
     private static function only(string $method, string ...$allowed): void
     {
         if (!in_array($method, $allowed, true)) {
-            throw new HttpError(405, 'Method Not Allowed', "use " . implode(' or ', $allowed), [], ['Allow' => implode(', ', $allowed)]);
+            $allow = in_array('GET', $allowed, true) ? [...$allowed, 'HEAD'] : $allowed;
+            throw new HttpError(405, 'Method Not Allowed', 'use ' . implode(' or ', $allow), [], ['Allow' => implode(', ', $allow)]);
         }
     }
 

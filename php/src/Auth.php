@@ -6,36 +6,70 @@ namespace AmoGateway;
 
 use AmoGateway\Http\HttpError;
 use AmoGateway\Http\Request;
+use AmoGateway\Security\Throttle;
 
-/** API keys (Bearer) for websites and services; an admin credential (Basic) for people. */
+/**
+ * API keys (Bearer) for websites and services; an admin credential (Basic)
+ * for people; the webhook secret in amoCRM's URL. Wrong ones are counted per
+ * client address (Throttle).
+ */
 final class Auth
 {
+    private readonly Throttle $throttle;
+
     public function __construct(private readonly Config $config)
     {
+        $this->throttle = new Throttle($config->dataDir);
     }
 
-    public function apiKey(Request $r): void
+    /** Returns who the caller is: a hash of the API key it used (never the key). */
+    public function apiKey(Request $r): string
     {
         $given = self::credential($r, 'Bearer');
-        $ok = false;
-        foreach ($this->config->apiKeys as $key) {
-            // Compare with every key, always: the time taken says nothing.
-            $ok = hash_equals($key, $given ?? '') || $ok;
-        }
-        if (!$ok) {
+        $matched = null;
+        $this->throttle->guard('API key', self::client($r), function () use ($given, &$matched): ?bool {
+            foreach ($this->config->apiKeys as $key) {
+                // Compare with every key, always: the time taken says nothing.
+                if (hash_equals($key, $given ?? '')) {
+                    $matched = $key;
+                }
+            }
+            return $given === null || $given === '' ? null : $matched !== null;
+        });
+        if ($matched === null) {
             throw new HttpError(401, 'Unauthorized', $given === null ? 'send Authorization: Bearer <API key>' : 'the API key is not valid', [], ['WWW-Authenticate' => 'Bearer']);
         }
+        return hash('sha256', $matched);
     }
 
     public function admin(Request $r): void
     {
         $given = self::credential($r, 'Basic');
-        $pair = $given === null ? false : base64_decode($given, true);
-        [$user, $password] = is_string($pair) && str_contains($pair, ':') ? explode(':', $pair, 2) : ['', ''];
-        $ok = hash_equals($this->config->adminUser, $user) & hash_equals($this->config->adminPassword, $password);
-        if (!$ok) {
+        $ok = $this->throttle->guard('admin credential', self::client($r), function () use ($given): ?bool {
+            if ($given === null || $given === '') {
+                return null;
+            }
+            $pair = base64_decode($given, true);
+            [$user, $password] = is_string($pair) && str_contains($pair, ':') ? explode(':', $pair, 2) : ['', ''];
+            return (bool) (hash_equals($this->config->adminUser, $user) & hash_equals($this->config->adminPassword, $password));
+        });
+        if ($ok !== true) {
             throw new HttpError(401, 'Unauthorized', 'the admin credential is required', [], ['WWW-Authenticate' => 'Basic realm="amoCRM gateway", charset="UTF-8"']);
         }
+    }
+
+    /** The {secret} of /webhooks/amocrm/{secret}; a wrong one is a 404, as if the route did not exist. */
+    public function webhook(Request $r, string $secret): void
+    {
+        $ok = $this->throttle->guard('webhook secret', self::client($r), fn (): bool => hash_equals($this->config->webhookSecret, $secret));
+        if ($ok !== true) {
+            throw new HttpError(404, 'Not Found', 'no such webhook endpoint');
+        }
+    }
+
+    private static function client(Request $r): string
+    {
+        return $r->remoteAddr !== '' ? $r->remoteAddr : 'unknown';
     }
 
     private static function credential(Request $r, string $scheme): ?string

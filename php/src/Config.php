@@ -4,6 +4,9 @@ declare(strict_types=1);
 
 namespace AmoGateway;
 
+use AmoGateway\Http\TrustedProxies;
+use AmoGateway\Lead\FieldMap;
+
 /**
  * The gateway's configuration from a .env file: php/.env, or the file named
  * by GATEWAY_ENV_FILE. Validated once; an error names the key, never a value.
@@ -27,6 +30,7 @@ final class Config
     public readonly ?int $defaultResponsibleUserId;
     /** @var array<string, array{entity: string, field_id?: int, field_code?: string}> */
     public readonly array $fieldMap;
+    public readonly TrustedProxies $trustedProxies;
     /** @var list<string> */
     public readonly array $webhookHandlers;
     /** @var array<string, string> options for AmoClient::configure() */
@@ -50,6 +54,10 @@ final class Config
             }
         }
         $this->apiKeys = $keys;
+        if (preg_match('/[:\x00-\x1F\x7F]/', $env['GATEWAY_ADMIN_USER'])) {
+            // HTTP Basic splits user and password at the first colon.
+            throw new ConfigError('GATEWAY_ADMIN_USER may not contain a colon or control characters');
+        }
         $this->adminUser = $env['GATEWAY_ADMIN_USER'];
         $this->adminPassword = self::minLength($env, 'GATEWAY_ADMIN_PASSWORD', 12);
         $this->secret = self::minLength($env, 'GATEWAY_SECRET', 32);
@@ -64,7 +72,8 @@ final class Config
         $this->defaultPipelineId = self::optionalId($env, 'GATEWAY_DEFAULT_PIPELINE_ID');
         $this->defaultStatusId = self::optionalId($env, 'GATEWAY_DEFAULT_STATUS_ID');
         $this->defaultResponsibleUserId = self::optionalId($env, 'GATEWAY_DEFAULT_RESPONSIBLE_USER_ID');
-        $this->fieldMap = self::loadFieldMap(self::path($env['GATEWAY_FIELD_MAP'] ?? '', "$root/config/fields.php", $root));
+        $this->fieldMap = FieldMap::load(self::path($env['GATEWAY_FIELD_MAP'] ?? '', "$root/config/fields.php", $root));
+        $this->trustedProxies = TrustedProxies::parse($env['GATEWAY_TRUSTED_PROXIES'] ?? '');
         $this->webhookHandlers = array_values(array_filter(array_map('trim', explode(',', $env['GATEWAY_WEBHOOK_HANDLERS'] ?? '')), 'strlen'));
         foreach ($this->webhookHandlers as $spec) {
             if (!preg_match('/^(jsonl|class):./', $spec)) {
@@ -158,26 +167,5 @@ final class Config
             return $default;
         }
         return $value[0] === '/' ? $value : dirname($root) . '/' . $value;
-    }
-
-    /** @return array<string, array{entity: string, field_id?: int, field_code?: string}> */
-    private static function loadFieldMap(string $file): array
-    {
-        if (!is_file($file)) {
-            throw new ConfigError("GATEWAY_FIELD_MAP: $file does not exist");
-        }
-        $map = require $file;
-        if (!is_array($map)) {
-            throw new ConfigError("GATEWAY_FIELD_MAP: $file must return an array");
-        }
-        foreach ($map as $key => $def) {
-            $ok = is_string($key) && is_array($def)
-                && in_array($def['entity'] ?? null, ['leads', 'contacts', 'companies'], true)
-                && (is_int($def['field_id'] ?? null) xor is_string($def['field_code'] ?? null));
-            if (!$ok) {
-                throw new ConfigError("GATEWAY_FIELD_MAP: entry `$key` needs entity (leads|contacts|companies) and one of field_id (int) or field_code (string)");
-            }
-        }
-        return $map;
     }
 }

@@ -51,7 +51,7 @@ final class ConfigReloadTest extends GatewayTestCase
         $this->assertFileExists($moved . '.ratelimit', 'the rate limit now lives beside the new token file');
 
         // An invalid value is a configuration problem (not a stale client), and fixing it heals every worker.
-        $this->writeEnv(['AMOCRM_TOKEN_PATH' => 'relative/tokens.json'] + $this->envValues());
+        $this->writeEnv(['AMOCRM_TOKEN_PATH' => $moved, 'AMOCRM_TIMEOUT' => 'soon'] + $this->envValues());
         $this->assertSame(500, $this->request('GET', '/oauth/status', ['basic' => [self::ADMIN_USER, self::ADMIN_PASSWORD]])->status);
         $this->writeEnv(['AMOCRM_TOKEN_PATH' => $moved] + $this->envValues());
         foreach ($this->statuses(3) as $s) {

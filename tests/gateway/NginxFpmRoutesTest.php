@@ -11,18 +11,7 @@ namespace AmoCRM\Tests\Gateway;
  */
 final class NginxFpmRoutesTest extends GatewayRoutesTestCase
 {
-    protected function setUp(): void
-    {
-        parent::setUp();
-        if (!NginxFpmServer::available()) {
-            $this->fail('nginx and php-fpm8.2 are needed (./build.sh test installs them): ' . NginxFpmServer::NGINX . ', ' . NginxFpmServer::FPM);
-        }
-    }
-
-    protected function createServer(): GatewayServer
-    {
-        return new NginxFpmServer($this->root, $this->port, $this->envFile, $this->dir, 4);
-    }
+    use OnNginxFpm;
 
     public function testConnectionsToAmoCrmAreReusedAcrossFpmRequests(): void
     {

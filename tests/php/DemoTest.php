@@ -7,13 +7,17 @@ use PHPUnit\Framework\TestCase;
 
 /**
  * What a newcomer does first: `./build.sh run` (php/bin/serve.php) in demo
- * mode, the OAuth flow against the bundled emulator, then a lead with curl.
+ * mode, the OAuth flow against the bundled emulator, then a lead with curl;
+ * and how serve.php behaves as a process: stopped by a plain `kill`, careful
+ * with the folder it is given, no PHP warning in an answer.
  */
 final class DemoTest extends TestCase
 {
     /** @var resource|null */
     private $proc = null;
     private int $pid = 0;
+    private ?int $exit = null;
+    private int $port = 0;
     private string $dir;
 
     protected function setUp(): void
@@ -24,10 +28,7 @@ final class DemoTest extends TestCase
 
     protected function tearDown(): void
     {
-        if ($this->pid > 0) {
-            posix_kill(-$this->pid, SIGTERM); // the whole session: serve.php, php -S workers, the emulator
-            proc_close($this->proc);
-        }
+        $this->stop();
         exec('rm -rf ' . escapeshellarg($this->dir));
     }
 
@@ -37,6 +38,65 @@ final class DemoTest extends TestCase
         $port = (int) substr((string) stream_socket_get_name($s, false), strrpos((string) stream_socket_get_name($s, false), ':') + 1);
         fclose($s);
         return $port;
+    }
+
+    private function answers(): bool
+    {
+        $c = @fsockopen('127.0.0.1', $this->port, $errno, $errstr, 0.5);
+        if ($c === false) {
+            return false;
+        }
+        fclose($c);
+        return true;
+    }
+
+    /**
+     * php/bin/serve.php in demo mode with --demo-dir, in its own session (as a
+     * terminal or a service manager starts it); returns what it printed up to
+     * "Listening on", once the port answers.
+     */
+    private function start(?string $demoDir = null): string
+    {
+        $this->port = self::freePort();
+        $root = dirname(__DIR__, 2);
+        $cmd = ['setsid', PHP_BINARY, '-n', "$root/php/bin/serve.php", '--emulator', getenv('AMOCRM_EMULATOR'),
+            '--ext', getenv('AMOCRM_EXT'), '--port', (string) $this->port, '--demo-dir', $demoDir ?? "{$this->dir}/demo"];
+        $this->proc = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['pipe', 'w'], 2 => ['file', "{$this->dir}/serve.err", 'a']],
+            $pipes, null, ['PATH' => getenv('PATH'), 'GATEWAY_ENV_FILE' => "{$this->dir}/no-such.env"]);
+        $this->pid = proc_get_status($this->proc)['pid'];
+        $this->exit = null;
+        $out = '';
+        $deadline = microtime(true) + 20;
+        while (!str_contains($out, 'Listening on') && microtime(true) < $deadline && ($line = fgets($pipes[1])) !== false) {
+            $out .= $line;
+        }
+        for ($i = 0; $i < 100 && $this->running() && !$this->answers(); $i++) {
+            usleep(50000);
+        }
+        return $out;
+    }
+
+    private function running(): bool
+    {
+        $st = proc_get_status($this->proc);
+        if (!$st['running'] && $this->exit === null) {
+            $this->exit = $st['exitcode'];
+        }
+        return $st['running'];
+    }
+
+    /** SIGTERM to serve.php; then, whatever it left, its whole session. */
+    private function stop(): void
+    {
+        if ($this->pid > 0) {
+            posix_kill($this->pid, SIGTERM);
+            for ($i = 0; $i < 250 && $this->running(); $i++) {
+                usleep(20000);
+            }
+            posix_kill(-$this->pid, SIGKILL);
+            proc_close($this->proc);
+            $this->pid = 0;
+        }
     }
 
     /** @return array{status:int, headers:array<string,string>, body:string} */
@@ -64,26 +124,12 @@ final class DemoTest extends TestCase
 
     public function testDemoModeFromAuthorizeToALead(): void
     {
-        $port = self::freePort();
-        $root = dirname(__DIR__, 2);
-        $cmd = ['setsid', PHP_BINARY, '-n', "$root/php/bin/serve.php", '--emulator', getenv('AMOCRM_EMULATOR'),
-            '--ext', getenv('AMOCRM_EXT'), '--port', (string) $port, '--demo-dir', $this->dir];
-        $this->proc = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['pipe', 'w'], 2 => ['file', "{$this->dir}/serve.err", 'a']],
-            $pipes, null, ['PATH' => getenv('PATH'), 'GATEWAY_ENV_FILE' => "{$this->dir}/no-such.env"]);
-        $this->pid = proc_get_status($this->proc)['pid'];
-        $out = '';
-        $deadline = microtime(true) + 20;
-        while (!str_contains($out, 'Listening on') && microtime(true) < $deadline && ($line = fgets($pipes[1])) !== false) {
-            $out .= $line;
-        }
+        $out = $this->start();
         $this->assertStringContainsString('Demo mode', $out);
         $this->assertMatchesRegularExpression('/password: (\w+)/', $out);
         preg_match('/password: (\w+)/', $out, $pw);
         preg_match("/Bearer ([\\w-]+)/", $out, $key);
-        $base = "http://127.0.0.1:$port";
-        for ($i = 0; $i < 100 && @fsockopen('127.0.0.1', $port) === false; $i++) {
-            usleep(50000);
-        }
+        $base = "http://127.0.0.1:{$this->port}";
         $admin = ['Authorization: Basic ' . base64_encode("admin:{$pw[1]}")];
 
         $this->assertSame(401, self::http('GET', "$base/oauth/status")['status']);
@@ -108,5 +154,60 @@ final class DemoTest extends TestCase
             json_encode(['name' => 'Заявка с сайта', 'contact' => ['name' => 'Иван', 'phone' => '+7 900 123-45-67']]));
         $this->assertSame(201, $lead['status'], $lead['body']);
         $this->assertIsInt(json_decode($lead['body'], true)['id']);
+    }
+
+    public function testAKillOfServePhpAloneStopsTheServer(): void
+    {
+        $this->start();
+        $this->assertTrue($this->answers(), 'the demo serves');
+        posix_kill($this->pid, SIGTERM); // serve.php only, not its process group
+        $deadline = microtime(true) + 10;
+        while ($this->answers() && microtime(true) < $deadline) {
+            usleep(50000);
+        }
+        $this->assertFalse($this->answers(), 'after serve.php is killed, nothing serves its port (php -S workers included)');
+    }
+
+    public function testTheDemoDirKeepsWhatServePhpDidNotMake(): void
+    {
+        $demo = "{$this->dir}/demo";
+        mkdir("$demo/notes", 0700, true);
+        file_put_contents("$demo/keep.txt", 'mine');
+        file_put_contents("$demo/notes/todo.txt", 'mine too');
+        $this->start($demo);
+        $this->stop();
+        $this->start($demo); // the second run clears the first run's state, and only that
+        $this->assertSame('mine', @file_get_contents("$demo/keep.txt"));
+        $this->assertSame('mine too', @file_get_contents("$demo/notes/todo.txt"));
+        $this->assertFileExists("$demo/.env", 'the demo .env it writes');
+        $this->stop();
+
+        // A folder with someone else's .env: refused, the file untouched.
+        $other = "{$this->dir}/other";
+        mkdir($other, 0700);
+        file_put_contents("$other/.env", "AMOCRM_CLIENT_ID=\nGATEWAY_NOTE=someone else's\n");
+        $out = $this->start($other);
+        $this->assertStringNotContainsString('Listening on', $out);
+        $this->assertSame(64, $this->exitCode(), (string) @file_get_contents("{$this->dir}/serve.err"));
+        $this->assertSame("AMOCRM_CLIENT_ID=\nGATEWAY_NOTE=someone else's\n", file_get_contents("$other/.env"));
+    }
+
+    private function exitCode(): ?int
+    {
+        for ($i = 0; $i < 250 && $this->running(); $i++) {
+            usleep(20000);
+        }
+        return $this->exit;
+    }
+
+    public function testAPhpWarningNeverReachesAnAnswer(): void
+    {
+        $this->start();
+        // 1001 query variables: PHP warns "Input variables exceeded 1000" while it starts the request.
+        $query = implode('&', array_map(static fn ($i) => "v$i=1", range(0, 1000)));
+        $r = self::http('GET', "http://127.0.0.1:{$this->port}/health?$query");
+        $this->assertSame(200, $r['status']);
+        $this->assertSame(['status' => 'ok'], json_decode($r['body'], true), 'the answer is the JSON alone: ' . $r['body']);
+        $this->assertStringNotContainsString('Warning', $r['body']);
     }
 }

@@ -9,70 +9,101 @@ use AmoGateway\Http\Body;
 use AmoGateway\Http\HttpError;
 use AmoGateway\Http\Request;
 use AmoGateway\Http\Response;
+use AmoGateway\Lead\Idempotency;
 use AmoGateway\Lead\LeadMapper;
-use AmoGateway\Storage\FileStore;
+use AmoGateway\Log;
 
 /** Leads from websites: create (lead + contact + company in one call), read, move. */
 final class LeadController
 {
+    /** Leads created since an unknown outcome that the search looks at, at most (5 pages of 250). */
+    private const SEARCH_PAGES = 5;
+    /** Seconds before the first attempt the search starts: clock skew between this host and amoCRM. */
+    private const SEARCH_MARGIN = 600;
+
     public function __construct(private readonly Config $config)
     {
     }
 
-    /** POST /api/leads */
-    public function create(Request $r): Response
+    /**
+     * POST /api/leads
+     * @param string $client the caller (Auth::apiKey)
+     */
+    public function create(Request $r, string $client): Response
     {
-        $input = Body::parse($r, $this->config->maxBody);
+        $item = (new LeadMapper($this->config))->complexItem(Body::parse($r, $this->config->maxBody));
         $key = $r->header('idempotency-key');
         if ($key === null || $key === '') {
-            return $this->createNow($input);
+            return $this->createNow($item, null);
         }
-        if (strlen($key) > 255) {
-            throw HttpError::badInput('Idempotency-Key', 'the Idempotency-Key header may be at most 255 characters', 400);
-        }
-        // Keyed by the API key too, so two clients cannot see each other's answers.
-        $store = new FileStore($this->config->dataDir . '/idempotency');
-        $name = hash('sha256', ($r->header('authorization') ?? '') . "\0" . $key) . '.json';
-        $fingerprint = hash('sha256', json_encode($input, JSON_THROW_ON_ERROR));
-        return $store->locked($name, function () use ($store, $name, $fingerprint, $input): Response {
-            $seen = $store->read($name);
-            if ($seen !== null && ($seen['at'] ?? 0) + $this->config->idempotencyTtl > time()) {
-                if ($seen['fingerprint'] !== $fingerprint) {
-                    throw HttpError::badInput('Idempotency-Key', 'this Idempotency-Key was used with a different body');
-                }
-                return Response::json($seen['body'], $seen['status'], ['Idempotent-Replayed' => 'true']);
-            }
-            $response = $this->createNow($input);
-            $store->write($name, ['at' => time(), 'fingerprint' => $fingerprint, 'status' => $response->status,
-                'body' => json_decode($response->body, true)]);
-            return $response;
-        });
+        // The canonical input: the mapped item, whatever the key order or the body's format.
+        $fingerprint = hash('sha256', json_encode($item, JSON_THROW_ON_ERROR));
+        return (new Idempotency($this->config, $client, $key))->run(
+            $fingerprint,
+            fn (string $marker): Response => $this->createNow($item, $marker),
+            fn (string $marker, int $since): ?Response => $this->findCreated($item, $marker, $since),
+        );
     }
 
-    /** @param array<string, mixed> $input */
-    private function createNow(array $input): Response
+    /** @param array{lead: array<string, mixed>, comment: ?string} $item */
+    private function createNow(array $item, ?string $marker): Response
     {
-        $item = (new LeadMapper($this->config))->complexItem($input);
-        $amo = \AmoClient::getInstance();
-        [$created] = $amo->leads()->addComplex([$item['lead']]);
-        $noteId = null;
-        if ($item['comment'] !== null) {
-            try {
-                $noteId = $amo->notes('leads')->addOne(['entity_id' => $created['id'], 'note_type' => 'common',
-                    'params' => ['text' => $item['comment']]])['id'] ?? null;
-            } catch (\AmoException $e) {
-                // The lead exists: answer 201 and say the comment is missing,
-                // rather than invite a retry that would create a second lead.
-                error_log('amocrm gateway: lead ' . $created['id'] . ' created, its comment note failed: ' . $e->getMessage());
+        $lead = $item['lead'];
+        if ($marker !== null) {
+            $lead['_embedded']['tags'][] = ['name' => $marker];
+        }
+        [$created] = \AmoClient::getInstance()->leads()->addComplex([$lead]);
+        return $this->created($created['id'], $created['contact_id'] ?? null, $created['company_id'] ?? null,
+            (bool) ($created['merged'] ?? false), $this->addComment($created['id'], $item['comment']));
+    }
+
+    /**
+     * The lead an earlier attempt created, found by its marker tag among the
+     * leads created since (the comment note is added now: that attempt failed
+     * before it). 503 when there are too many leads to look through.
+     * @param array{lead: array<string, mixed>, comment: ?string} $item
+     */
+    private function findCreated(array $item, string $marker, int $since): ?Response
+    {
+        $leads = \AmoClient::getInstance()->leads();
+        for ($page = 1; $page <= self::SEARCH_PAGES; $page++) {
+            $found = $leads->get(['filter' => ['created_at' => ['from' => $since - self::SEARCH_MARGIN]], 'with' => ['contacts'], 'limit' => 250, 'page' => $page]);
+            foreach ($found as $lead) {
+                foreach ($lead['_embedded']['tags'] ?? [] as $tag) {
+                    if (($tag['name'] ?? null) === $marker) {
+                        // `merged` is not known any more: null, not a guess.
+                        return $this->created($lead['id'], $lead['_embedded']['contacts'][0]['id'] ?? null,
+                            $lead['_embedded']['companies'][0]['id'] ?? null, null, $this->addComment($lead['id'], $item['comment']));
+                    }
+                }
+            }
+            if (count($found) < 250) {
+                return null;
             }
         }
-        return Response::json([
-            'id' => $created['id'],
-            'contact_id' => $created['contact_id'] ?? null,
-            'company_id' => $created['company_id'] ?? null,
-            'merged' => (bool) ($created['merged'] ?? false),
-            'note_id' => $noteId,
-        ], 201, ['Location' => '/api/leads/' . $created['id']]);
+        throw new HttpError(503, 'amoCRM outcome unknown', 'more than ' . (self::SEARCH_PAGES * 250) . " leads were created since the first attempt; look for tag $marker in amoCRM. Nothing was created.", [], ['Retry-After' => '60']);
+    }
+
+    private function addComment(int $leadId, ?string $comment): ?int
+    {
+        if ($comment === null) {
+            return null;
+        }
+        try {
+            return \AmoClient::getInstance()->notes('leads')->addOne(['entity_id' => $leadId, 'note_type' => 'common',
+                'params' => ['text' => $comment]])['id'] ?? null;
+        } catch (\AmoException $e) {
+            // The lead exists: answer 201 and say the comment is missing,
+            // rather than invite a retry that would create a second lead.
+            Log::write("lead $leadId created, its comment note failed: " . get_class($e) . ': ' . $e->getMessage());
+            return null;
+        }
+    }
+
+    private function created(int $id, ?int $contactId, ?int $companyId, ?bool $merged, ?int $noteId): Response
+    {
+        return Response::json(['id' => $id, 'contact_id' => $contactId, 'company_id' => $companyId, 'merged' => $merged, 'note_id' => $noteId],
+            201, ['Location' => '/api/leads/' . $id]);
     }
 
     /** GET /api/leads/{id} */
@@ -85,47 +116,20 @@ final class LeadController
         return Response::json($lead);
     }
 
-    /** PATCH /api/leads/{id}: move to a status, rename, reprice, retag, set mapped fields. */
+    /** PATCH /api/leads/{id}: move to a status, rename, reprice, tag, set mapped lead fields. */
     public function update(Request $r, int $id): Response
     {
-        $input = Body::parse($r, $this->config->maxBody, false);
-        $allowed = ['name', 'price', 'status_id', 'pipeline_id', 'responsible_user_id', 'tags', 'fields'];
-        foreach (array_keys($input) as $k) {
-            if (!in_array($k, $allowed, true)) {
-                throw HttpError::badInput((string) $k, "`$k` cannot be changed here; allowed: " . implode(', ', $allowed));
+        $patch = (new LeadMapper($this->config))->patch($id, Body::parse($r, $this->config->maxBody, false));
+        $leads = \AmoClient::getInstance()->leads();
+        try {
+            return Response::json($leads->updateOne($patch));
+        } catch (\AmoValidationException | \AmoApiException $e) {
+            // amoCRM refuses a PATCH of a missing lead as bad input: say 404.
+            $refused = $e->getErrorCode() >= 400 && $e->getErrorCode() < 500;
+            if ($refused && $leads->getOne($id) === null) {
+                throw new HttpError(404, 'Not Found', "no lead $id in amoCRM");
             }
+            throw $e;
         }
-        if ($input === []) {
-            throw HttpError::badInput('body', 'nothing to change');
-        }
-        $patch = ['id' => $id];
-        foreach (['price' => 0, 'status_id' => 1, 'pipeline_id' => 1, 'responsible_user_id' => 1] as $k => $min) {
-            if (array_key_exists($k, $input)) {
-                if (!is_int($input[$k]) || $input[$k] < $min) {
-                    throw HttpError::badInput($k, "$k must be a whole number of at least $min");
-                }
-                $patch[$k] = $input[$k];
-            }
-        }
-        if (array_key_exists('name', $input)) {
-            if (!is_string($input['name']) || trim($input['name']) === '' || strlen($input['name']) > 1020) {
-                throw HttpError::badInput('name', 'name must be non-empty text');
-            }
-            $patch['name'] = trim($input['name']);
-        }
-        if (array_key_exists('tags', $input)) {
-            $tags = $input['tags'];
-            if (!is_array($tags) || !array_is_list($tags) || array_filter($tags, static fn ($t) => !is_string($t))) {
-                throw HttpError::badInput('tags', 'tags must be a list of names');
-            }
-            $patch['tags_to_add'] = array_map(static fn (string $t) => ['name' => $t], $tags);
-        }
-        if (array_key_exists('fields', $input)) {
-            $mapped = (new LeadMapper($this->config))->complexItem(['name' => 'x', 'fields' => $input['fields']]);
-            if (isset($mapped['lead']['custom_fields_values'])) {
-                $patch['custom_fields_values'] = $mapped['lead']['custom_fields_values'];
-            }
-        }
-        return Response::json(\AmoClient::getInstance()->leads()->updateOne($patch));
     }
 }

@@ -4,10 +4,12 @@ declare(strict_types=1);
 
 namespace AmoGateway\Controller;
 
+use AmoGateway\App;
 use AmoGateway\Config;
 use AmoGateway\Http\Request;
 use AmoGateway\Http\Response;
 use AmoGateway\Page;
+use AmoGateway\Storage\FileStore;
 
 /** Connects the gateway to an amoCRM account: consent page, then the callback. */
 final class OAuthController
@@ -47,6 +49,9 @@ final class OAuthController
         if ($code === '' || $referer === '') {
             return Page::render('Authorization refused', 'amoCRM did not send a code and a referer.', 400, null, 'error')->withCookie($clear);
         }
+        if (!$this->claim((string) $q['state'])) {
+            return Page::render('Authorization refused', 'This authorization link was already used (a replayed or reloaded callback); nothing was sent to amoCRM. Start again at /oauth/authorize.', 400, null, 'error')->withCookie($clear);
+        }
         try {
             $status = \AmoClient::getInstance()->exchangeCode($code, $referer);
         } catch (\AmoConfigException $e) {
@@ -56,6 +61,28 @@ final class OAuthController
         }
         $until = gmdate('Y-m-d H:i', (int) $status['expires_at']) . ' UTC';
         return Page::render('Connected', "The gateway is connected to {$status['base_domain']}. The access token is valid until $until and renews itself; nobody needs to touch it again.", 200, null, 'ok')->withCookie($clear);
+    }
+
+    /**
+     * Marks a state used, once for all workers: the exclusive create of a
+     * file named after it succeeds for exactly one callback. The files are
+     * swept once their state could no longer pass stateMatches() anyway.
+     */
+    private function claim(string $state): bool
+    {
+        $store = new FileStore($this->config->dataDir . '/oauth-states');
+        $path = $store->dir() . '/' . hash('sha256', $state) . '.used';
+        $f = FileStore::openPrivate($path, 'x');
+        if ($f === false) {
+            clearstatcache(true, $path);
+            if (file_exists($path)) {
+                return false;
+            }
+            throw new \RuntimeException("cannot create $path");
+        }
+        fclose($f);
+        App::defer(static fn () => $store->sweepEvery(600, self::STATE_TTL + 60));
+        return true;
     }
 
     private function sign(string $data): string

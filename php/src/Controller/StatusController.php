@@ -6,6 +6,7 @@ namespace AmoGateway\Controller;
 
 use AmoGateway\Config;
 use AmoGateway\Http\Response;
+use AmoGateway\Log;
 use AmoGateway\Webhook\Spool;
 
 /** Health, readiness, the token status and Prometheus metrics. */
@@ -33,6 +34,7 @@ final class StatusController
             $status = $amo->refreshToken(false);
             return Response::json(['status' => 'ready', 'expires_in' => $status['expires_in']]);
         } catch (\AmoException $e) {
+            Log::write('503 for GET /ready: ' . get_class($e) . ': ' . $e->getMessage());
             return Response::json(['status' => 'not_ready', 'reason' => get_class($e) . ': ' . $e->getTitle()], 503, ['Retry-After' => '60']);
         }
     }

@@ -48,6 +48,8 @@ final class Request
             $headers,
             array_map('strval', $_COOKIE),
             static function (int $limit): string {
+                // The raw bytes: the gateway parses bodies itself (see Http\FormParser),
+                // never through PHP's $_POST with its max_input_vars cut.
                 $in = fopen('php://input', 'rb');
                 $body = $in === false ? '' : (string) stream_get_contents($in, $limit);
                 return $body;
@@ -55,6 +57,12 @@ final class Request
             (string) ($_SERVER['REMOTE_ADDR'] ?? ''),
             ($_SERVER['HTTPS'] ?? '') !== '' && ($_SERVER['HTTPS'] ?? '') !== 'off',
         );
+    }
+
+    /** The same request from another client address (see TrustedProxies). */
+    public function withClient(string $remoteAddr, bool $secure): self
+    {
+        return new self($this->method, $this->path, $this->query, $this->headers, $this->cookies, $this->bodyReader, $remoteAddr, $secure);
     }
 
     public function header(string $name): ?string

@@ -23,9 +23,10 @@ final class Response
         return new self($status, $body . "\n", ['Content-Type' => 'application/json'] + $headers);
     }
 
-    public static function html(string $html, int $status = 200): self
+    /** @param array<string, string> $headers */
+    public static function html(string $html, int $status = 200, array $headers = []): self
     {
-        return new self($status, $html, ['Content-Type' => 'text/html; charset=utf-8']);
+        return new self($status, $html, ['Content-Type' => 'text/html; charset=utf-8'] + $headers);
     }
 
     public static function text(string $text, int $status = 200, string $type = 'text/plain; charset=utf-8'): self
@@ -48,7 +49,8 @@ final class Response
         return new self($this->status, $this->body, $this->headers, [...$this->cookies, $setCookie]);
     }
 
-    public function send(): void
+    /** Sends the answer; for HEAD, everything but the body. */
+    public function send(bool $head = false): void
     {
         http_response_code($this->status);
         header_remove('X-Powered-By');
@@ -60,6 +62,8 @@ final class Response
         foreach ($this->cookies as $cookie) {
             header("Set-Cookie: $cookie", false);
         }
-        echo $this->body;
+        if (!$head) {
+            echo $this->body;
+        }
     }
 }

@@ -8,13 +8,24 @@ use AmoGateway\Config;
 use AmoGateway\Http\HttpError;
 
 /**
- * A website form submission (JSON or form fields) → one leads/complex item:
- * the lead, its contact and its company, with UTM and other custom fields
- * mapped through the field map. Every problem is a 422 naming the field.
+ * Website input → amoCRM: a form submission (JSON or form fields) → one
+ * leads/complex item (the lead, its contact and its company, with UTM and
+ * other custom fields mapped through the field map), and a PATCH body → one
+ * lead update. Both go through the same checks; every problem is a 422
+ * naming the field.
  */
 final class LeadMapper
 {
+    public const NAME_LENGTH = 255;
+    public const MAX_TAGS = 20;
+    public const TAG_LENGTH = 100;
+    public const COMMENT_LENGTH = 10000;
+    public const FIELD_LENGTH = 1000;
     private const UTM = ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term'];
+    /** What PATCH /api/leads/{id} may change. */
+    private const PATCHABLE = ['name', 'price', 'status_id', 'pipeline_id', 'responsible_user_id', 'tags', 'fields'];
+    /** Whole numbers of a lead and their least value. */
+    private const NUMBERS = ['price' => 0, 'pipeline_id' => 1, 'status_id' => 1, 'responsible_user_id' => 1];
 
     public function __construct(private readonly Config $config)
     {
@@ -26,16 +37,13 @@ final class LeadMapper
      */
     public function complexItem(array $in): array
     {
-        $name = $this->string($in, 'name', 255);
-        $lead = ['name' => $name ?? 'Заявка с сайта'];
-        if (($price = $this->int($in, 'price', 0)) !== null) {
-            $lead['price'] = $price;
-        }
-        foreach (['pipeline_id' => $this->config->defaultPipelineId, 'status_id' => $this->config->defaultStatusId,
-                  'responsible_user_id' => $this->config->defaultResponsibleUserId] as $key => $default) {
-            $value = $this->int($in, $key, 1) ?? $default;
-            if ($value !== null) {
-                $lead[$key] = $value;
+        $name = $this->text($in, 'name', self::NAME_LENGTH);
+        $lead = ['name' => $name ?? 'Заявка с сайта'] + $this->numbers($in);
+        $defaults = ['pipeline_id' => $this->config->defaultPipelineId, 'status_id' => $this->config->defaultStatusId,
+            'responsible_user_id' => $this->config->defaultResponsibleUserId];
+        foreach ($defaults as $key => $default) {
+            if (!isset($lead[$key]) && $default !== null) {
+                $lead[$key] = $default;
             }
         }
         $tags = $this->tags($in['tags'] ?? null);
@@ -43,26 +51,14 @@ final class LeadMapper
             $lead['_embedded']['tags'] = array_map(static fn (string $t) => ['name' => $t], $tags);
         }
 
-        $fields = ['leads' => [], 'contacts' => [], 'companies' => []];
-        foreach (self::UTM as $utm) {
-            $value = $this->string($in, $utm, 1000);
-            if ($value !== null && isset($this->config->fieldMap[$utm])) {
-                $this->mapField($fields, $utm, $value);
+        $utm = [];
+        foreach (self::UTM as $key) {
+            $value = $this->text($in, $key, self::FIELD_LENGTH);
+            if ($value !== null && isset($this->config->fieldMap[$key])) {
+                $utm[$key] = $value;
             }
         }
-        $extra = $in['fields'] ?? [];
-        if (!is_array($extra)) {
-            throw HttpError::badInput('fields', 'fields must be an object of field-map keys and values');
-        }
-        foreach ($extra as $key => $value) {
-            if (!is_string($key) || !isset($this->config->fieldMap[$key])) {
-                throw HttpError::badInput("fields.$key", "`$key` is not in the field map (" . implode(', ', array_keys($this->config->fieldMap)) . ')');
-            }
-            if (!is_scalar($value) || strlen((string) $value) > 1000) {
-                throw HttpError::badInput("fields.$key", "`$key` must be a string or number of at most 1000 characters");
-            }
-            $this->mapField($fields, $key, (string) $value);
-        }
+        $fields = $this->customFields($utm + $this->fieldValues($in));
 
         $contact = $this->contact($in);
         if ($contact !== null) {
@@ -72,23 +68,122 @@ final class LeadMapper
             $lead['_embedded']['contacts'] = [$contact];
         }
         $company = $in['company'] ?? null;
-        if (is_array($company)) {
-            $company = $company['name'] ?? null;
-        }
-        if ($company !== null && $company !== '') {
-            if (!is_string($company) || self::length($company) > 255) {
-                throw HttpError::badInput('company', 'company must be a name of at most 255 characters');
-            }
-            $lead['_embedded']['companies'] = [array_filter(['name' => trim($company), 'custom_fields_values' => $fields['companies'] ?: null])];
+        $company = $this->text(is_array($company) ? $company : ['name' => $company], 'name', self::NAME_LENGTH, 'company');
+        if ($company !== null) {
+            $lead['_embedded']['companies'] = [array_filter(['name' => $company, 'custom_fields_values' => $fields['companies'] ?: null])];
         }
         if ($fields['leads']) {
             $lead['custom_fields_values'] = $fields['leads'];
         }
-        $comment = $this->string($in, 'comment', 10000);
-        if ($contact === null && !isset($lead['_embedded']['companies']) && $comment === null && $name === null) {
+        $comment = $this->text($in, 'comment', self::COMMENT_LENGTH, null, true);
+        if ($contact === null && $company === null && $comment === null && $name === null) {
             throw HttpError::badInput('contact', 'a lead needs at least a name, a contact, a company or a comment');
         }
         return ['lead' => $lead, 'comment' => $comment];
+    }
+
+    /**
+     * A PATCH body → the item for leads()->updateOne().
+     * @param array<string, mixed> $in
+     * @return array<string, mixed>
+     */
+    public function patch(int $id, array $in): array
+    {
+        foreach (array_keys($in) as $k) {
+            if (!in_array($k, self::PATCHABLE, true)) {
+                throw HttpError::badInput((string) $k, "`$k` cannot be changed here; allowed: " . implode(', ', self::PATCHABLE));
+            }
+        }
+        $patch = ['id' => $id] + $this->numbers($in);
+        if (array_key_exists('name', $in)) {
+            $patch['name'] = $this->text($in, 'name', self::NAME_LENGTH)
+                ?? throw HttpError::badInput('name', 'name must be non-empty text');
+        }
+        $tags = $this->tags($in['tags'] ?? null);
+        if ($tags) {
+            $patch['tags_to_add'] = array_map(static fn (string $t) => ['name' => $t], $tags);
+        }
+        $values = $this->fieldValues($in);
+        foreach (array_keys($values) as $key) {
+            $entity = $this->config->fieldMap[$key]['entity'];
+            if ($entity !== 'leads') {
+                // Not dropped silently: this route changes the lead only.
+                throw HttpError::badInput("fields.$key", "`$key` is a field of the lead's " . ($entity === 'contacts' ? 'contact' : 'company')
+                    . '; PATCH /api/leads/{id} changes the lead only');
+            }
+        }
+        $fields = $this->customFields($values);
+        if ($fields['leads']) {
+            $patch['custom_fields_values'] = $fields['leads'];
+        }
+        if (count($patch) === 1) {
+            throw HttpError::badInput('body', 'nothing to change; allowed: ' . implode(', ', self::PATCHABLE));
+        }
+        return $patch;
+    }
+
+    /**
+     * @param array<string, mixed> $in
+     * @return array<string, int>
+     */
+    private function numbers(array $in): array
+    {
+        $out = [];
+        foreach (self::NUMBERS as $key => $min) {
+            $v = $in[$key] ?? null;
+            if ($v === null || $v === '') {
+                continue;
+            }
+            if (is_string($v) && preg_match('/^-?\d{1,18}$/', $v)) {
+                $v = (int) $v;
+            }
+            if (!is_int($v) || $v < $min) {
+                throw HttpError::badInput($key, "$key must be a whole number of at least $min");
+            }
+            $out[$key] = $v;
+        }
+        return $out;
+    }
+
+    /**
+     * The `fields` object, checked: keys of the field map, text values.
+     * @param array<string, mixed> $in
+     * @return array<string, string>
+     */
+    private function fieldValues(array $in): array
+    {
+        $extra = $in['fields'] ?? [];
+        if (!is_array($extra)) {
+            throw HttpError::badInput('fields', 'fields must be an object of field-map keys and values');
+        }
+        $out = [];
+        foreach ($extra as $key => $value) {
+            if (!is_string($key) || !isset($this->config->fieldMap[$key])) {
+                $shown = is_string($key) && self::printable($key) && self::length($key) <= 64 ? $key : '?';
+                throw HttpError::badInput("fields.$shown", "`$shown` is not in the field map (" . implode(', ', array_keys($this->config->fieldMap)) . ')');
+            }
+            $value = $this->text($extra, $key, self::FIELD_LENGTH, "fields.$key", true);
+            if ($value !== null) {
+                $out[$key] = $value;
+            }
+        }
+        return $out;
+    }
+
+    /**
+     * Field-map keys and values → custom_fields_values, per entity.
+     * @param array<string, string> $values
+     * @return array{leads: list<array<string, mixed>>, contacts: list<array<string, mixed>>, companies: list<array<string, mixed>>}
+     */
+    private function customFields(array $values): array
+    {
+        $fields = ['leads' => [], 'contacts' => [], 'companies' => []];
+        foreach ($values as $key => $value) {
+            $def = $this->config->fieldMap[$key];
+            $ref = isset($def['field_id']) ? ['field_id' => $def['field_id']] : ['field_code' => $def['field_code']];
+            $fields[$def['entity']][] = $ref + ['values' => [['value' => $value]]];
+        }
+        return $fields;
     }
 
     /** @return array<string, mixed>|null */
@@ -104,11 +199,11 @@ final class LeadMapper
                 $c[$key] = $in[$flat];
             }
         }
-        $name = $this->string($c, 'name', 255, 'contact.name');
-        $first = $this->string($c, 'first_name', 255, 'contact.first_name');
-        $last = $this->string($c, 'last_name', 255, 'contact.last_name');
-        $phone = $this->string($c, 'phone', 64, 'contact.phone');
-        $email = $this->string($c, 'email', 254, 'contact.email');
+        $name = $this->text($c, 'name', self::NAME_LENGTH, 'contact.name');
+        $first = $this->text($c, 'first_name', self::NAME_LENGTH, 'contact.first_name');
+        $last = $this->text($c, 'last_name', self::NAME_LENGTH, 'contact.last_name');
+        $phone = $this->text($c, 'phone', 64, 'contact.phone');
+        $email = $this->text($c, 'email', 254, 'contact.email');
         if ($name === null && $first === null && $last === null && $phone === null && $email === null) {
             return null;
         }
@@ -136,14 +231,6 @@ final class LeadMapper
         return $contact;
     }
 
-    /** @param array<string, list<array<string, mixed>>> $fields */
-    private function mapField(array &$fields, string $key, string $value): void
-    {
-        $def = $this->config->fieldMap[$key];
-        $ref = isset($def['field_id']) ? ['field_id' => $def['field_id']] : ['field_code' => $def['field_code']];
-        $fields[$def['entity']][] = $ref + ['values' => [['value' => $value]]];
-    }
-
     /** @return list<string> */
     private function tags(mixed $tags): array
     {
@@ -153,16 +240,14 @@ final class LeadMapper
         if (is_string($tags)) {
             $tags = explode(',', $tags);
         }
-        if (!is_array($tags) || count($tags) > 20) {
-            throw HttpError::badInput('tags', 'tags must be a list (or a comma-separated string) of at most 20 names');
+        if (!is_array($tags) || count($tags) > self::MAX_TAGS) {
+            throw HttpError::badInput('tags', 'tags must be a list (or a comma-separated string) of at most ' . self::MAX_TAGS . ' names');
         }
         $out = [];
         foreach ($tags as $t) {
-            if (!is_string($t) || self::length(trim($t)) > 100) {
-                throw HttpError::badInput('tags', 'each tag must be a name of at most 100 characters');
-            }
-            if (trim($t) !== '') {
-                $out[] = trim($t);
+            $t = $this->text([$t], 0, self::TAG_LENGTH, 'tags');
+            if ($t !== null) {
+                $out[] = $t;
             }
         }
         return $out;
@@ -174,8 +259,17 @@ final class LeadMapper
         return (int) preg_match_all('/./su', $s);
     }
 
-    private function string(array $in, string $key, int $max, ?string $field = null): ?string
+    /** Valid UTF-8 without control characters (a newline or tab only where $multiline). */
+    private static function printable(string $s, bool $multiline = false): bool
     {
+        return preg_match('//u', $s) === 1
+            && preg_match($multiline ? '/[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]/' : '/[\x00-\x1F\x7F]/', $s) === 0;
+    }
+
+    /** A trimmed text value or null when absent or empty; 422 naming $field when it is not text or too long. */
+    private function text(array $in, string|int $key, int $max, ?string $field = null, bool $multiline = false): ?string
+    {
+        $field ??= (string) $key;
         $v = $in[$key] ?? null;
         if ($v === null || $v === '') {
             return null;
@@ -183,28 +277,13 @@ final class LeadMapper
         if (is_int($v) || is_float($v)) {
             $v = (string) $v;
         }
-        if (!is_string($v) || preg_match('//u', $v) !== 1) {
-            throw HttpError::badInput($field ?? $key, ($field ?? $key) . ' must be text');
+        if (!is_string($v) || !self::printable($v, $multiline)) {
+            throw HttpError::badInput($field, "$field must be text" . ($multiline ? '' : ' on one line') . ' (valid UTF-8, no control characters)');
         }
         $v = trim($v);
         if (self::length($v) > $max) {
-            throw HttpError::badInput($field ?? $key, ($field ?? $key) . " may be at most $max characters");
+            throw HttpError::badInput($field, "$field may be at most $max characters");
         }
         return $v === '' ? null : $v;
-    }
-
-    private function int(array $in, string $key, int $min): ?int
-    {
-        $v = $in[$key] ?? null;
-        if ($v === null || $v === '') {
-            return null;
-        }
-        if (is_string($v) && preg_match('/^-?\d{1,18}$/', $v)) {
-            $v = (int) $v;
-        }
-        if (!is_int($v) || $v < $min) {
-            throw HttpError::badInput($key, "$key must be a whole number of at least $min");
-        }
-        return $v;
     }
 }

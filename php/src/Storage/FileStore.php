@@ -7,7 +7,9 @@ namespace AmoGateway\Storage;
 /**
  * Small JSON records under the data dir: atomic writes (temp file, fsync,
  * rename) and per-key flock, so that PHP workers never read a torn record
- * and never do the same work twice at once.
+ * and never do the same work twice at once. Every file is created 0600 and
+ * every folder 0700, whatever the process umask: the records hold customer
+ * data.
  */
 final class FileStore
 {
@@ -28,6 +30,21 @@ final class FileStore
         }
     }
 
+    /**
+     * fopen() that creates the file with mode 0600 (the umask only ever
+     * removes bits, so 0077 leaves exactly 0600 of fopen's 0666).
+     * @return resource|false
+     */
+    public static function openPrivate(string $path, string $mode)
+    {
+        $old = umask(0077);
+        try {
+            return @fopen($path, $mode);
+        } finally {
+            umask($old);
+        }
+    }
+
     /** @return array<mixed>|null */
     public function read(string $name): ?array
     {
@@ -45,10 +62,15 @@ final class FileStore
         self::writeAtomic($this->dir() . '/' . $name, json_encode($data, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR));
     }
 
+    public function delete(string $name): void
+    {
+        @unlink($this->dir() . '/' . $name);
+    }
+
     public static function writeAtomic(string $path, string $bytes): void
     {
         $tmp = $path . '.tmp.' . getmypid() . '.' . bin2hex(random_bytes(4));
-        $f = fopen($tmp, 'xb');
+        $f = self::openPrivate($tmp, 'xb');
         if ($f === false) {
             throw new \RuntimeException("cannot create $tmp");
         }
@@ -59,7 +81,6 @@ final class FileStore
         } finally {
             fclose($f);
         }
-        chmod($tmp, 0600);
         if (!rename($tmp, $path)) {
             @unlink($tmp);
             throw new \RuntimeException("cannot rename $tmp");
@@ -74,10 +95,7 @@ final class FileStore
      */
     public function locked(string $name, \Closure $work): mixed
     {
-        $lock = fopen($this->dir() . '/' . $name . '.lock', 'c');
-        if ($lock === false || !flock($lock, LOCK_EX)) {
-            throw new \RuntimeException("cannot lock $name");
-        }
+        $lock = $this->lock($name, LOCK_EX);
         try {
             return $work();
         } finally {
@@ -86,4 +104,86 @@ final class FileStore
         }
     }
 
+    /** @return resource|null the held lock, or null when $flags has LOCK_NB and another process holds it */
+    private function lock(string $name, int $flags)
+    {
+        $path = $this->dir() . '/' . $name . '.lock';
+        while (true) {
+            $lock = self::openPrivate($path, 'c');
+            if ($lock === false) {
+                throw new \RuntimeException("cannot open $path");
+            }
+            if (!flock($lock, $flags)) {
+                fclose($lock);
+                if ($flags & LOCK_NB) {
+                    return null;
+                }
+                throw new \RuntimeException("cannot lock $path");
+            }
+            // sweep() may have removed the file while we waited for it: then
+            // the lock we hold guards nothing; take the lock on the new file.
+            clearstatcache(true, $path);
+            $now = @stat($path);
+            if ($now !== false && $now['ino'] === fstat($lock)['ino']) {
+                return $lock;
+            }
+            flock($lock, LOCK_UN);
+            fclose($lock);
+        }
+    }
+
+    /**
+     * Removes records (and their lock files, and leftover temp files) not
+     * written for $maxAge seconds. A record is removed only under its lock,
+     * so a worker using it keeps it.
+     */
+    public function sweep(int $maxAge): void
+    {
+        $old = time() - $maxAge;
+        $mtime = static function (string $path): ?int {
+            clearstatcache(true, $path);
+            $t = @filemtime($path);
+            return $t === false ? null : $t;
+        };
+        foreach (glob($this->dir() . '/*') ?: [] as $path) {
+            $file = basename($path);
+            if (str_contains($file, '.tmp.')) {
+                if (($mtime($path) ?? PHP_INT_MAX) < $old) {
+                    @unlink($path);
+                }
+                continue;
+            }
+            $name = str_ends_with($file, '.lock') ? substr($file, 0, -5) : $file;
+            $record = $this->dir . '/' . $name;
+            if (($mtime($record) ?? $mtime($path) ?? PHP_INT_MAX) >= $old || !file_exists($path)) {
+                continue;
+            }
+            $lock = $this->lock($name, LOCK_EX | LOCK_NB);
+            if ($lock === null) {
+                continue; // in use
+            }
+            if (($mtime($record) ?? 0) < $old) {
+                @unlink($record);
+                @unlink($record . '.lock');
+            }
+            flock($lock, LOCK_UN);
+            fclose($lock);
+        }
+    }
+
+    /** sweep($maxAge), at most once per $interval seconds for this folder. */
+    public function sweepEvery(int $interval, int $maxAge): void
+    {
+        $marker = $this->dir() . '/.swept';
+        clearstatcache(true, $marker);
+        if ((int) @filemtime($marker) > time() - $interval) {
+            return;
+        }
+        $f = self::openPrivate($marker, 'c');
+        if ($f !== false) {
+            fclose($f);
+        }
+        @touch($marker);
+        $this->sweep($maxAge);
+    }
 }

@@ -4,6 +4,8 @@ declare(strict_types=1);
 
 namespace AmoGateway\Webhook;
 
+use AmoGateway\Storage\FileStore;
+
 /** Appends each delivery as one JSON line to a file (for other systems to tail). */
 final class JsonLinesHandler implements Handler
 {
@@ -15,7 +17,7 @@ final class JsonLinesHandler implements Handler
     {
         $line = json_encode(['id' => $delivery['id'], 'received_at' => $delivery['received_at'], 'data' => $delivery['parsed']],
             JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR) . "\n";
-        $f = @fopen($this->path, 'ab');
+        $f = FileStore::openPrivate($this->path, 'ab'); // customer data: 0600 when it creates the file
         if ($f === false) {
             throw new \RuntimeException("cannot open {$this->path} for appending");
         }

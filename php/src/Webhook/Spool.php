@@ -5,11 +5,19 @@ declare(strict_types=1);
 namespace AmoGateway\Webhook;
 
 use AmoGateway\Config;
+use AmoGateway\Http\Body;
+use AmoGateway\Http\FormParser;
 use AmoGateway\Storage\FileStore;
 
 /**
  * Webhook deliveries on disk: pending/ (stored before amoCRM gets its 200),
- * done/ (every handler succeeded), failed/ (a handler threw; replayable).
+ * done/ (parsed, every handler succeeded), failed/ (the body could not be
+ * parsed, or a handler threw; replayable).
+ *
+ * A delivery file is JSON: {"id","received_at","remote_addr","content_type",
+ * "body" (the raw bytes when they are UTF-8) or "body_base64" (when they are
+ * not), and once dispatched "parsed", "errors", "failed_at"}. Parsing always
+ * starts again from the stored bytes.
  */
 final class Spool
 {
@@ -24,17 +32,16 @@ final class Spool
         return $dir;
     }
 
-    /** @param array<string, mixed> $parsed */
-    public function store(string $body, array $parsed, string $remoteAddr): string
+    /** Stores the raw body as received; returns the delivery id. */
+    public function store(string $body, string $contentType, string $remoteAddr): string
     {
         $id = sprintf('%.6F', microtime(true)) . '-' . bin2hex(random_bytes(4));
-        $delivery = ['id' => $id, 'received_at' => time(), 'remote_addr' => $remoteAddr, 'body' => $body, 'parsed' => $parsed];
-        FileStore::writeAtomic($this->dir('pending') . "/$id.json",
-            json_encode($delivery, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR));
+        $this->save('pending', ['id' => $id, 'received_at' => time(), 'remote_addr' => $remoteAddr,
+            'content_type' => self::printable($contentType) ? $contentType : ''] + self::bodyField($body));
         return $id;
     }
 
-    /** Runs the handlers on one stored delivery; moves it to done/ or failed/. */
+    /** Parses one stored delivery and runs the handlers on it; moves it to done/ or failed/. */
     public function dispatch(string $id, string $from = 'pending'): bool
     {
         $path = $this->dir($from) . "/$id.json";
@@ -42,28 +49,55 @@ final class Spool
         if (!is_array($delivery)) {
             return false;
         }
+        unset($delivery['errors'], $delivery['failed_at'], $delivery['parsed']);
+        $body = self::bodyBytes($delivery);
         $errors = [];
-        foreach ($this->handlers() as $spec => $handler) {
-            try {
-                $handler->handle($delivery);
-            } catch (\Throwable $e) {
-                $errors[] = "$spec: " . $e->getMessage();
-            }
+        try {
+            $delivery['parsed'] = self::parse($body, (string) ($delivery['content_type'] ?? ''));
+        } catch (\UnexpectedValueException $e) {
+            $errors[] = 'parse: ' . $e->getMessage();
         }
         if ($errors === []) {
-            unset($delivery['errors']);
-            $to = 'done';
-        } else {
+            foreach ($this->config->webhookHandlers as $spec) {
+                try {
+                    self::handler($spec)->handle(['body' => $body] + array_diff_key($delivery, ['body_base64' => 1]));
+                } catch (\Throwable $e) {
+                    $errors[] = "$spec: " . $e->getMessage();
+                }
+            }
+        }
+        $to = $errors === [] ? 'done' : 'failed';
+        if ($errors !== []) {
             $delivery['errors'] = $errors;
             $delivery['failed_at'] = time();
-            $to = 'failed';
         }
-        FileStore::writeAtomic($this->dir($to) . "/$id.json",
-            json_encode($delivery, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR));
+        $this->save($to, $delivery);
         if ($to !== $from) {
             @unlink($path);
         }
         return $errors === [];
+    }
+
+    /**
+     * The body as amoCRM sends it (a form with bracketed names), or JSON;
+     * parsed without PHP's max_input_vars and nesting cuts (FormParser).
+     * @return array<mixed>
+     */
+    public static function parse(string $body, string $contentType): array
+    {
+        $type = strtolower(trim(explode(';', $contentType)[0]));
+        if ($type === 'application/json' || str_ends_with($type, '+json')) {
+            try {
+                $data = json_decode($body, true, Body::JSON_DEPTH, JSON_THROW_ON_ERROR);
+            } catch (\JsonException $e) {
+                throw new \UnexpectedValueException('the JSON body is not valid: ' . $e->getMessage());
+            }
+            if (!is_array($data)) {
+                throw new \UnexpectedValueException('the JSON body is not an object or a list');
+            }
+            return $data;
+        }
+        return $type === 'multipart/form-data' ? FormParser::multipart($body, $contentType) : FormParser::urlencoded($body);
     }
 
     /**
@@ -91,19 +125,40 @@ final class Spool
         return count(glob($this->dir($state) . '/*.json') ?: []);
     }
 
-    /** @return array<string, Handler> */
-    private function handlers(): array
+    /** @param array<string, mixed> $delivery */
+    private function save(string $state, array $delivery): void
     {
-        $out = [];
-        foreach ($this->config->webhookHandlers as $spec) {
-            [$kind, $arg] = explode(':', $spec, 2);
-            $out[$spec] = match ($kind) {
-                'jsonl' => new JsonLinesHandler($arg),
-                'class' => class_exists($arg) && is_subclass_of($arg, Handler::class)
-                    ? new $arg()
-                    : throw new \RuntimeException("handler class $arg does not exist or does not implement " . Handler::class),
-            };
-        }
-        return $out;
+        FileStore::writeAtomic($this->dir($state) . '/' . $delivery['id'] . '.json',
+            json_encode($delivery, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR));
+    }
+
+    /** @return array{body: string}|array{body_base64: string} JSON holds UTF-8 only: other bytes go in base64, losslessly. */
+    private static function bodyField(string $body): array
+    {
+        return preg_match('//u', $body) === 1 ? ['body' => $body] : ['body_base64' => base64_encode($body)];
+    }
+
+    /** @param array<string, mixed> $delivery */
+    private static function bodyBytes(array $delivery): string
+    {
+        return isset($delivery['body_base64'])
+            ? (string) base64_decode((string) $delivery['body_base64'], true)
+            : (string) ($delivery['body'] ?? '');
+    }
+
+    private static function printable(string $s): bool
+    {
+        return strlen($s) <= 255 && preg_match('/^[\x20-\x7E]*$/', $s) === 1;
+    }
+
+    private static function handler(string $spec): Handler
+    {
+        [$kind, $arg] = explode(':', $spec, 2);
+        return match ($kind) {
+            'jsonl' => new JsonLinesHandler($arg),
+            'class' => class_exists($arg) && is_subclass_of($arg, Handler::class)
+                ? new $arg()
+                : throw new \RuntimeException("handler class $arg does not exist or does not implement " . Handler::class),
+        };
     }
 }

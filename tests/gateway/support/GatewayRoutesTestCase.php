@@ -51,9 +51,12 @@ abstract class GatewayRoutesTestCase extends GatewayTestCase
         $account = $this->assertJsonAnswer($this->api('GET', '/api/info/account'), 200);
         $this->assertSame(31000001, $account['id'] ?? null, 'the API works with the pair from the callback');
 
-        // The callback URL replayed (from the browser history, with the old cookie): refused, the pair stays.
+        // The callback URL replayed (from the browser history, with the old cookie): refused
+        // before amoCRM is asked (the state is single-use), the pair stays.
         $replay = $this->admin('GET', $flow['callbackUrl'], ['cookies' => false, 'headers' => ['Cookie' => 'amocrm_oauth_state=' . $cookie]]);
         $this->assertSame(400, $replay->status, $replay->describe());
+        $this->assertStringContainsString('already used', $replay->body);
+        $this->assertSame(['authorization_code/ok' => 1], $this->emu()->stats()['token_calls'], 'the replay did not reach amoCRM');
         $this->assertSame($pair, $this->storedPair());
     }
 
@@ -139,6 +142,9 @@ abstract class GatewayRoutesTestCase extends GatewayTestCase
 
     public function testAdminCredentialIsRequired(): void
     {
+        // Each route from its own client address (through a trusted proxy):
+        // 12 wrong credentials from one address would be throttled (429).
+        $this->configure(['GATEWAY_TRUSTED_PROXIES' => '127.0.0.1']);
         $routes = ['/oauth/authorize', '/oauth/callback?code=x&state=y&referer=localhost', '/oauth/status', '/metrics'];
         $wrong = [
             'no credential' => [],
@@ -147,9 +153,9 @@ abstract class GatewayRoutesTestCase extends GatewayTestCase
             'empty password' => ['basic' => [self::ADMIN_USER, '']],
             'an API key' => ['bearer' => self::API_KEY],
         ];
-        foreach ($routes as $route) {
+        foreach ($routes as $i => $route) {
             foreach ($wrong as $case => $opts) {
-                $r = $this->request('GET', $route, $opts);
+                $r = $this->request('GET', $route, $opts + ['headers' => ['X-Forwarded-For' => '192.0.2.' . ($i + 1)]]);
                 $this->assertSame(401, $r->status, "$route, $case: " . $r->describe());
                 $this->assertMatchesRegularExpression('/^Basic realm="amoCRM gateway"/', (string) $r->header('www-authenticate'), "$route, $case");
                 $this->assertNull($r->header('set-cookie'), "$route, $case: no state cookie without the credential");
@@ -457,9 +463,7 @@ abstract class GatewayRoutesTestCase extends GatewayTestCase
         $this->assertProblem($this->api('PATCH', '/api/leads/' . $created['id'], ['json' => ['fields' => ['nope' => 1]]]), 422, 'fields*');
         $this->assertProblem($this->api('PATCH', '/api/leads/' . $created['id'], ['body' => 'status_id=142', 'headers' => ['Content-Type' => 'text/plain']]), 415);
         $this->assertProblem($this->api('PATCH', '/api/leads/' . $created['id'], ['form' => ['status_id' => '142']]), 415); // PATCH takes JSON
-        $r = $this->api('PATCH', '/api/leads/999999999', ['json' => ['status_id' => 142]]);
-        $this->assertContains($r->status, [404, 422], 'a missing lead: ' . $r->describe());
-        $this->assertSame('application/problem+json', $r->contentType());
+        $this->assertProblem($this->api('PATCH', '/api/leads/999999999', ['json' => ['status_id' => 142]]), 404);
         $this->assertSame(401, $this->request('GET', '/api/leads/' . $created['id'])->status);
     }
 
@@ -826,15 +830,28 @@ abstract class GatewayRoutesTestCase extends GatewayTestCase
 
     // ---- configuration --------------------------------------------------------
 
-    public function testABadEnvMakesEveryRouteAnswer500NamingTheKey(): void
+    public function testABadEnvMakesEveryRouteAnswer500AndTheLogNamesTheKey(): void
     {
         $this->configure(['GATEWAY_SECRET' => 'too-short-secret']);
         foreach ([['GET', '/health'], ['GET', '/ready'], ['POST', '/api/leads'], ['GET', '/oauth/status'], ['POST', '/webhooks/amocrm/' . $this->webhookSecret]] as [$m, $path]) {
             $r = $this->request($m, $path, ['basic' => [self::ADMIN_USER, self::ADMIN_PASSWORD]]);
             $p = $this->assertProblem($r, 500);
-            $this->assertStringContainsString('GATEWAY_SECRET', (string) ($p['detail'] ?? ''), "$m $path");
+            $this->assertNotEmpty($p['detail'] ?? '', "$m $path: the answer says what kind of problem it is");
+            // Anyone may call /health: the answer names no key, no file, no value.
+            $this->assertStringNotContainsString('GATEWAY_', $r->body, "$m $path");
+            $this->assertStringNotContainsString($this->dir, $r->body, "$m $path: no path");
             $this->assertStringNotContainsString('too-short-secret', $r->body, 'the value is never shown');
         }
+        $this->assertLogged('/configuration: .*GATEWAY_SECRET/', 'the key');
+        $this->assertStringNotContainsString('too-short-secret', $this->server()->errorLog(), 'the log does not show the value either');
+
+        // A missing .env: the answer shows no path, the log does.
+        unlink($this->envFile);
+        $r = $this->request('GET', '/health');
+        $this->assertProblem($r, 500);
+        $this->assertStringNotContainsString($this->dir, $r->body);
+        $this->assertLogged('/configuration: .*' . preg_quote($this->envFile, '/') . '/', 'the .env path');
+
         // Fixed: the next request works, no restart needed.
         $this->configure(['GATEWAY_SECRET' => $this->gatewaySecret]);
         $this->assertSame(200, $this->request('GET', '/health')->status);

@@ -28,6 +28,9 @@ interface GatewayServer
      */
     public function phpErrors(): array;
 
+    /** The PHP error log of the gateway (error_log() lines and PHP's own), whole. */
+    public function errorLog(): string;
+
     /** How many PHP processes serve requests in parallel. */
     public function workers(): int;
 }

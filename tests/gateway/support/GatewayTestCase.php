@@ -56,7 +56,7 @@ abstract class GatewayTestCase extends TestCase
         $this->port = Proc::freePort();
         $this->gatewaySecret = bin2hex(random_bytes(24));
         $this->webhookSecret = 'wh_' . bin2hex(random_bytes(12));
-        $this->secrets = [self::CLIENT_SECRET, $this->gatewaySecret, self::ADMIN_PASSWORD, self::API_KEY, self::OTHER_API_KEY];
+        $this->secrets = [self::CLIENT_SECRET, $this->gatewaySecret, self::ADMIN_PASSWORD, self::API_KEY, self::OTHER_API_KEY, $this->webhookSecret];
     }
 
     protected function tearDown(): void
@@ -72,6 +72,8 @@ abstract class GatewayTestCase extends TestCase
             }
             if ($passed && $this->server !== null) {
                 $this->assertSame([], $this->server->phpErrors(), 'the gateway caused PHP warnings or errors (' . $this->server->label() . ')');
+                $this->storedPair();
+                $this->assertSecretsAbsent($this->server->errorLog(), 'the gateway\'s error log (' . $this->server->label() . ')');
             }
         } finally {
             $this->server?->stop();
@@ -332,6 +334,21 @@ abstract class GatewayTestCase extends TestCase
         $answer = $this->admin('GET', $flow['callbackUrl']);
         $this->storedPair();
         return $answer;
+    }
+
+    /** The gateway's lines in its error log (Log::write), as the server wrote them so far. */
+    protected function gatewayLog(): string
+    {
+        return implode("\n", preg_grep('/amocrm gateway: /', explode("\n", $this->server()->errorLog())) ?: []);
+    }
+
+    /** Waits (bounded) until a line of the gateway's log matches $pattern; returns that line. */
+    protected function assertLogged(string $pattern, string $what): string
+    {
+        return $this->eventually(
+            fn () => array_values(preg_grep($pattern, explode("\n", $this->gatewayLog())) ?: [])[0] ?? null,
+            "a line in the gateway's log: $what ($pattern)"
+        );
     }
 
     // ---- the CLI --------------------------------------------------------

@@ -190,6 +190,12 @@ final class NginxFpmServer implements GatewayServer
         return $out;
     }
 
+    public function errorLog(): string
+    {
+        $f = $this->dir . '/log/amocrm-gateway.php-error.log';
+        return is_file($f) ? (string) file_get_contents($f) : '';
+    }
+
     public function phpErrors(): array
     {
         $lines = [];

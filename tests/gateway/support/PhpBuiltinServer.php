@@ -27,6 +27,7 @@ final class PhpBuiltinServer implements GatewayServer
             PHP_BINARY, '-n', '-d', 'extension=' . getenv('AMOCRM_EXT'),
             // As in production: errors to a log (checked by phpErrors()), never into an answer.
             '-d', 'display_errors=0', '-d', 'log_errors=1', '-d', 'error_log=' . $this->workDir . '/php-errors.log',
+            '-d', 'enable_post_data_reading=0',
             '-S', '127.0.0.1:' . $this->port, '-t', $public, $public . '/index.php',
         ];
         $env = [
@@ -72,10 +73,15 @@ final class PhpBuiltinServer implements GatewayServer
         return $out;
     }
 
-    public function phpErrors(): array
+    public function errorLog(): string
     {
         $f = $this->workDir . '/php-errors.log';
-        $log = is_file($f) ? (string) file_get_contents($f) : '';
+        return is_file($f) ? (string) file_get_contents($f) : '';
+    }
+
+    public function phpErrors(): array
+    {
+        $log = $this->errorLog();
         return array_values(preg_grep('/\b(PHP Warning|PHP Notice|PHP Deprecated|PHP Fatal error|PHP Parse error|Uncaught)\b/', explode("\n", $log)) ?: []);
     }
 
