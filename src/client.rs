@@ -203,9 +203,9 @@ impl AmoCore {
     /// account host within allowed_domains. The caller holds the lock.
     fn store_pair(&self, pair: TokenPair) -> Result<TokenPair> {
         pair.check(now())
-            .map_err(|why| Error::config("tokens", why).with_title("Invalid token pair"))?;
-        oauth::check_referer(&self.config, &pair.base_domain)
-            .map_err(|e| Error::config("base_domain", e.message.clone()))?;
+            .map_err(|why| Error::argument("tokens", why))?;
+        host::check_account_host(&pair.base_domain, &self.config.allowed_domains)
+            .map_err(|why| Error::argument("base_domain", why))?;
         let version = self.store.save(&pair)?;
         Ok(self.adopt(pair, version))
     }
@@ -358,12 +358,12 @@ impl AmoCore {
             ));
         }
         if json.len() as u64 > crate::token::MAX_FILE_BYTES {
-            return Err(Error::config(
+            return Err(Error::argument(
                 "tokens",
                 "larger than 64 KiB, the token-file limit: not a token file",
             ));
         }
-        let mut pair = TokenPair::from_json(json).map_err(|why| Error::config("tokens", why))?;
+        let mut pair = TokenPair::from_json(json).map_err(|why| Error::argument("tokens", why))?;
         if pair.updated_at == 0 {
             // Unknown age: assume the worst that still works, so that the
             // keepalive refreshes it soon.
@@ -404,7 +404,7 @@ impl AmoCore {
             || path.contains('#')
             || path.starts_with("//")
         {
-            return Err(Error::config(
+            return Err(Error::argument(
                 "path",
                 format!("must be an absolute path such as /api/v4/leads, got `{path}`"),
             ));
@@ -538,7 +538,7 @@ fn parse_method(m: &str) -> Result<Method> {
         "PATCH" => Ok(Method::PATCH),
         "PUT" => Ok(Method::PUT),
         "DELETE" => Ok(Method::DELETE),
-        _ => Err(Error::config(
+        _ => Err(Error::argument(
             "method",
             format!("must be GET, POST, PATCH, PUT or DELETE, got `{m}`"),
         )),
@@ -568,7 +568,7 @@ pub fn encode_query(q: &Value) -> Result<String> {
         Value::Object(o) => o,
         Value::Array(a) if a.is_empty() => return Ok(String::new()),
         _ => {
-            return Err(Error::config(
+            return Err(Error::argument(
                 "query",
                 "must be an array keyed by parameter name",
             ))

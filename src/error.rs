@@ -91,6 +91,19 @@ impl Error {
         e
     }
 
+    /// A call's argument (an id, a path, a query, an imported pair, the
+    /// callback's referer) is invalid: the caller's mistake, not the
+    /// integration's configuration. Same class, another title, so that a
+    /// gateway can answer 400 for one and keep the other to its log.
+    pub fn argument(name: &str, problem: impl fmt::Display) -> Self {
+        let mut e = Error::new(
+            ErrorKind::Config,
+            format!("amocrm argument `{name}`: {problem}"),
+        );
+        e.title = "Invalid argument".into();
+        e
+    }
+
     pub fn auth(message: impl Into<String>) -> Self {
         let mut e = Error::new(ErrorKind::Auth, message);
         e.title = "Unauthorized".into();

@@ -54,6 +54,18 @@ pub fn split_host_port(host_port: &str) -> (String, Option<&str>) {
     }
 }
 
+/// An account host: valid syntax, within the allow-list; the error says why.
+pub fn check_account_host(host_port: &str, allowed: &[String]) -> std::result::Result<(), String> {
+    check_host_syntax(host_port)?;
+    if !host_allowed(host_port, allowed) {
+        return Err(format!(
+            "`{host_port}` is not within allowed_domains ({})",
+            allowed.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 /// True when the host (port ignored) equals an allowed suffix or ends with
 /// `.suffix`: whole labels only, so `evilamocrm.ru` does not match `amocrm.ru`.
 pub fn host_allowed(host_port: &str, allowed: &[String]) -> bool {

@@ -19,13 +19,13 @@ pub fn authorization_url(cfg: &Config, state: &str, mode: &str) -> Result<String
         return Err(Error::config("client_id", "is not set"));
     }
     if !MODES.contains(&mode) {
-        return Err(Error::config(
+        return Err(Error::argument(
             "mode",
             format!("must be one of {}, got `{mode}`", MODES.join(", ")),
         ));
     }
     if state.is_empty() {
-        return Err(Error::config(
+        return Err(Error::argument(
             "state",
             "must not be empty (it protects the callback from forgery)",
         ));
@@ -50,7 +50,7 @@ pub fn exchange_code(cfg: &Config, code: &str, referer: &str, now: i64) -> Resul
     let referer = referer.trim();
     check_callback_referer(cfg, referer)?;
     if code.trim().is_empty() {
-        return Err(Error::config("code", "is empty"));
+        return Err(Error::argument("code", "is empty"));
     }
     let (client_id, secret) = cfg.credentials()?;
     let body = json!({
@@ -70,7 +70,13 @@ pub fn refresh(cfg: &Config, pair: &TokenPair, now: i64) -> Result<TokenPair> {
         .refresh_token
         .as_ref()
         .ok_or_else(|| Error::auth("there is no refresh token to refresh with"))?;
-    check_referer(cfg, &pair.base_domain)?;
+    // The stored pair's host gets the client secret: still allowed?
+    host::check_account_host(&pair.base_domain, &cfg.allowed_domains).map_err(|why| {
+        Error::config(
+            "allowed_domains",
+            format!("the stored pair's base_domain: {why}; nothing was sent to it"),
+        )
+    })?;
     let body = json!({
         "client_id": client_id,
         "client_secret": secret.expose(),
@@ -84,28 +90,15 @@ pub fn refresh(cfg: &Config, pair: &TokenPair, now: i64) -> Result<TokenPair> {
 /// The callback's `referer`: an account host within `allowed_domains`, and
 /// without a port — amoCRM sends a bare host, and a port would send the
 /// client secret to whatever listens there. Ports pass only in
-/// `insecure_http` mode, for the loopback emulator.
+/// `insecure_http` mode, for the loopback emulator. Checked before any I/O:
+/// anyone can forge the callback.
 pub fn check_callback_referer(cfg: &Config, referer: &str) -> Result<()> {
-    check_referer(cfg, referer)?;
+    host::check_account_host(referer, &cfg.allowed_domains)
+        .map_err(|why| Error::argument("referer", format!("{why}; nothing was sent to it")))?;
     if !cfg.insecure_http && host::split_host_port(referer).1.is_some() {
-        return Err(Error::config(
+        return Err(Error::argument(
             "referer",
             format!("`{referer}` names a port; amoCRM's referer is a bare account host; nothing was sent to it"),
-        ));
-    }
-    Ok(())
-}
-
-/// An account host (a referer, a stored `base_domain`) within `allowed_domains`.
-pub fn check_referer(cfg: &Config, host: &str) -> Result<()> {
-    host::check_host_syntax(host).map_err(|why| Error::config("referer", why))?;
-    if !host::host_allowed(host, &cfg.allowed_domains) {
-        return Err(Error::config(
-            "referer",
-            format!(
-                "`{host}` is not within allowed_domains ({}); nothing was sent to it",
-                cfg.allowed_domains.join(", ")
-            ),
         ));
     }
     Ok(())

@@ -50,7 +50,7 @@ fn entity_type(service: &str, t: &str, extra: &[&str]) -> Result<String> {
     if ENTITY_TYPES.contains(&t) || extra.contains(&t) || (service == "customFields" && catalog) {
         return Ok(t.to_string());
     }
-    Err(Error::config(
+    Err(Error::argument(
         "entityType",
         format!(
             "{service}() takes one of {}, got `{t}`",
@@ -63,7 +63,7 @@ fn positive(name: &str, id: i64) -> Result<i64> {
     if id > 0 {
         Ok(id)
     } else {
-        Err(Error::config(
+        Err(Error::argument(
             name,
             format!("must be a positive id, got {id}"),
         ))
@@ -109,7 +109,7 @@ impl Service {
             "shortLinks" => svc(name, "/api/v4/short_links", "short_links", ADD),
             "currencies" => svc(name, "/api/v4/currencies", "currencies", LIST),
             _ => {
-                return Err(Error::config(
+                return Err(Error::argument(
                     "service",
                     format!("no service named `{name}`"),
                 ))
@@ -181,7 +181,7 @@ impl Service {
         if self.verbs & v == v {
             Ok(())
         } else {
-            Err(Error::config(
+            Err(Error::argument(
                 method,
                 format!(
                     "{}() does not support {method}() in amoCRM's API",
@@ -209,7 +209,7 @@ pub fn id_segment(id: &Value) -> Result<String> {
         {
             Ok(s.clone())
         }
-        _ => Err(Error::config(
+        _ => Err(Error::argument(
             "id",
             format!("must be a positive int or a plain string id, got {id}"),
         )),
@@ -228,7 +228,7 @@ pub fn list_query(params: &Value) -> Result<Value> {
         Value::Object(o) => o.clone(),
         Value::Array(a) if a.is_empty() => Map::new(),
         _ => {
-            return Err(Error::config(
+            return Err(Error::argument(
                 "params",
                 "must be an array keyed by parameter name",
             ))
@@ -238,7 +238,7 @@ pub fn list_query(params: &Value) -> Result<Value> {
         match limit.as_i64() {
             Some(1..=250) => {}
             _ => {
-                return Err(Error::config(
+                return Err(Error::argument(
                     "limit",
                     format!("must be from 1 to 250, got {limit}"),
                 ))
@@ -247,7 +247,7 @@ pub fn list_query(params: &Value) -> Result<Value> {
     }
     if let Some(page) = obj.get("page") {
         if page.as_i64().is_none_or(|p| p < 1) {
-            return Err(Error::config(
+            return Err(Error::argument(
                 "page",
                 format!("must be 1 or more, got {page}"),
             ));
@@ -260,7 +260,7 @@ pub fn list_query(params: &Value) -> Result<Value> {
             _ => false,
         };
         if !ok {
-            return Err(Error::config("with", "must be a list of strings"));
+            return Err(Error::argument("with", "must be a list of strings"));
         }
     }
     Ok(Value::Object(obj))
@@ -346,11 +346,11 @@ fn items_list(items: &Value, name: &str) -> Result<Vec<Value>> {
     let list = match items {
         Value::Array(a) => a.clone(),
         Value::Object(o) if o.is_empty() => Vec::new(),
-        _ => return Err(Error::config(name, "must be a list of entities")),
+        _ => return Err(Error::argument(name, "must be a list of entities")),
     };
     for (i, item) in list.iter().enumerate() {
         if !item.is_object() {
-            return Err(Error::config(
+            return Err(Error::argument(
                 &format!("{name}[{i}]"),
                 "must be an array of fields",
             ));
@@ -497,7 +497,7 @@ impl Writer<'_> {
         let mut list = items_list(items, "items")?;
         for (i, item) in list.iter().enumerate() {
             id_segment(item.get("id").unwrap_or(&Value::Null)).map_err(|_| {
-                Error::config(&format!("items[{i}].id"), "is missing or not a positive id")
+                Error::argument(&format!("items[{i}].id"), "is missing or not a positive id")
             })?;
         }
         if svc.verbs & verb::UPDATE_BATCH == 0 {
@@ -520,14 +520,14 @@ impl Writer<'_> {
     pub fn update_one(&self, svc: &Service, item: &Value) -> Result<Value> {
         svc.require(verb::UPDATE_ONE, "updateOne")?;
         if !item.is_object() {
-            return Err(Error::config("item", "must be an array of fields"));
+            return Err(Error::argument("item", "must be an array of fields"));
         }
         let id = item
             .get("id")
-            .ok_or_else(|| Error::config("item.id", "is missing"))?;
+            .ok_or_else(|| Error::argument("item.id", "is missing"))?;
         let path = svc
             .item_path(id)
-            .map_err(|_| Error::config("item.id", "is not a positive id"))?;
+            .map_err(|_| Error::argument("item.id", "is not a positive id"))?;
         self.call("PATCH", &path, Some(item))?.ok_or_else(|| {
             Error::new(
                 ErrorKind::Api,

@@ -98,7 +98,7 @@ const DOCS = [
     'AmoValidationException' => "amoCRM answered 400 with validation-errors; see getValidationErrors().",
     'AmoRateLimitException' => "amoCRM answered 429, or 403 with its account-block page.",
     'AmoTransportException' => "Connect, TLS, timeout or a dropped connection; no usable answer came.",
-    'AmoConfigException' => "A configuration key or an argument is invalid; the message names it.",
+    'AmoConfigException' => "A configuration key or an argument is invalid; the message names it, and\ngetTitle() says which: 'Invalid configuration' or 'Invalid argument'.",
     'AmoStorageException' => "The token file or its lock cannot be read or written; the message names the path.",
     'AmoApiException' => "Any other non-2xx answer, or an answer that cannot be understood.",
 ];

@@ -156,7 +156,11 @@ final class App
                 ? new HttpError(503, 'amoCRM blocked the account', 'amoCRM blocked the account for exceeding its request rate; try later', [], ['Retry-After' => '600'])
                 : new HttpError(503, 'amoCRM rate limit', 'amoCRM is rate-limiting requests; try again shortly', [], ['Retry-After' => '2']),
             $e instanceof \AmoAuthException => new HttpError(503, 'amoCRM is not authorized', 'amoCRM is not authorized; an admin must authorize at /oauth/authorize', [], ['Retry-After' => '60']),
-            $e instanceof \AmoConfigException => new HttpError(400, 'Bad Request', $e->getMessage()),
+            // A bad argument (an id) is the caller's; anything else is this
+            // gateway's configuration (a ca_file it cannot read): the log has it.
+            $e instanceof \AmoConfigException => $e->getTitle() === 'Invalid argument'
+                ? new HttpError(400, 'Bad Request', $e->getMessage())
+                : new HttpError(500, 'Gateway misconfigured', 'the gateway\'s configuration is invalid; its error log names the key'),
             $e instanceof \AmoStorageException => new HttpError(500, 'Token storage failed', 'the gateway cannot read or write its token file; see the server log'),
             default => new HttpError(502, 'amoCRM failed', $e->getTitle() !== '' ? $e->getTitle() : 'amoCRM did not answer usably', ['amocrm_status' => $e->getErrorCode()]),
         };

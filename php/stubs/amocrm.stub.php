@@ -797,7 +797,8 @@ class AmoAuthException extends \AmoException
 }
 
 /**
- * A configuration key or an argument is invalid; the message names it.
+ * A configuration key or an argument is invalid; the message names it, and
+ * getTitle() says which: 'Invalid configuration' or 'Invalid argument'.
  */
 class AmoConfigException extends \AmoException
 {

@@ -68,7 +68,7 @@ impl AmoClient {
     /// Not constructible: use AmoClient::getInstance().
     #[php(constructor, vis = "private")]
     pub fn __construct() -> PhpResult<AmoClient> {
-        Err(to_php(Error::config(
+        Err(to_php(Error::argument(
             "AmoClient",
             "use AmoClient::getInstance()",
         )))
@@ -144,10 +144,10 @@ impl AmoClient {
         let query = query
             .map(hashtable_to_json)
             .transpose()
-            .map_err(|e| to_php(Error::config("query", e)))?;
+            .map_err(|e| to_php(Error::argument("query", e)))?;
         let body = match body {
             Some(z) if !z.is_null() => {
-                Some(zval_to_json(z, 0).map_err(|e| to_php(Error::config("body", e)))?)
+                Some(zval_to_json(z, 0).map_err(|e| to_php(Error::argument("body", e)))?)
             }
             _ => None,
         };
@@ -169,7 +169,7 @@ impl AmoClient {
     /// A handle that sends X-Context-User-ID with every request.
     pub fn with_context_user(&self, userId: i64) -> PhpResult<AmoClient> {
         if userId <= 0 {
-            return Err(to_php(Error::config(
+            return Err(to_php(Error::argument(
                 "userId",
                 "must be a positive amoCRM user id",
             )));
@@ -187,7 +187,7 @@ impl AmoClient {
     /// atomically under the lock and returns the token status.
     pub fn import_tokens(&self, pair: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
         let core = core().map_err(to_php)?;
-        let json = hashtable_to_json(pair).map_err(|e| to_php(Error::config("tokens", e)))?;
+        let json = hashtable_to_json(pair).map_err(|e| to_php(Error::argument("tokens", e)))?;
         json_result(core.import_tokens(json.to_string().as_bytes()))
     }
 
@@ -333,7 +333,7 @@ impl AmoClient {
     pub fn account(&self, with: Option<&ZendHashTable>) -> PhpResult<ZBox<ZendHashTable>> {
         let core = core().map_err(to_php)?;
         let with = match with {
-            Some(w) => hashtable_to_json(w).map_err(|e| to_php(Error::config("with", e)))?,
+            Some(w) => hashtable_to_json(w).map_err(|e| to_php(Error::argument("with", e)))?,
             None => json!([]),
         };
         let query = match with {
@@ -365,7 +365,7 @@ impl AmoClient {
         if std::env::var("AMOCRM_TEST_HOOKS").as_deref() == Ok("1") {
             panic!("panic requested by AmoClient::panicForTest()");
         }
-        Err(to_php(Error::config(
+        Err(to_php(Error::argument(
             "test_hooks",
             "AMOCRM_TEST_HOOKS=1 is not set",
         )))

@@ -28,12 +28,12 @@ type Array = PhpResult<ZBox<ZendHashTable>>;
 fn arg(name: &str, ht: Option<&ZendHashTable>) -> PhpResult<Value> {
     match ht {
         None => Ok(json!({})),
-        Some(ht) => hashtable_to_json(ht).map_err(|e| to_php(Error::config(name, e))),
+        Some(ht) => hashtable_to_json(ht).map_err(|e| to_php(Error::argument(name, e))),
     }
 }
 
 fn zarg(name: &str, z: &Zval) -> PhpResult<Value> {
-    zval_to_json(z, 0).map_err(|e| to_php(Error::config(name, e)))
+    zval_to_json(z, 0).map_err(|e| to_php(Error::argument(name, e)))
 }
 
 fn list(items: Vec<Value>) -> Array {
@@ -54,14 +54,14 @@ fn with_list(with: Option<&ZendHashTable>) -> PhpResult<Vec<String>> {
             .into_iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s),
-                other => Err(to_php(Error::config(
+                other => Err(to_php(Error::argument(
                     "with",
                     format!("must be a list of strings, got {other}"),
                 ))),
             })
             .collect(),
         Value::Object(o) if o.is_empty() => Ok(Vec::new()),
-        _ => Err(to_php(Error::config("with", "must be a list of strings"))),
+        _ => Err(to_php(Error::argument("with", "must be a list of strings"))),
     }
 }
 
@@ -179,7 +179,7 @@ impl AmoEntityIterator {
 
 /// The error every service class's private constructor would raise.
 fn not_constructible<T>() -> PhpResult<T> {
-    Err(to_php(Error::config(
+    Err(to_php(Error::argument(
         "service",
         "services come from AmoClient::getInstance()->leads() and the like",
     )))

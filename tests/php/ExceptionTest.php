@@ -30,6 +30,18 @@ final class ExceptionTest extends AmoTestCase
         $this->assertSame(['mine', '+'], $r['sub']);
     }
 
+    /** A caller's bad argument and the integration's bad configuration are told apart by the title. */
+    public function testConfigExceptionsSayWhetherAnArgumentOrTheConfigurationIsWrong(): void
+    {
+        $this->seedTokens();
+        $e = $this->fails('AmoConfigException', 'AmoClient::getInstance()->leads()->getOne(0);');
+        $this->assertSame('Invalid argument', $e['title']);
+        $this->assertStringContainsString('`id`', $e['message']);
+        $e = $this->fails('AmoConfigException', "AmoClient::getInstance()->request('GET', '/api/v4/account');", ['AMOCRM_CA_FILE' => $this->dir . '/missing-ca.pem']);
+        $this->assertSame('Invalid configuration', $e['title']);
+        $this->assertStringContainsString('`ca_file`', $e['message']);
+    }
+
     public function testRustPanicBecomesAnErrorAndTheProcessGoesOn(): void
     {
         $r = PhpProcess::run(<<<'PHP'

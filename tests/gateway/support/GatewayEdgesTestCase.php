@@ -373,6 +373,8 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
             'amoCRM unreachable' => [fn (self $t) => $t->emu()->fault(['path' => '/api/v4/', 'action' => 'drop']), 502, 'AmoTransportException'],
             'amoCRM blocks the account' => [fn (self $t) => $t->emu()->fault(['path' => '/api/v4/', 'action' => 'respond', 'status' => 403,
                 'content_type' => 'text/html', 'body' => '<html><head><title>403 Forbidden</title></head><body>nginx</body></html>']), 503, 'AmoRateLimitException'],
+            // The integration's configuration, not the caller's input: not a 400 that shows a path.
+            'a ca_file that cannot be read' => [fn (self $t) => $t->configure(['AMOCRM_CA_FILE' => '/nonexistent/corporate-ca.pem']), 500, 'AmoConfigException'],
         ];
     }
 
@@ -381,8 +383,10 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
     {
         $this->seedTokens();
         $break($this);
-        $this->assertProblem($this->api('GET', '/api/leads/1000001'), $status);
+        $r = $this->api('GET', '/api/leads/1000001');
+        $this->assertProblem($r, $status);
         $line = $this->assertLogged("/$status for GET \\/api\\/leads\\/1000001: $cause: \\S/", 'the cause');
+        $this->assertStringNotContainsString(substr($line, (int) strpos($line, $cause)), $r->body, 'the cause is for the log, not for the caller');
         $this->assertSecretsAbsent($line, 'the log line');
         $this->seedTokens(); // a readable token file again, for tearDown's checks
     }
