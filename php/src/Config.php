@@ -24,6 +24,7 @@ final class Config
     public readonly string $dataDir;
     public readonly int $infoCacheTtl;
     public readonly int $maxBody;
+    public readonly int $webhookMaxBody;
     public readonly int $idempotencyTtl;
     public readonly ?int $defaultPipelineId;
     public readonly ?int $defaultStatusId;
@@ -68,6 +69,9 @@ final class Config
         $this->dataDir = rtrim(self::path($env['GATEWAY_DATA_DIR'] ?? '', "$root/var", $root), '/');
         $this->infoCacheTtl = self::int($env, 'GATEWAY_INFO_CACHE_TTL', 300, 0, 86400);
         $this->maxBody = self::int($env, 'GATEWAY_MAX_BODY', 65536, 1024, 10 * 1024 * 1024);
+        // amoCRM's deliveries carry whole entities (a mass status change, many
+        // custom fields): a refused delivery is lost, so their limit is larger.
+        $this->webhookMaxBody = self::int($env, 'GATEWAY_WEBHOOK_MAX_BODY', 1024 * 1024, 1024, 16 * 1024 * 1024);
         $this->idempotencyTtl = self::int($env, 'GATEWAY_IDEMPOTENCY_TTL', 86400, 60, 30 * 86400);
         $this->defaultPipelineId = self::optionalId($env, 'GATEWAY_DEFAULT_PIPELINE_ID');
         $this->defaultStatusId = self::optionalId($env, 'GATEWAY_DEFAULT_STATUS_ID');

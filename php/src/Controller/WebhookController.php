@@ -26,7 +26,7 @@ final class WebhookController
     public function receive(Request $r): Response
     {
         $spool = new Spool($this->config);
-        $id = $spool->store($r->body($this->config->maxBody), (string) ($r->header('content-type') ?? ''), $r->remoteAddr);
+        $id = $spool->store($r->body($this->config->webhookMaxBody), (string) ($r->header('content-type') ?? ''), $r->remoteAddr);
         App::defer(static fn () => $spool->dispatch($id));
         return Response::text("ok\n");
     }

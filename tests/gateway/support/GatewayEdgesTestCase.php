@@ -89,6 +89,28 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
         $this->assertCount(1500, $line['data']['leads']['status'] ?? [], 'the handler got all 1500');
     }
 
+    /** A mass status change: a delivery past the API's 64 KiB is still amoCRM's and must not be refused (lost). */
+    public function testAWebhookLargerThanTheApiBodyLimitIsStored(): void
+    {
+        $fields = [];
+        for ($i = 0; $i < 6000; $i++) {
+            $fields[] = "leads%5Bstatus%5D%5B$i%5D%5Bid%5D=" . (1000000 + $i) . "&leads%5Bstatus%5D%5B$i%5D%5Bstatus_id%5D=142";
+        }
+        $body = implode('&', $fields);
+        $this->assertGreaterThan(4 * 65536, strlen($body), 'far past GATEWAY_MAX_BODY');
+        $this->postWebhook($body);
+        $d = $this->onlyDelivery('done');
+        $this->assertCount(6000, $d['parsed']['leads']['status']);
+        $this->assertSame($body, self::storedBody($d));
+
+        // Past GATEWAY_WEBHOOK_MAX_BODY the answer is 413, and nothing half-stored.
+        $this->configure(['GATEWAY_WEBHOOK_MAX_BODY' => '65536']);
+        $r = $this->request('POST', '/webhooks/amocrm/' . $this->webhookSecret, ['form' => $body]);
+        $this->assertProblem($r, 413);
+        $this->assertCount(1, $this->spool('done'));
+        $this->assertSame([], $this->spool('pending'));
+    }
+
     public function testAWebhookFormParsesLikeAmoCrmSendsIt(): void
     {
         $body = 'leads%5Bupdate%5D%5B0%5D%5Bid%5D=1000401&leads%5Bupdate%5D%5B0%5D%5Bname%5D=%D0%9E%D0%BA%D0%BD%D0%B0+%D0%9F%D0%92%D0%A5'
