@@ -115,7 +115,10 @@ final class App
             $auth->admin($r);
             return match ($p) {
                 '/oauth/authorize' => (new OAuthController($c))->authorize($r),
-                '/oauth/callback' => (new OAuthController($c))->callback($r),
+                // HEAD is safe: it must not spend amoCRM's single-use code (or the state).
+                '/oauth/callback' => $r->method === 'HEAD'
+                    ? Page::render('Authorization', 'A HEAD request does not exchange the code: open this address with GET.')
+                    : (new OAuthController($c))->callback($r),
                 '/oauth/status' => (new StatusController($c))->oauthStatus(),
                 '/metrics' => (new StatusController($c))->metrics(),
             };

@@ -588,6 +588,20 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
         }
     }
 
+    /** A HEAD of the callback (a link checker with the admin's credential) spends nothing. */
+    public function testHeadOfTheCallbackDoesNotSpendTheCode(): void
+    {
+        $flow = $this->consent('allow');
+        $head = $this->admin('HEAD', $flow['callbackUrl']);
+        $this->assertSame(200, $head->status, $head->describe());
+        $this->assertSame('', $head->body);
+        $this->assertSame([], $this->emu()->stats()['token_calls'], 'no code exchange');
+        $get = $this->admin('GET', $flow['callbackUrl']);
+        $this->assertSame(200, $get->status, $get->describe());
+        $this->assertStringContainsString('Connected', $get->body, 'the state and the code still work');
+        $this->storedPair();
+    }
+
     // ---- file modes (16) -----------------------------------------------------------
 
     public function testEveryFileTheGatewayWritesIsPrivateWhateverTheUmask(): void
