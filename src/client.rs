@@ -249,11 +249,18 @@ impl AmoCore {
                     } else {
                         e.description.clone()
                     };
-                    self.store.mark_refused(&Refusal {
+                    let noted = self.store.mark_refused(&Refusal {
                         at: now,
                         reason,
                         fingerprint: self.fingerprint(&stored),
-                    })?;
+                    });
+                    // The refusal stays the error; a note that cannot be
+                    // written only means the next call asks amoCRM again.
+                    if let Err(why) = noted {
+                        return Err(e.context(|m| {
+                            format!("{m} (the refusal could not be noted: {})", why.message)
+                        }));
+                    }
                 }
                 return Err(e);
             }
