@@ -3,7 +3,9 @@
 #
 #   ./build.sh            build the release extension (target/release/libamocrm.so)
 #   ./build.sh install    build, copy into `php-config --extension-dir`, enable for every SAPI
-#   ./build.sh test       every check and test suite (fmt, clippy, php -l, cargo test, PHPUnit)
+#   ./build.sh test       every check and test suite (fmt, clippy, php -l, cargo test, PHPUnit),
+#                         the reliability suite with short counts; writes target/reliability.md
+#   ./build.sh test --long  the same with the long counts; writes docs/reliability.md
 #   ./build.sh run        the gateway on 127.0.0.1:9095 (demo mode with the bundled emulator
 #                         when php/.env has no amoCRM credentials)
 #
@@ -64,24 +66,37 @@ cmd_install() {
 }
 
 cmd_test() {
+    local long=0 args=()
+    for a in "$@"; do
+        if [ "$a" = "--long" ]; then long=1; else args+=("$a"); fi
+    done
+    set -- "${args[@]+"${args[@]}"}"
     ensure_packages
     log "cargo fmt --check"
     cargo fmt --all --check
     log "cargo clippy"
     cargo clippy --workspace --all-targets -- -D warnings
     log "php -l"
-    find php tests/php tests/gateway -name '*.php' -print0 | xargs -0 -n1 php -l >/dev/null
+    find php tests/php tests/gateway tests/reliability -name '*.php' -print0 | xargs -0 -n1 php -l >/dev/null
     log "cargo test"
     cargo test --workspace
     build_release
     export AMOCRM_EXT="$(ext_path)" AMOCRM_EMULATOR="$ROOT/target/release/amocrm-emulator"
-    # Both suites run; the step fails if either failed.
+    # What the reliability tests measure becomes a report (docs/reliability.md).
+    export AMOCRM_RELIABILITY_DIR="$ROOT/target/reliability" AMOCRM_LONG="$long"
+    rm -rf "$AMOCRM_RELIABILITY_DIR" && mkdir -p "$AMOCRM_RELIABILITY_DIR"
+    # Every suite runs; the step fails if any failed.
     local failed=0
     log "PHPUnit: the extension"
     phpunit --configuration tests/php/phpunit.xml "$@" || failed=1
     ensure_e2e
     log "PHPUnit: the gateway (php -S, nginx + php-fpm, CLI, browser E2E)"
     phpunit --configuration tests/gateway/phpunit.xml "$@" || failed=1
+    log "PHPUnit: reliability ($([ "$long" = 1 ] && echo long || echo short) counts)"
+    phpunit --configuration tests/reliability/phpunit.xml "$@" || failed=1
+    local report="$ROOT/target/reliability.md"
+    [ "$long" = 1 ] && [ "$failed" = 0 ] && report="$ROOT/docs/reliability.md"
+    php tests/reliability/report.php "$AMOCRM_RELIABILITY_DIR" "$report"
     return "$failed"
 }
 

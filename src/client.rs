@@ -393,10 +393,11 @@ impl AmoCore {
     /// process stored one; otherwise refresh once under the lock and retry the
     /// same request (same method, same body). A second 401 is an auth error.
     ///
-    /// Retries (at most `max_retries`, with backoff): a 429, a request that
-    /// failed before it left (connect, DNS, TLS), and for idempotent methods
-    /// only a timeout, a broken connection or a 502/503/504. A POST that may
-    /// have reached amoCRM is never sent twice. A 403 account block is final.
+    /// Retries (at most `max_retries`, with backoff), as [`policy`] says: a
+    /// 429, a request that failed before it left (connect, DNS, TLS), and for
+    /// a GET only a timeout, a broken connection or a 502/503/504. A write
+    /// that may have reached amoCRM is never sent twice. A 403 account block
+    /// is final.
     pub fn request(
         &self,
         method: &str,
@@ -422,9 +423,8 @@ impl AmoCore {
         };
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
         let client = net::client(&self.config.client_options())?;
-        // amoCRM acts on a POST each time it arrives; GET, PATCH of a fixed
-        // body, PUT and DELETE leave the same state however often they do.
-        let idempotent = method != Method::POST;
+        // Only a read is sent again once it may have reached amoCRM.
+        let read = method == Method::GET;
         let sep = if query.is_empty() {
             ""
         } else if path.contains('?') {
@@ -456,7 +456,7 @@ impl AmoCore {
             };
             self.count(outcome);
             let attempt = Attempt {
-                idempotent,
+                read,
                 retry_left: retries < self.config.max_retries,
                 reauthorized,
                 long_lived: pair.refresh_token.is_none(),

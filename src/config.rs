@@ -93,7 +93,7 @@ pub struct Config {
     pub oauth_host: String,
     /// API requests per second for all processes of the host together; 0 = off.
     pub rate_limit: u32,
-    /// Retries after a 429, a request that never left, or an idempotent one that failed.
+    /// Retries after a 429, a request that never left, or a read that failed.
     pub max_retries: u32,
     /// The first retry's delay; it doubles each time, with jitter.
     pub retry_backoff_ms: u64,

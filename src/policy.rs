@@ -17,9 +17,11 @@ pub enum Outcome {
 /// What is known about the request besides the outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
-    /// GET, PUT, DELETE and PATCH of a fixed body leave the same state however
-    /// often they arrive; a POST creates each time.
-    pub idempotent: bool,
+    /// A read (GET). A write (POST, PATCH, PUT, DELETE) that may have reached
+    /// amoCRM is never sent again: a POST would create twice, and even a
+    /// PATCH of the same values is an event, a webhook and an automation
+    /// run at amoCRM each time it is applied.
+    pub read: bool,
     /// Fewer than `max_retries` retries so far.
     pub retry_left: bool,
     /// A 401 was already answered with a newer or refreshed token.
@@ -60,7 +62,7 @@ pub fn next_step(outcome: Outcome, a: Attempt) -> Step {
         // Nothing reached amoCRM: safe to send again, whatever the method.
         Outcome::NotSent if a.retry_left => Step::Retry,
         Outcome::NotSent => Step::Fail(Why::Transport),
-        Outcome::MaybeSent if !a.idempotent => Step::Fail(Why::MayHaveActed),
+        Outcome::MaybeSent if !a.read => Step::Fail(Why::MayHaveActed),
         Outcome::MaybeSent if a.retry_left => Step::Retry,
         Outcome::MaybeSent => Step::Fail(Why::Transport),
         Outcome::Answered(401) if a.long_lived => Step::Fail(Why::LongLivedRefused),
@@ -70,7 +72,7 @@ pub fn next_step(outcome: Outcome, a: Attempt) -> Step {
         Outcome::Answered(429) if a.retry_left => Step::Retry,
         Outcome::Answered(429) => Step::Fail(Why::RateLimited),
         // A gateway error may hide a request that was acted on.
-        Outcome::Answered(502..=504) if a.idempotent && a.retry_left => Step::Retry,
+        Outcome::Answered(502..=504) if a.read && a.retry_left => Step::Retry,
         Outcome::Answered(_) => Step::Answer,
     }
 }
@@ -82,15 +84,12 @@ mod tests {
     #[test]
     fn the_table() {
         let get = Attempt {
-            idempotent: true,
+            read: true,
             retry_left: true,
             reauthorized: false,
             long_lived: false,
         };
-        let post = Attempt {
-            idempotent: false,
-            ..get
-        };
+        let write = Attempt { read: false, ..get };
         let spent = |a: Attempt| Attempt {
             retry_left: false,
             ..a
@@ -98,16 +97,16 @@ mod tests {
         use Outcome::*;
         for (outcome, attempt, step) in [
             (Answered(200), get, Step::Answer),
-            (Answered(204), post, Step::Answer),
+            (Answered(204), write, Step::Answer),
             (Answered(400), get, Step::Answer),
             (Answered(403), get, Step::Answer),
-            (NotSent, post, Step::Retry),
+            (NotSent, write, Step::Retry),
             (NotSent, spent(get), Step::Fail(Why::Transport)),
             (MaybeSent, get, Step::Retry),
-            (MaybeSent, post, Step::Fail(Why::MayHaveActed)),
-            (MaybeSent, spent(post), Step::Fail(Why::MayHaveActed)),
+            (MaybeSent, write, Step::Fail(Why::MayHaveActed)),
+            (MaybeSent, spent(write), Step::Fail(Why::MayHaveActed)),
             (MaybeSent, spent(get), Step::Fail(Why::Transport)),
-            (Answered(401), post, Step::Reauthorize),
+            (Answered(401), write, Step::Reauthorize),
             (Answered(401), spent(get), Step::Reauthorize),
             (
                 Answered(401),
@@ -125,12 +124,12 @@ mod tests {
                 },
                 Step::Fail(Why::LongLivedRefused),
             ),
-            (Answered(429), post, Step::Retry),
-            (Answered(429), spent(post), Step::Fail(Why::RateLimited)),
+            (Answered(429), write, Step::Retry),
+            (Answered(429), spent(write), Step::Fail(Why::RateLimited)),
             (Answered(502), get, Step::Retry),
             (Answered(503), get, Step::Retry),
             (Answered(504), get, Step::Retry),
-            (Answered(502), post, Step::Answer),
+            (Answered(502), write, Step::Answer),
             (Answered(504), spent(get), Step::Answer),
             (Answered(500), get, Step::Answer),
         ] {

@@ -30,7 +30,7 @@ pub enum SendError {
     /// method may be retried.
     NotSent(Error),
     /// Failed after the request could have been written: amoCRM may have
-    /// acted on it, so only idempotent methods may be retried.
+    /// acted on it, so only a read may be sent again.
     MaybeSent(Error),
 }
 

@@ -73,13 +73,17 @@ final class RetryTest extends AmoTestCase
         $this->assertSame(1, $this->emu->stats()['faults']['drop']);
     }
 
-    public function testAPatchIsRetriedWithTheSameBody(): void
+    /** A PATCH whose answer was lost may have been applied: it is not applied a second time. */
+    public function testAPatchThatMayHaveArrivedIsNotSentAgain(): void
     {
         $id = $this->ok("return AmoClient::getInstance()->leads()->addOne(['name' => 'x'])['id'];");
-        $this->emu->fault(['path' => "/api/v4/leads/$id", 'method' => 'PATCH', 'action' => 'drop', 'times' => 1]);
-        $r = $this->ok("return AmoClient::getInstance()->leads()->updateOne(['id' => $id, 'price' => 777]);", self::FAST);
-        $this->assertSame($id, $r['id']);
-        $this->assertSame(777, $this->ok("return AmoClient::getInstance()->leads()->getOne($id)['price'];"));
-        $this->assertSame(1, $this->leadCount());
+        $this->emu->fault(['path' => "/api/v4/leads/$id", 'method' => 'PATCH', 'action' => 'truncate', 'times' => 1]);
+        $e = $this->fails('AmoTransportException', "AmoClient::getInstance()->leads()->updateOne(['id' => $id, 'price' => 777]);", self::FAST);
+        $this->assertStringContainsString('may have reached amoCRM', $e['message']);
+        $this->assertSame(1, $this->emu->stats()['api_requests_by_method']['PATCH'], 'sent once');
+        $this->assertSame(777, $this->ok("return AmoClient::getInstance()->leads()->getOne($id)['price'];"), 'applied once');
+        // A PATCH that never left (connection refused, a 429) is still sent again.
+        $this->emu->fault(['path' => "/api/v4/leads/$id", 'method' => 'PATCH', 'action' => 'respond', 'status' => 429, 'content_type' => 'text/html', 'body' => '<html>429</html>', 'times' => 1]);
+        $this->assertSame($id, $this->ok("return AmoClient::getInstance()->leads()->updateOne(['id' => $id, 'price' => 778]);", self::FAST)['id']);
     }
 }
