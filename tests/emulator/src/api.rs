@@ -989,7 +989,15 @@ fn bearer(req: &Request) -> Option<&str> {
 /// Everything under `/api/v4`; counts `api_calls` by status.
 pub fn handle(shared: &Shared, req: &Request) -> Response {
     let resp = limited(shared, req);
-    bump(&mut shared.lock().stats.api_calls, resp.status.to_string());
+    let mut st = shared.lock();
+    bump(&mut st.stats.api_calls, resp.status.to_string());
+    if req.method != "GET" && req.method != "HEAD" && (200..300).contains(&resp.status) {
+        bump(
+            &mut st.stats.api_writes_applied,
+            req.method.to_ascii_uppercase(),
+        );
+    }
+    drop(st);
     resp
 }
 

@@ -25,6 +25,7 @@ pub fn stats_json(shared: &Shared) -> Value {
         "blocked": s.blocked,
         "max_api_rps": s.max_api_rps,
         "api_requests_by_method": s.api_requests_by_method,
+        "api_writes_applied": s.api_writes_applied,
         "context_user_requests": s.context_user_requests,
     })
 }

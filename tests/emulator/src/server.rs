@@ -129,7 +129,9 @@ fn serve_conn(shared: Arc<Shared>, stream: TcpStream) {
             shared.lock().take_fault(&req.method, &req.path)
         };
         if matches!(fault, Some(FaultAction::Reset)) {
-            // Close with the body (if any) unread: the kernel answers with RST.
+            // Close with the body (if any) unread, and with a linger of 0:
+            // the peer gets an RST, not an orderly end.
+            reset(&conn.stream);
             return;
         }
         let wants_continue =
@@ -146,9 +148,11 @@ fn serve_conn(shared: Arc<Shared>, stream: TcpStream) {
             }
             Err(_) => break,
         }
-        let truncate = matches!(fault, Some(FaultAction::Truncate));
+        let reset_after_half = matches!(fault, Some(FaultAction::ResetBody));
+        let truncate = reset_after_half || matches!(fault, Some(FaultAction::Truncate));
         let resp = match fault {
             Some(FaultAction::Drop) => break,
+            Some(FaultAction::Echo) => Response::new(200, "application/json", req.body.clone()),
             Some(FaultAction::Respond {
                 status,
                 body,
@@ -181,6 +185,10 @@ fn serve_conn(shared: Arc<Shared>, stream: TcpStream) {
             if !head_only && !no_body_status(resp.status) {
                 let _ = conn.write_all(&resp.body[..half]);
             }
+            if reset_after_half {
+                reset(&conn.stream);
+                return;
+            }
             let _ = conn.stream.shutdown(Shutdown::Write);
             break;
         }
@@ -189,6 +197,13 @@ fn serve_conn(shared: Arc<Shared>, stream: TcpStream) {
             break;
         }
     }
+}
+
+/// Makes the coming close an RST: with a linger of zero seconds the kernel
+/// discards what is unsent and resets. The caller returns, and the last
+/// descriptor of the connection closes.
+fn reset(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
 /// Run the handler; a panic becomes a 500 instead of a dead connection.

@@ -61,6 +61,9 @@ pub struct Stats {
     pub api_requests_by_method: BTreeMap<String, u64>,
     /// API requests that carried `X-Context-User-ID`.
     pub context_user_requests: u64,
+    /// Writes (POST, PATCH, PUT, DELETE) the API applied: answered 2xx by
+    /// the real handler, whether or not the answer reached the client.
+    pub api_writes_applied: BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -119,6 +122,12 @@ pub enum FaultAction {
         headers: Vec<(String, String)>,
     },
     Truncate,
+    /// Runs the real handler, sends the head and half of the body, then
+    /// resets the connection (RST).
+    ResetBody,
+    /// Answers 200 with the request's own body (`application/json`): what
+    /// the client sent comes back, for round-trip tests. Nothing changes.
+    Echo,
 }
 
 impl FaultAction {
@@ -129,6 +138,8 @@ impl FaultAction {
             FaultAction::Delay(_) => "delay",
             FaultAction::Respond { .. } => "respond",
             FaultAction::Truncate => "truncate",
+            FaultAction::ResetBody => "reset_body",
+            FaultAction::Echo => "echo",
         }
     }
 }
@@ -152,6 +163,22 @@ impl FaultRule {
                 .as_deref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(method))
     }
+}
+
+/// A JSON object of exactly `size` bytes (at most 256 MiB), shaped like a
+/// list page: `{"_page":1,"_embedded":{"leads":[]},"padding":"xxx…"}`.
+fn sized_json(size: u64) -> Result<Vec<u8>, String> {
+    const HEAD: &str = r#"{"_page":1,"_embedded":{"leads":[]},"padding":""#;
+    const TAIL: &str = r#""}"#;
+    let fixed = (HEAD.len() + TAIL.len()) as u64;
+    if !(fixed..=256 << 20).contains(&size) {
+        return Err(format!("`body_size` must be from {fixed} to 268435456"));
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    out.extend_from_slice(HEAD.as_bytes());
+    out.resize((size - TAIL.len() as u64) as usize, b'x');
+    out.extend_from_slice(TAIL.as_bytes());
+    Ok(out)
 }
 
 /// Parse one rule or an array of rules (the `POST /_emulator/faults` body).
@@ -190,6 +217,8 @@ fn parse_fault(v: &Value) -> Result<FaultRule, String> {
         Some("drop") => FaultAction::Drop,
         Some("reset") => FaultAction::Reset,
         Some("truncate") => FaultAction::Truncate,
+        Some("reset_body") => FaultAction::ResetBody,
+        Some("echo") => FaultAction::Echo,
         Some("delay") => FaultAction::Delay(
             uint("delay_ms")?.ok_or_else(|| "`delay` needs `delay_ms`".to_string())?,
         ),
@@ -198,10 +227,19 @@ fn parse_fault(v: &Value) -> Result<FaultRule, String> {
             if !(100..=999).contains(&status) {
                 return Err("`status` must be between 100 and 999".into());
             }
-            let (body, default_ct) = match o.get("body") {
-                None | Some(Value::Null) => (Vec::new(), "text/plain; charset=UTF-8"),
-                Some(Value::String(s)) => (s.clone().into_bytes(), "text/plain; charset=UTF-8"),
-                Some(other) => (
+            let (body, default_ct) = match (o.get("body"), o.get("body_base64"), uint("body_size")?) {
+                (_, Some(Value::String(b64)), None) => (
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64)
+                        .map_err(|_| "`body_base64` is not base64".to_string())?,
+                    "application/octet-stream",
+                ),
+                (_, Some(_), _) => return Err("`body_base64` must be a string, without `body_size`".into()),
+                (_, None, Some(size)) => (sized_json(size)?, "application/json"),
+                (None | Some(Value::Null), None, None) => (Vec::new(), "text/plain; charset=UTF-8"),
+                (Some(Value::String(s)), None, None) => {
+                    (s.clone().into_bytes(), "text/plain; charset=UTF-8")
+                }
+                (Some(other), None, None) => (
                     serde_json::to_vec(other).unwrap_or_default(),
                     "application/json",
                 ),
@@ -237,7 +275,7 @@ fn parse_fault(v: &Value) -> Result<FaultRule, String> {
         }
         Some(other) => {
             return Err(format!(
-                "unknown action {other:?}; expected drop, reset, delay, respond or truncate"
+                "unknown action {other:?}; expected drop, reset, delay, respond, truncate, reset_body or echo"
             ))
         }
         None => return Err("`action` is required".into()),

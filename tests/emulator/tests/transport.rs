@@ -355,3 +355,78 @@ fn binary_prints_port_and_serves() {
     assert!(!st.status.success());
     assert!(String::from_utf8_lossy(&st.stderr).contains("loopback"));
 }
+
+#[test]
+fn fault_reset_body_applies_then_resets_mid_body() {
+    let emu = emu();
+    let at = emu.mint_tokens()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    emu.add_fault(
+        json!({"path": "/api/v4/leads", "method": "POST", "action": "reset_body", "times": 1}),
+    )
+    .unwrap();
+    let body = json!([{"name": "reset mid-body"}]).to_string();
+    let mut c = Client::connect(&emu);
+    let req = format!(
+        "POST /api/v4/leads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {at}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    c.send_raw(req.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let err = loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => panic!("an orderly close, not a reset"),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200 OK"));
+    // The real handler ran: the lead exists, and the write counts as applied.
+    assert_eq!(
+        get(&emu, "/_emulator/leads")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(emu.stats()["api_writes_applied"], json!({"POST": 1}));
+}
+
+#[test]
+fn fault_echo_and_raw_or_sized_bodies() {
+    let emu = emu();
+    emu.add_fault(json!([
+        {"path": "/api/v4/leads", "method": "PATCH", "action": "echo", "times": 1},
+        {"path": "/api/v4/account", "action": "respond", "status": 200, "body_base64": "/+7//w==", "times": 1},
+        {"path": "/api/v4/account", "action": "respond", "status": 200, "body_size": 100000, "times": 1}
+    ]))
+    .unwrap();
+    let mut c = Client::connect(&emu);
+    let sent = json!({"name": "Заявка", "n": [1, 2.5, null, true]}).to_string();
+    let r = c
+        .request(
+            "PATCH",
+            "/api/v4/leads",
+            &[("Content-Type", "application/json")],
+            sent.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!((r.status, r.text()), (200, sent));
+    let r = c.request("GET", "/api/v4/account", &[], b"").unwrap();
+    assert_eq!(r.body, vec![0xff, 0xee, 0xff, 0xff]);
+    let r = c.request("GET", "/api/v4/account", &[], b"").unwrap();
+    assert_eq!(r.body.len(), 100_000);
+    assert_eq!(r.json()["_page"], 1);
+    let s = emu.stats();
+    assert_eq!(
+        s["api_writes_applied"],
+        json!({}),
+        "an echo changes nothing"
+    );
+    assert_eq!(s["faults"], json!({"echo": 1, "respond": 2}));
+}
