@@ -6,11 +6,18 @@ use crate::secret::Secret;
 use reqwest::blocking::Client;
 use reqwest::Method;
 use serde_json::Value;
+use std::io::Read;
+
+/// The largest answer read. amoCRM's largest page (250 entities with every
+/// `with`) is a few MB; a larger answer is not amoCRM's and is not read.
+pub const MAX_ANSWER_BYTES: u64 = 32 << 20;
 
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// The answer was larger than [`MAX_ANSWER_BYTES`]: `body` is empty.
+    pub oversize: bool,
     pub info: RequestInfo,
 }
 
@@ -81,13 +88,26 @@ pub fn try_send(client: &Client, req: &Request<'_>) -> std::result::Result<Respo
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = resp
-        .bytes()
-        .map_err(|e| SendError::MaybeSent(transport_error(&e, &info)))?
-        .to_vec();
+    let oversize = |info: RequestInfo| Response {
+        status: info.status,
+        body: Vec::new(),
+        oversize: true,
+        info,
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES) {
+        return Ok(oversize(info));
+    }
+    let mut body = Vec::new();
+    resp.take(MAX_ANSWER_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| SendError::MaybeSent(read_error(&e, &info)))?;
+    if body.len() as u64 > MAX_ANSWER_BYTES {
+        return Ok(oversize(info));
+    }
     Ok(Response {
         status: info.status,
         body,
+        oversize: false,
         info,
     })
 }
@@ -133,8 +153,28 @@ fn transport_error(e: &reqwest::Error, info: &RequestInfo) -> Error {
     err
 }
 
+/// A body that broke off while being read.
+fn read_error(e: &std::io::Error, info: &RequestInfo) -> Error {
+    let what = if e.kind() == std::io::ErrorKind::TimedOut {
+        "timed out while reading the answer"
+    } else {
+        "the connection broke while reading the answer"
+    };
+    let mut err = Error::new(
+        ErrorKind::Transport,
+        format!("{} {}: {what} ({e})", info.method, info.url),
+    )
+    .with_title("Transport error")
+    .with_description(what);
+    err.request = Some(info.clone());
+    err
+}
+
 /// The body as JSON, or `None` for an empty 204.
 pub fn decode(resp: Response) -> Result<Option<Value>> {
+    if resp.oversize {
+        return Err(oversize_error(resp));
+    }
     if (200..300).contains(&resp.status) {
         if resp.status == 204 {
             return Ok(None);
@@ -168,8 +208,31 @@ pub fn decode(resp: Response) -> Result<Option<Value>> {
     Err(api_error(resp))
 }
 
+fn oversize_error(resp: Response) -> Error {
+    let applied = if resp.info.method == "GET" {
+        ""
+    } else {
+        "; amoCRM may have acted on the request"
+    };
+    Error::new(
+        ErrorKind::Api,
+        format!(
+            "amoCRM's answer {} to {} {} is larger than {} MiB, not an answer amoCRM gives; it was not read{applied}",
+            resp.status,
+            resp.info.method,
+            resp.info.url,
+            MAX_ANSWER_BYTES >> 20
+        ),
+    )
+    .with_title("Answer too large")
+    .with_request(resp.info)
+}
+
 /// Maps a non-2xx answer to the exception family.
 pub fn api_error(resp: Response) -> Error {
+    if resp.oversize {
+        return oversize_error(resp);
+    }
     let json: Option<Value> = serde_json::from_slice(&resp.body)
         .ok()
         .filter(Value::is_object);
@@ -237,6 +300,7 @@ mod tests {
         Response {
             status,
             body: body.as_bytes().to_vec(),
+            oversize: false,
             info: RequestInfo {
                 method: "GET".into(),
                 url: "https://x.amocrm.ru/api/v4/leads".into(),

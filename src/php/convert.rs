@@ -16,12 +16,89 @@ pub fn json_result(r: crate::error::Result<Value>) -> PhpResult<ZBox<ZendHashTab
 /// A JSON object or list as a PHP array; amoCRM never answers a bare scalar.
 pub fn json_to_array(v: &Value) -> crate::error::Result<ZBox<ZendHashTable>> {
     match v {
-        Value::Array(_) | Value::Object(_) => Ok(json_to_hashtable(v)),
+        Value::Array(_) | Value::Object(_) => {
+            fits_in_memory(v)?;
+            Ok(json_to_hashtable(v))
+        }
         _ => Err(Error::new(
             ErrorKind::Api,
             format!("amoCRM answered a bare JSON {v} where an object or a list was expected"),
         )
         .with_title("Unexpected answer")),
+    }
+}
+
+extern "C" {
+    /// PHP's own count of the request's allocated memory (Zend/zend_alloc.h).
+    fn zend_memory_usage(real_usage: bool) -> usize;
+}
+
+/// Refuses an answer whose PHP arrays would not fit in `memory_limit`: PHP
+/// would end the request with a fatal error in the middle of building them.
+fn fits_in_memory(v: &Value) -> crate::error::Result<()> {
+    let Some(limit) = super::ini_lookup("memory_limit").and_then(|s| parse_quantity(&s)) else {
+        return Ok(());
+    };
+    // PHP checks memory_limit against the memory it took from the system,
+    // in 2 MB chunks: compare that, with a chunk to spare.
+    // SAFETY: called on the request's thread, inside a request.
+    let used = unsafe { zend_memory_usage(true) };
+    let need = php_cost(v) / 8 * 9 + (2 << 20); // an eighth more for the allocator's bins
+    if used.saturating_add(need) <= limit {
+        return Ok(());
+    }
+    let mb = |n: usize| n.div_ceil(1 << 20);
+    Err(Error::new(
+        ErrorKind::Api,
+        format!(
+            "amoCRM's answer would take about {} MB as PHP arrays, and memory_limit ({} MB, {} MB in use) has no room for it: ask for smaller pages (`limit`) or raise memory_limit",
+            mb(need),
+            mb(limit),
+            mb(used)
+        ),
+    )
+    .with_title("Answer too large for memory_limit"))
+}
+
+/// php.ini's quantity syntax: `128M`, `1G`, `524288`; `-1` (or 0) is no limit.
+fn parse_quantity(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_lowercase()),
+        _ => (s, ' '),
+    };
+    let n: i64 = digits.trim().parse().ok()?;
+    if n <= 0 {
+        return None;
+    }
+    let shift = match unit {
+        'k' => 10,
+        'm' => 20,
+        'g' => 30,
+        _ => 0,
+    };
+    usize::try_from(n).ok()?.checked_shl(shift)
+}
+
+/// About what `v` costs as PHP values (PHP 8.2): a zend_array is 56 bytes
+/// plus room for at least 8 elements, in powers of two: 16 bytes each in a
+/// list, 40 in a map (a 32-byte bucket and 8 bytes of hash); a string is 24
+/// bytes plus its length and a NUL, rounded up to 8. Within 1 % of what
+/// json_decode() allocates for a page of 250 leads.
+fn php_cost(v: &Value) -> usize {
+    let string = |s: &str| (24 + s.len() + 1).next_multiple_of(8);
+    let table = |n: usize, per: usize| 56 + n.max(8).next_power_of_two() * per;
+    match v {
+        Value::String(s) => string(s),
+        Value::Array(items) => table(items.len(), 16) + items.iter().map(php_cost).sum::<usize>(),
+        Value::Object(map) => {
+            table(map.len(), 40)
+                + map
+                    .iter()
+                    .map(|(k, i)| string(k) + php_cost(i))
+                    .sum::<usize>()
+        }
+        _ => 0,
     }
 }
 

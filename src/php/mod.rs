@@ -63,7 +63,7 @@ fn env_lookup(key: &str) -> Option<String> {
 }
 
 /// One php.ini value, read from the engine's table without copying it.
-fn ini_lookup(key: &str) -> Option<String> {
+pub(crate) fn ini_lookup(key: &str) -> Option<String> {
     let eg = ExecutorGlobals::get();
     // SAFETY: the ini table is set up at engine start-up and lives as long
     // as the process; its entries are `zend_ini_entry` pointers.

@@ -42,6 +42,33 @@ final class ExceptionTest extends AmoTestCase
         $this->assertStringContainsString('`ca_file`', $e['message']);
     }
 
+    /**
+     * An answer whose PHP arrays would not fit in memory_limit is refused
+     * before they are built: PHP would otherwise end with a fatal error in
+     * the middle of the extension's code.
+     */
+    public function testAnAnswerTooBigForMemoryLimitIsAnExceptionNotAFatalError(): void
+    {
+        $this->seedTokens();
+        $this->emu->fault(['path' => '/api/v4/leads', 'method' => 'PATCH', 'action' => 'echo']);
+        $code = <<<'PHP'
+            $page = ['_embedded' => ['leads' => []]];
+            for ($i = 0; $i < 2000; $i++) {
+                $page['_embedded']['leads'][] = ['id' => $i, 'name' => "Сделка $i", 'custom_fields_values' => [['field_id' => 1, 'values' => [['value' => "v$i"]]]]];
+            }
+            $before = memory_get_usage();
+            $r = AmoClient::getInstance()->request('PATCH', '/api/v4/leads', null, $page);
+            return ['leads' => count($r['_embedded']['leads']), 'cost' => memory_get_usage() - $before];
+            PHP;
+        $fits = $this->ok($code, [], ['memory_limit' => '128M']);
+        $this->assertSame(2000, $fits['leads']);
+        // Enough for the page PHP built itself, not for a second copy from the answer.
+        $tight = (string) intdiv(4 * 1024 * 1024 + $fits['cost'], 1024) . 'K';
+        $e = $this->fails('AmoApiException', $code, [], ['memory_limit' => $tight]);
+        $this->assertSame('Answer too large for memory_limit', $e['title']);
+        $this->assertStringContainsString('memory_limit', $e['message']);
+    }
+
     public function testRustPanicBecomesAnErrorAndTheProcessGoesOn(): void
     {
         $r = PhpProcess::run(<<<'PHP'

@@ -20,12 +20,13 @@ final class PhpProcess
     /**
      * @param array<string, string> $env
      * @param array<string, string> $ini
+     * @param list<string> $prefix runs PHP under this command, e.g. ['unshare', '-rn'] (no network)
      */
-    public function __construct(string $code, array $env = [], array $ini = [])
+    public function __construct(string $code, array $env = [], array $ini = [], array $prefix = [])
     {
         $this->script = tempnam(sys_get_temp_dir(), 'amo-snippet-');
         file_put_contents($this->script, "<?php\n" . $code);
-        $cmd = [PHP_BINARY, '-n', '-d', 'extension=' . getenv('AMOCRM_EXT'), '-d', 'display_errors=stderr'];
+        $cmd = [...$prefix, PHP_BINARY, '-n', '-d', 'extension=' . getenv('AMOCRM_EXT'), '-d', 'display_errors=stderr'];
         foreach ($ini as $k => $v) {
             array_push($cmd, '-d', "$k=$v");
         }
