@@ -16,7 +16,7 @@ use crate::oauth;
 use crate::policy::{self, Attempt, Outcome, Step, Why};
 use crate::ratelimit::RateLimiter;
 use crate::secret::Secret;
-use crate::store::{FileStore, Refusal, TokenStore, Version};
+use crate::store::{FileStore, Refusal, StoreLock, TokenStore, Version};
 use crate::token::TokenPair;
 use crate::transport::{self, Request, SendError};
 use reqwest::Method;
@@ -143,6 +143,21 @@ impl AmoCore {
         if pair.refresh_token.is_none() || !pair.is_expiring(now(), self.config.refresh_margin) {
             return Ok(pair);
         }
+        if pair.expires_in(now()) > STILL_USABLE {
+            // Early: the pair still works. Refresh if nobody else is at it
+            // and amoCRM has not refused its token; whatever happens, this
+            // call goes on with a working pair (a failure is counted and the
+            // next call tries again).
+            if self.refusal_of(&pair)?.is_some() {
+                return Ok(pair);
+            }
+            return Ok(match self.store.try_lock()? {
+                Some(lock) => self
+                    .refresh_holding(lock, &pair.access_token, Want::Expiring)
+                    .unwrap_or(pair),
+                None => pair,
+            });
+        }
         // Without taking the lock: every worker of a host whose refresh
         // token was refused fails here at once.
         self.refuse_if_refused(&pair)?;
@@ -226,7 +241,17 @@ impl AmoCore {
     /// Refreshes under the lock unless, once the lock is held, the file shows
     /// that another process already did.
     fn refresh_locked(&self, seen: &Secret, want: Want) -> Result<TokenPair> {
-        let _lock = self.store.lock(self.config.lock_wait())?;
+        let lock = self.store.lock(self.config.lock_wait())?;
+        self.refresh_holding(lock, seen, want)
+    }
+
+    /// The refresh itself, with the lock held (it is released on return).
+    fn refresh_holding(
+        &self,
+        _lock: Box<dyn StoreLock>,
+        seen: &Secret,
+        want: Want,
+    ) -> Result<TokenPair> {
         let (stored, version) = self.store.load()?.ok_or_else(|| self.not_authorized())?;
         let now = now();
         let someone_else_did = match want {
@@ -535,6 +560,10 @@ fn failure(
     }
 }
 
+/// Within the refresh margin, a pair with more than this left is refreshed
+/// only by a process that finds the lock free, and never fails a call.
+const STILL_USABLE: i64 = 60;
+
 /// amoCRM lets a refresh token live 3 months unused.
 pub const REFRESH_TOKEN_LIFETIME: i64 = 90 * 86_400;
 
@@ -581,13 +610,35 @@ pub fn encode_query(q: &Value) -> Result<String> {
             ))
         }
     };
+    // amoCRM reads the query as PHP does, which would read these keys as
+    // another name or drop them: a bracket or NUL anywhere, an empty name
+    // (at the top, one of spaces only), and inside brackets one whitespace
+    // character (PHP reads `a[ ]` as `a[]`).
+    fn check_key(k: &str, top: bool) -> Result<()> {
+        let lost = if top {
+            k.trim_start_matches(' ').is_empty()
+        } else {
+            matches!(k, "" | " " | "\t" | "\n" | "\x0b" | "\x0c" | "\r")
+        };
+        if lost || k.contains(['[', ']', '\0']) {
+            return Err(Error::argument(
+                "query",
+                format!(
+                    "the key `{}` cannot be sent: amoCRM (PHP) would read another name",
+                    crate::error::excerpt(k.as_bytes(), 60)
+                ),
+            ));
+        }
+        Ok(())
+    }
+    /// Appends `v` under `key`; whether it sent anything.
     fn walk(
         ser: &mut url::form_urlencoded::Serializer<String>,
         key: &str,
         v: &Value,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         match v {
-            Value::Null => {}
+            Value::Null => return Ok(false),
             Value::Bool(b) => {
                 ser.append_pair(key, if *b { "1" } else { "0" });
             }
@@ -598,19 +649,35 @@ pub fn encode_query(q: &Value) -> Result<String> {
                 ser.append_pair(key, s);
             }
             Value::Array(items) => {
+                // `key[]` for a scalar; an array inside a list gets the index
+                // PHP would give it next, or PHP would read
+                // `a[][x]=1&a[][y]=2` as two items.
+                let mut sent = 0;
                 for item in items {
-                    walk(ser, &format!("{key}[]"), item)?;
+                    let name = if item.is_array() || item.is_object() {
+                        format!("{key}[{sent}]")
+                    } else {
+                        format!("{key}[]")
+                    };
+                    if walk(ser, &name, item)? {
+                        sent += 1;
+                    }
                 }
+                return Ok(sent > 0);
             }
             Value::Object(o) => {
+                let mut sent = false;
                 for (k, item) in o {
-                    walk(ser, &format!("{key}[{k}]"), item)?;
+                    check_key(k, false)?;
+                    sent |= walk(ser, &format!("{key}[{k}]"), item)?;
                 }
+                return Ok(sent);
             }
         }
-        Ok(())
+        Ok(true)
     }
     for (k, v) in obj {
+        check_key(k, true)?;
         if k == "with" {
             if let Value::Array(items) = v {
                 let joined: Vec<String> = items
@@ -627,8 +694,23 @@ pub fn encode_query(q: &Value) -> Result<String> {
         }
         walk(&mut ser, k, v)?;
     }
-    Ok(ser.finish())
+    let query = ser.finish();
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(Error::argument(
+            "query",
+            format!(
+                "it encodes to {} bytes, more than the {MAX_QUERY_BYTES} a URL may carry",
+                query.len()
+            ),
+        ));
+    }
+    Ok(query)
 }
+
+/// The longest query string sent: HTTP stacks refuse longer URLs (the HTTP
+/// client here at 64 KiB, before anything is sent), and amoCRM's nginx
+/// refuses far shorter ones with 414.
+pub const MAX_QUERY_BYTES: usize = 60_000;
 
 #[cfg(test)]
 mod tests {
@@ -644,6 +726,52 @@ mod tests {
         );
         assert_eq!(encode_query(&json!([])).unwrap(), "");
         assert!(encode_query(&json!("x")).is_err());
+    }
+
+    /// Found by fuzzing (fuzz/corpus/query_encoder/regression-*).
+    #[test]
+    fn query_encoding_survives_php() {
+        // A list of maps was sent as `a[][x]=1&a[][y]=2`, which PHP reads as
+        // two items; each array in a list now gets the index PHP gives it.
+        let q = json!({"filter": {"statuses": [{"pipeline_id": 1, "status_id": 142}, [], {"pipeline_id": 2}], "id": [5, [6]]}});
+        assert_eq!(
+            url::form_urlencoded::parse(encode_query(&q).unwrap().as_bytes())
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
+            [
+                "filter[statuses][0][pipeline_id]=1",
+                "filter[statuses][0][status_id]=142",
+                "filter[statuses][1][pipeline_id]=2",
+                "filter[id][]=5",
+                "filter[id][1][]=6",
+            ]
+        );
+        // A key PHP would read as another name is refused, named.
+        for q in [
+            json!({"filter": {"name]": 1}}),
+            json!({"": 1}),
+            json!({"a": [{"b[c": 1}]}),
+            json!({"a\u{0}b": 1}),
+            json!({"  ": 1}),
+            json!({"order": {" ": "asc"}}),
+            json!({"order": {"\t": "asc"}}),
+        ] {
+            let e = encode_query(&q).unwrap_err();
+            assert_eq!(e.kind, crate::error::ErrorKind::Config);
+            assert!(
+                e.message.contains("`query`") && e.message.contains("cannot be sent"),
+                "{}",
+                e.message
+            );
+        }
+        // Not refused: a space within a name, a key of two spaces.
+        assert!(encode_query(&json!({"a b": {" x": 1, "  ": 2}})).is_ok());
+        // Found by fuzzing: a URL too long for the HTTP client failed as a
+        // transport error that "may have reached amoCRM".
+        let long = json!({"query": "я".repeat(MAX_QUERY_BYTES / 6 + 1)});
+        let e = encode_query(&long).unwrap_err();
+        assert!(e.message.contains("a URL may carry"), "{}", e.message);
+        assert!(encode_query(&json!({"query": "я".repeat(MAX_QUERY_BYTES / 6 - 10)})).is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod host;
+pub mod lock;
 pub mod metrics;
 pub mod net;
 pub mod oauth;

@@ -3,12 +3,14 @@
 //! mode 0600, and a cross-process lock (flock on `<token file>.lock`).
 
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::token::{self, TokenPair};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 /// Identifies one version of the stored pair cheaply: a writer replaces the
 /// file by rename, so a new inode (or size/mtime) means a new pair.
@@ -61,10 +63,14 @@ pub trait TokenStore: Send + Sync {
     /// The stored pair and its version; `None` when nothing is stored.
     fn load(&self) -> Result<Option<(TokenPair, Version)>>;
     /// Replaces the stored pair with a complete new one, atomically. The
-    /// caller holds the lock.
+    /// caller holds the lock, and the store refuses the write if it no
+    /// longer does (it was taken over while the process was stopped).
     fn save(&self, pair: &TokenPair) -> Result<Version>;
-    /// Takes the exclusive cross-process lock, waiting at most `wait`.
+    /// Takes the exclusive cross-process lock, waiting at most `wait` for a
+    /// running holder (a stopped one is taken over).
     fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>>;
+    /// Takes the lock only if nobody holds it.
+    fn try_lock(&self) -> Result<Option<Box<dyn StoreLock>>>;
     /// Where the pair lives, for messages.
     fn location(&self) -> String;
     /// Remembers that amoCRM refused the stored refresh token; the next
@@ -78,6 +84,9 @@ pub struct FileStore {
     path: PathBuf,
     lock_path: PathBuf,
     refused_path: PathBuf,
+    /// The lock this process holds, if any: `save` checks it is still the
+    /// lock file's.
+    held: Mutex<Weak<lock::Held>>,
 }
 
 impl FileStore {
@@ -92,6 +101,7 @@ impl FileStore {
             lock_path: beside(".lock"),
             refused_path: beside(".refused"),
             path,
+            held: Mutex::new(Weak::new()),
         }
     }
 
@@ -102,23 +112,11 @@ impl FileStore {
     fn fault(&self, what: &str, e: impl std::fmt::Display) -> Error {
         Error::storage(format!("token file {}: {what}: {e}", self.path.display()))
     }
-
-    fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("/"))
-    }
 }
 
-struct FileLock(File);
+struct FileLock(#[allow(dead_code)] Arc<lock::Held>);
 
 impl StoreLock for FileLock {}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        // Closing the file releases the flock too; unlock first so that a
-        // descriptor leaked into a child process cannot hold it.
-        let _ = fs2::FileExt::unlock(&self.0);
-    }
-}
 
 impl TokenStore for FileStore {
     fn version(&self) -> Result<Option<Version>> {
@@ -166,6 +164,18 @@ impl TokenStore for FileStore {
     }
 
     fn save(&self, pair: &TokenPair) -> Result<Version> {
+        let lost = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade()
+            .is_some_and(|h| !h.still_ours());
+        if lost {
+            return Err(self.fault(
+                "not written",
+                "this process was stopped while it held the lock and another has taken the lock over; its pair is dropped and the stored one kept",
+            ));
+        }
         let meta = write_atomic(&self.path, &pair.to_json())
             .map_err(|e| self.fault("cannot write (the previous pair is kept)", e))?;
         // A new pair: whatever amoCRM refused before no longer applies.
@@ -174,46 +184,17 @@ impl TokenStore for FileStore {
     }
 
     fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>> {
-        let dir = self.dir();
-        fs::create_dir_all(dir).map_err(|e| self.fault("cannot create its folder", e))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&self.lock_path)
-            .map_err(|e| {
-                Error::storage(format!(
-                    "lock file {}: cannot open: {e}",
-                    self.lock_path.display()
-                ))
-            })?;
-        take_folder_owner(&self.lock_path);
-        let deadline = Instant::now() + wait;
-        let mut pause = Duration::from_millis(2);
-        loop {
-            match fs2::FileExt::try_lock_exclusive(&file) {
-                Ok(()) => return Ok(Box::new(FileLock(file))),
-                Err(e) if e.kind() == IoKind::WouldBlock || e.raw_os_error() == Some(11) => {
-                    if Instant::now() >= deadline {
-                        return Err(Error::storage(format!(
-                            "lock file {}: another process held it for over {} s",
-                            self.lock_path.display(),
-                            wait.as_secs()
-                        )));
-                    }
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(25));
-                }
-                Err(e) => {
-                    return Err(Error::storage(format!(
-                        "lock file {}: cannot lock: {e}",
-                        self.lock_path.display()
-                    )))
-                }
-            }
-        }
+        let held = Arc::new(lock::acquire(&self.lock_path, wait)?);
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&held);
+        Ok(Box::new(FileLock(held)))
+    }
+
+    fn try_lock(&self) -> Result<Option<Box<dyn StoreLock>>> {
+        Ok(lock::try_acquire(&self.lock_path)?.map(|h| {
+            let held = Arc::new(h);
+            *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&held);
+            Box::new(FileLock(held)) as Box<dyn StoreLock>
+        }))
     }
 
     fn location(&self) -> String {
@@ -355,6 +336,22 @@ mod tests {
     }
 
     #[test]
+    fn a_write_after_the_lock_was_taken_over_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let stopped = FileStore::new(dir.path().join("tokens.json"));
+        let other = FileStore::new(dir.path().join("tokens.json"));
+        let held = stopped.lock(Duration::from_secs(1)).unwrap();
+        // What a waiter does to a stopped holder's lock: a new lock file.
+        fs::remove_file(dir.path().join("tokens.json.lock")).unwrap();
+        let taken = other.lock(Duration::from_secs(1)).unwrap();
+        other.save(&pair(2)).unwrap();
+        let e = stopped.save(&pair(1)).unwrap_err();
+        assert!(e.message.contains("taken the lock over"), "{}", e.message);
+        assert_eq!(other.load().unwrap().unwrap().0, pair(2));
+        drop((held, taken));
+    }
+
+    #[test]
     fn corrupt_file_names_path_and_fault() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.json");
@@ -362,17 +359,5 @@ mod tests {
         let e = FileStore::new(&path).load().unwrap_err();
         assert!(e.message.contains(path.to_str().unwrap()));
         assert!(e.message.contains("corrupt"));
-    }
-
-    #[test]
-    fn lock_is_exclusive_and_times_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::new(dir.path().join("tokens.json"));
-        let held = store.lock(Duration::from_secs(1)).unwrap();
-        // flock is per open file description: a second open in the same process conflicts too.
-        let e = store.lock(Duration::from_millis(50)).err().unwrap();
-        assert!(e.message.contains("held it"));
-        drop(held);
-        store.lock(Duration::from_millis(50)).unwrap();
     }
 }

@@ -108,6 +108,7 @@ final class Spool
      */
     public function replay(bool $all = false): array
     {
+        $this->removeDeadTempFiles();
         $ok = $failed = 0;
         foreach (['failed' => 0, 'pending' => $all ? 0 : 60] as $state => $minAge) {
             foreach (glob($this->dir($state) . '/*.json') ?: [] as $file) {
@@ -118,6 +119,22 @@ final class Spool
             }
         }
         return [$ok, $failed];
+    }
+
+    /**
+     * A worker killed while writing a delivery leaves its temp file (the
+     * delivery itself is the .json the rename makes, or amoCRM's retry). A
+     * write takes milliseconds: a temp file a minute old is dead.
+     */
+    private function removeDeadTempFiles(): void
+    {
+        foreach (['pending', 'done', 'failed'] as $state) {
+            foreach (glob($this->dir($state) . '/*.tmp.*') ?: [] as $tmp) {
+                if (time() - (int) @filemtime($tmp) > 60) {
+                    @unlink($tmp);
+                }
+            }
+        }
     }
 
     public function count(string $state): int
