@@ -37,7 +37,7 @@ final class App
     }
 
     /** Hands the AMOCRM_* keys to the extension (same options on every request: a no-op after the first). */
-    public static function configureClient(Config $config): void
+    public static function configureClient(#[\SensitiveParameter] Config $config): void
     {
         \AmoClient::configure($config->amocrm);
     }
@@ -139,7 +139,8 @@ final class App
                 return (new InfoController($c))->show($x[1], $x[2] ?? null);
             }
         }
-        throw new HttpError(404, 'Not Found', "no route for $m $p");
+        // The path may be the webhook URL with something appended: never echo its secret.
+        throw new HttpError(404, 'Not Found', "no route for $m " . Log::path($p));
     }
 
     private static function only(string $method, string ...$allowed): void

@@ -59,7 +59,7 @@ final class Auth
     }
 
     /** The {secret} of /webhooks/amocrm/{secret}; a wrong one is a 404, as if the route did not exist. */
-    public function webhook(Request $r, string $secret): void
+    public function webhook(#[\SensitiveParameter] Request $r, #[\SensitiveParameter] string $secret): void
     {
         $ok = $this->throttle->guard('webhook secret', self::client($r), fn (): bool => hash_equals($this->config->webhookSecret, $secret));
         if ($ok !== true) {

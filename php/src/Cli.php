@@ -71,6 +71,12 @@ final class Cli
         } catch (\AmoException $e) {
             fwrite(STDERR, 'amocrm: ' . get_class($e) . ": {$e->getMessage()}\n");
             return self::ERROR;
+        } catch (\Throwable $e) {
+            // A data dir it cannot write, a handler that throws: exit 1 with
+            // the cause, as cron and monitoring expect, not PHP's fatal error
+            // (exit 255, a stack trace).
+            fwrite(STDERR, 'amocrm: ' . get_class($e) . ": {$e->getMessage()}\n");
+            return self::ERROR;
         }
     }
 

@@ -39,7 +39,7 @@ final class Config
     public readonly string $envFile;
 
     /** @param array<string, string> $env */
-    private function __construct(array $env, string $envFile)
+    private function __construct(#[\SensitiveParameter] array $env, string $envFile)
     {
         $this->envFile = $envFile;
         $root = dirname(__DIR__);
@@ -104,7 +104,7 @@ final class Config
     }
 
     /** @return array<string, string> */
-    public static function parse(string $text, string $file = '.env'): array
+    public static function parse(#[\SensitiveParameter] string $text, string $file = '.env'): array
     {
         $env = [];
         foreach (preg_split('/\R/', $text) ?: [] as $n => $line) {
@@ -131,7 +131,7 @@ final class Config
 
 
     /** @param array<string, string> $env */
-    private static function minLength(array $env, string $key, int $min): string
+    private static function minLength(#[\SensitiveParameter] array $env, string $key, int $min): string
     {
         if (strlen($env[$key]) < $min) {
             throw new ConfigError("$key must be at least $min characters");
@@ -140,7 +140,7 @@ final class Config
     }
 
     /** @param array<string, string> $env */
-    private static function int(array $env, string $key, int $default, int $min, int $max): int
+    private static function int(#[\SensitiveParameter] array $env, string $key, int $default, int $min, int $max): int
     {
         $v = $env[$key] ?? '';
         if ($v === '') {
@@ -153,7 +153,7 @@ final class Config
     }
 
     /** @param array<string, string> $env */
-    private static function optionalId(array $env, string $key): ?int
+    private static function optionalId(#[\SensitiveParameter] array $env, string $key): ?int
     {
         $v = $env[$key] ?? '';
         if ($v === '') {

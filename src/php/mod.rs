@@ -11,6 +11,7 @@
 mod client;
 mod convert;
 mod exceptions;
+mod sensitive;
 mod services;
 
 use crate::client::AmoCore;
@@ -158,6 +159,7 @@ extern "C" fn startup(_ty: i32, mod_num: i32) -> i32 {
 
 extern "C" fn request_startup(_ty: i32, _mod_num: i32) -> i32 {
     REQUEST.fetch_add(1, Ordering::Relaxed);
+    let _ = std::panic::catch_unwind(sensitive::mark_sensitive_parameters);
     0
 }
 

@@ -52,17 +52,22 @@ final class LoadTest extends GatewayTestCase
             . 'worker (the same 4 processes throughout: pm.max_requests = 0), measured with no request in flight at the '
             . 'reference point and at the end; the tolerance is %d MiB of growth per process. The CLI row is one PHP '
             . 'process calling amoCRM through the extension (getOne, a list page, the account, a missing lead, and a 404 '
-            . 'caught as AmoApiException) the same number of times. req/s is printed, never asserted.',
+            . 'caught as AmoApiException) the same number of times. Also checked: /metrics\' amocrm_api_calls_total equals '
+            . 'the calls the emulator counted (no update of the shared counters lost), no worker holds more open files at the end '
+            . 'than at the reference point, the gateway logged nothing, the data dir holds no temp file. This run: %d requests, '
+            . 'the reference point after %d. req/s is printed, never asserted.',
             self::CONCURRENCY,
             self::CREATE_EVERY,
-            intdiv(self::RSS_TOLERANCE_KB, 1024)
-        ), ['scenario', 'requests', 'concurrency', 'errors', '201s vs leads', 'req/s', 'RSS at reference (KiB)', 'RSS at end (KiB)', 'growth (KiB)', 'peak RSS (KiB)']);
+            intdiv(self::RSS_TOLERANCE_KB, 1024),
+            Results::count(10000, 100000),
+            Results::count(1000, 10000)
+        ), ['scenario', 'requests', 'concurrency', 'errors', '201s vs leads', 'req/s', 'RSS at reference (KiB)', 'RSS at end (KiB)', 'growth (KiB)', 'peak RSS (KiB)', 'open files (reference → end)']);
     }
 
     public function testTheGatewayUnderNginxFpmServesTheLoadWithoutErrorsOrGrowth(): void
     {
-        $total = Results::count(3000, 100000);
-        $reference = Results::count(300, 10000);
+        $total = Results::count(10000, 100000);
+        $reference = Results::count(1000, 10000);
         $this->configure(['AMOCRM_RATE_LIMIT' => '0', 'GATEWAY_INFO_CACHE_TTL' => '0'], ['--rate-limit', '0']);
         $this->seedTokens();
         $this->server();
@@ -72,6 +77,7 @@ final class LoadTest extends GatewayTestCase
         $this->emu()->control('POST', 'reset-stats');
         $leadsBefore = count($this->entities('leads'));
         $notesBefore = count($this->entities('notes'));
+        $metricsBefore = $this->apiCallsInMetrics();
 
         $plan = static function (int $i) use ($leadId): array {
             $slot = intdiv($i, self::CREATE_EVERY);
@@ -151,6 +157,8 @@ final class LoadTest extends GatewayTestCase
         $appliedPosts = (int) ($stats['api_writes_applied']['POST'] ?? 0);
         $newNotes = count($this->entities('notes')) - $notesBefore;
         $answered201 = array_sum($created);
+        $emulatorCalls = (int) array_sum($stats['api_calls']);
+        $metricsCalls = $this->apiCallsInMetrics() - $metricsBefore;
 
         $rss = static fn (array $m): string => implode(' / ', array_map(static fn (array $w): string => (string) $w['rss'], $m));
         $growth = [];
@@ -162,11 +170,12 @@ final class LoadTest extends GatewayTestCase
         $summary = sprintf(
             "gateway (nginx + php-fpm, %d workers): %d requests in %.1f s (%.0f req/s), %d in flight; statuses %s; errors %d\n"
             . "  leads: %d answered 201 (created) + %d replays; emulator: %d new leads, %d POST writes applied, %d new notes (%d answered)\n"
-            . "  worker RSS KiB at %d: %s; at %d: %s; growth %s (peak %s)",
+            . "  worker RSS KiB at %d: %s; at %d: %s; growth %s (peak %s); open files %s",
             count($workersAt['end']), $total, $seconds, $reqPerSecond, self::CONCURRENCY, json_encode($statuses), count($errors),
             $answered201, count($replayed), $newLeads, $appliedPosts, $newNotes, $notes,
             $reference, $rss($workersAt['reference']), $total, $rss($workersAt['end']), implode(' / ', $growth),
-            implode(' / ', array_map(static fn (array $w): string => (string) $w['hwm'], $workersAt['end']))
+            implode(' / ', array_map(static fn (array $w): string => (string) $w['hwm'], $workersAt['end'])),
+            implode(' / ', array_map(static fn (int $pid): string => ($workersAt['reference'][$pid]['fds'] ?? '?') . ' → ' . $workersAt['end'][$pid]['fds'], array_keys($workersAt['end'])))
         );
         fwrite(STDERR, "\n$summary\n");
         Results::row('70-load', [
@@ -180,6 +189,7 @@ final class LoadTest extends GatewayTestCase
             $rss($workersAt['end']),
             implode(' / ', $growth),
             implode(' / ', array_map(static fn (array $w): string => (string) $w['hwm'], $workersAt['end'])),
+            implode(' / ', array_map(static fn (int $pid): string => ($workersAt['reference'][$pid]['fds'] ?? '?') . ' → ' . $workersAt['end'][$pid]['fds'], array_keys($workersAt['end']))),
         ]);
 
         $this->assertSame([], $errors, $summary);
@@ -198,14 +208,44 @@ final class LoadTest extends GatewayTestCase
         $this->assertCount(4, $workersAt['end'], 'the pool\'s 4 static workers');
         foreach ($growth as $pid => $kb) {
             $this->assertLessThanOrEqual(self::RSS_TOLERANCE_KB, $kb, "php-fpm worker $pid grew by $kb KiB between request $reference and request $total\n$summary");
+            // A descriptor per request (a lock file, a socket) kills a worker at "Too many open files".
+            $this->assertLessThanOrEqual($workersAt['reference'][$pid]['fds'] + 2, $workersAt['end'][$pid]['fds'], "php-fpm worker $pid holds more open files at the end");
         }
+        $this->assertSame($emulatorCalls, $metricsCalls, 'amocrm_api_calls_total of /metrics counted every call of every worker (no update lost under concurrency)');
+        $this->assertSame('', $this->gatewayLog(), 'no 5xx, no failure: the gateway logged nothing');
         $this->assertSame([], $this->server()->phpErrors());
+        // What the run leaves on disk: records of the keys used, no temp file.
+        $keys = count(array_unique(array_merge(array_filter(array_map(static fn ($i) => $plan($i)[3]['Idempotency-Key'] ?? null, range(1, $total))))));
+        $files = $this->filesUnder($this->dataDir);
+        $this->assertSame([], array_values(array_filter($files, static fn (string $f): bool => str_contains($f, '.tmp'))), 'no temp file left behind');
+        $this->assertLessThanOrEqual(2 * $keys + 20, count($files), "the data dir holds a record and a lock per Idempotency-Key and little else ($keys keys)");
+        $beside = glob($this->tokenPath . '*') ?: [];
+        $this->assertLessThanOrEqual(5, count($beside), 'beside the token file: the pair, its lock, the rate-limit log, the metrics: ' . implode(', ', $beside));
+    }
+
+    /** The sum of amocrm_api_calls_total over its statuses, from GET /metrics. */
+    private function apiCallsInMetrics(): int
+    {
+        $r = $this->admin('GET', '/metrics');
+        $this->assertSame(200, $r->status, $r->describe());
+        preg_match_all('/^amocrm_api_calls_total\{[^}]*\} (\d+)$/m', $r->body, $m);
+        return (int) array_sum($m[1]);
+    }
+
+    /** @return list<string> every file under $dir */
+    private function filesUnder(string $dir): array
+    {
+        $out = [];
+        foreach (new \RecursiveIteratorIterator(new \RecursiveDirectoryIterator($dir, \FilesystemIterator::SKIP_DOTS)) as $f) {
+            $out[] = $f->getPathname();
+        }
+        return $out;
     }
 
     public function testOneCliProcessMakesTheCallsWithoutGrowth(): void
     {
-        $total = Results::count(3000, 100000);
-        $reference = Results::count(300, 10000);
+        $total = Results::count(10000, 100000);
+        $reference = Results::count(1000, 10000);
         $this->configure([], ['--rate-limit', '0']);
         $this->seedTokens();
         $created = $this->emu()->http('POST', '/api/v4/leads', [['name' => 'cli load']], ['Authorization: Bearer ' . $this->storedPair()['access_token']]);
@@ -220,7 +260,8 @@ final class LoadTest extends GatewayTestCase
             $memory = static function (): array {
                 preg_match('/^VmRSS:\s+(\d+) kB/m', (string) file_get_contents('/proc/self/status'), $rss);
                 preg_match('/^VmHWM:\s+(\d+) kB/m', (string) file_get_contents('/proc/self/status'), $hwm);
-                return ['rss' => (int) $rss[1], 'hwm' => (int) $hwm[1], 'php' => memory_get_usage(), 'php_real' => memory_get_usage(true)];
+                return ['rss' => (int) $rss[1], 'hwm' => (int) $hwm[1], 'php' => memory_get_usage(), 'php_real' => memory_get_usage(true),
+                    'fds' => count(scandir('/proc/self/fd') ?: []) - 2];
             };
             $amo = AmoClient::getInstance();
             $errors = [];
@@ -291,9 +332,9 @@ final class LoadTest extends GatewayTestCase
         $calls = (int) array_sum($this->emu()->stats()['api_calls']);
         $summary = sprintf(
             "CLI: %d calls in %.1f s (%.0f calls/s), errors %d; the emulator counted %d API calls\n"
-            . "  RSS KiB at %d: %d, at %d: %d, growth %d (peak %d); PHP heap at %d: %d B, at the end: %d B",
+            . "  RSS KiB at %d: %d, at %d: %d, growth %d (peak %d); PHP heap at %d: %d B, at the end: %d B; open files %d → %d",
             $total, $res['seconds'], $total / $res['seconds'], count($res['errors']), $calls,
-            $reference, $ref['rss'], $total, $end['rss'], $growth, $end['hwm'], $reference, $ref['php'], $end['php']
+            $reference, $ref['rss'], $total, $end['rss'], $growth, $end['hwm'], $reference, $ref['php'], $end['php'], $ref['fds'], $end['fds']
         );
         fwrite(STDERR, "\n$summary\n");
         Results::row('70-load', [
@@ -307,11 +348,13 @@ final class LoadTest extends GatewayTestCase
             (string) $end['rss'],
             (string) $growth,
             (string) $end['hwm'],
+            "{$ref['fds']} → {$end['fds']}",
         ]);
         $this->assertSame([], $res['errors'], $summary);
         $this->assertSame($total, $calls, 'every call reached amoCRM once: no retry, no cache');
         $this->assertLessThanOrEqual(self::RSS_TOLERANCE_KB, $growth, "the CLI process grew by $growth KiB between call $reference and call $total\n$summary");
         $this->assertLessThanOrEqual(64 * 1024, $end['php'] - $ref['php'], 'PHP\'s own heap does not grow (objects the extension hands out are freed)');
+        $this->assertLessThanOrEqual($ref['fds'] + 2, $end['fds'], 'the CLI process holds no more open files at the end');
     }
 
     // ---- the load driver ------------------------------------------------
@@ -412,7 +455,7 @@ final class LoadTest extends GatewayTestCase
         }
     }
 
-    /** @return array<int, array{rss:int, hwm:int}> php-fpm worker pid => memory in KiB */
+    /** @return array<int, array{rss:int, hwm:int, fds:int}> php-fpm worker pid => memory in KiB, open files */
     private function workerMemory(): array
     {
         $pidFile = $this->dir . '/nginx-fpm/php-fpm.pid';
@@ -427,7 +470,7 @@ final class LoadTest extends GatewayTestCase
             }
             $status = (string) @file_get_contents("/proc/{$m[1]}/status");
             if (preg_match('/^VmRSS:\s+(\d+) kB/m', $status, $rss) && preg_match('/^VmHWM:\s+(\d+) kB/m', $status, $hwm)) {
-                $out[(int) $m[1]] = ['rss' => (int) $rss[1], 'hwm' => (int) $hwm[1]];
+                $out[(int) $m[1]] = ['rss' => (int) $rss[1], 'hwm' => (int) $hwm[1], 'fds' => count(scandir("/proc/{$m[1]}/fd") ?: []) - 2];
             }
         }
         ksort($out);
