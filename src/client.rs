@@ -35,6 +35,9 @@ pub struct AmoCore {
     cached: Mutex<Cached>,
     limiter: RateLimiter,
     metrics: Metrics,
+    /// When this process's last implicit keepalive failed (amoCRM down):
+    /// the next one waits a while instead of trying on every request.
+    keepalive_failed_at: Mutex<Option<std::time::Instant>>,
 }
 
 /// Why a refresh is wanted; decides what counts as "someone else already did it".
@@ -46,6 +49,9 @@ enum Want {
     Rejected,
     /// The caller asked for a refresh now.
     Forced,
+    /// The pair is older than the keepalive age (days): its refresh token
+    /// must be renewed before it dies unused.
+    Aged(u64),
 }
 
 impl AmoCore {
@@ -68,6 +74,7 @@ impl AmoCore {
             cached: Mutex::new(Cached::default()),
             limiter,
             metrics,
+            keepalive_failed_at: Mutex::new(None),
         }
     }
 
@@ -140,7 +147,12 @@ impl AmoCore {
     /// A pair that is not within the margin of expiry, refreshing if needed.
     pub fn fresh_pair(&self) -> Result<TokenPair> {
         let pair = self.current()?.ok_or_else(|| self.not_authorized())?;
-        if pair.refresh_token.is_none() || !pair.is_expiring(now(), self.config.refresh_margin) {
+        if pair.refresh_token.is_none() {
+            return Ok(pair);
+        }
+        let expiring = pair.is_expiring(now(), self.config.refresh_margin);
+        let aged = self.is_aged(&pair, self.config.keepalive_days);
+        if !expiring && !aged {
             return Ok(pair);
         }
         if pair.expires_in(now()) > STILL_USABLE {
@@ -151,9 +163,14 @@ impl AmoCore {
             if self.refusal_of(&pair)?.is_some() {
                 return Ok(pair);
             }
+            let want = if expiring {
+                Want::Expiring
+            } else {
+                Want::Aged(self.config.keepalive_days)
+            };
             return Ok(match self.store.try_lock()? {
                 Some(lock) => self
-                    .refresh_holding(lock, &pair.access_token, Want::Expiring)
+                    .refresh_holding(lock, &pair.access_token, want)
                     .unwrap_or(pair),
                 None => pair,
             });
@@ -258,6 +275,7 @@ impl AmoCore {
             Want::Forced => false,
             Want::Expiring => !stored.is_expiring(now, self.config.refresh_margin),
             Want::Rejected => &stored.access_token != seen && stored.expires_in(now) > 0,
+            Want::Aged(days) => !self.is_aged(&stored, days),
         };
         if someone_else_did {
             return Ok(self.adopt(stored, version));
@@ -290,9 +308,75 @@ impl AmoCore {
                 return Err(e);
             }
         };
-        let fresh = self.store_pair(fresh)?;
-        self.metrics.add(&[("refreshes", 1)]);
-        Ok(fresh)
+        match self.store_pair(fresh.clone()) {
+            Ok(fresh) => {
+                self.metrics.add(&[("refreshes", 1)]);
+                Ok(fresh)
+            }
+            // amoCRM gave a new pair, and the disk is full (or read-only):
+            // the stored pair stays, and amoCRM keeps its refresh token valid
+            // until the new one is first used, which it never will be. This
+            // process goes on with the new access token until the file
+            // changes or the token expires; a refresh always starts from the
+            // stored pair, never from this one.
+            Err(e) if e.kind == ErrorKind::Storage => {
+                self.metrics.add(&[("refresh_failures", 1)]);
+                Ok(self.adopt(fresh, version))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the pair was obtained more than `days` ago (0: never aged).
+    /// A pair of unknown age (`updated_at` 0) counts as aged.
+    fn is_aged(&self, pair: &TokenPair, days: u64) -> bool {
+        days > 0
+            && pair.refresh_token.is_some()
+            && pair.updated_at <= now() - (days as i64) * 86_400
+    }
+
+    /// `keepAlive()`: refreshes the pair if it is older than `max_age_days`
+    /// (default: the `keepalive_days` setting), so that its refresh token
+    /// never dies unused; returns the status. Every request of a gateway
+    /// may call it: a pair that is not due costs a stat.
+    ///
+    /// Called without an age (a gateway's every request) it never waits: if
+    /// another process holds the lock, that one is refreshing. And a failure
+    /// makes this process skip the next ones for `KEEPALIVE_PAUSE`, so that
+    /// an amoCRM outage costs one attempt per process every few minutes.
+    pub fn keep_alive(&self, max_age_days: Option<u64>) -> Result<Value> {
+        let days = max_age_days.unwrap_or(self.config.keepalive_days);
+        if self.config.long_lived_token.is_some() || days == 0 {
+            return self.status();
+        }
+        let pair = self.current()?.ok_or_else(|| self.not_authorized())?;
+        if !self.is_aged(&pair, days) {
+            return self.status();
+        }
+        let mut failed_at = self
+            .keepalive_failed_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let implicit = max_age_days.is_none();
+        if implicit && failed_at.is_some_and(|t| t.elapsed() < KEEPALIVE_PAUSE) {
+            return self.status();
+        }
+        let renewed = self.refuse_if_refused(&pair).and_then(|()| {
+            if !implicit {
+                return self.refresh_locked(&pair.access_token, Want::Aged(days));
+            }
+            match self.store.try_lock()? {
+                Some(lock) => self.refresh_holding(lock, &pair.access_token, Want::Aged(days)),
+                None => Ok(pair.clone()),
+            }
+        });
+        *failed_at = renewed
+            .is_err()
+            .then(std::time::Instant::now)
+            .filter(|_| implicit);
+        renewed?;
+        drop(failed_at);
+        self.status()
     }
 
     /// `refreshToken(force)`: refreshes now if forced or expiring.
@@ -342,6 +426,8 @@ impl AmoCore {
                 "expires_in": null,
                 "updated_at": null,
                 "refresh_expires_at": null,
+                "refresh_expires_in": null,
+                "warning": null,
                 "needs_reauthorization": true,
                 "reauthorization_reason": "not authorized yet: authorize at /oauth/authorize",
                 "token_path": self.store.location(),
@@ -366,6 +452,22 @@ impl AmoCore {
         } else {
             None
         };
+        // Early enough for monitoring: the pair should have been renewed and
+        // was not (amoCRM down, the disk full), or the end is near.
+        let warning = refresh_expires_at
+            .filter(|_| reason.is_none())
+            .and_then(|dies| {
+                let age = (now - p.updated_at) / 86_400;
+                let left = (dies - now) / 86_400;
+                let keepalive = self.config.keepalive_days as i64;
+                let overdue = keepalive > 0 && age > keepalive;
+                (overdue || left < 30).then(|| {
+                    format!(
+                        "the pair is {age} days old and has not been renewed (keepalive after {keepalive} days): its refresh token dies unused in {left} days, at {}, unless a refresh succeeds before",
+                        crate::clock::utc(dies)
+                    )
+                })
+            });
         Ok(json!({
             "authorized": true,
             "mode": mode,
@@ -374,6 +476,8 @@ impl AmoCore {
             "expires_in": expires_at.map(|e| e - now),
             "updated_at": (p.updated_at > 0).then_some(p.updated_at),
             "refresh_expires_at": refresh_expires_at,
+            "refresh_expires_in": refresh_expires_at.map(|e| e - now),
+            "warning": warning,
             "needs_reauthorization": reason.is_some(),
             "reauthorization_reason": reason,
             "token_path": if mode == "oauth" { Value::from(self.store.location()) } else { Value::Null },
@@ -563,6 +667,9 @@ fn failure(
 /// Within the refresh margin, a pair with more than this left is refreshed
 /// only by a process that finds the lock free, and never fails a call.
 const STILL_USABLE: i64 = 60;
+
+/// After an implicit keepalive failed, this process tries again after this.
+const KEEPALIVE_PAUSE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// amoCRM lets a refresh token live 3 months unused.
 pub const REFRESH_TOKEN_LIFETIME: i64 = 90 * 86_400;

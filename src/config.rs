@@ -54,6 +54,7 @@ pub const KEYS: &[Key] = &[
     key("retry_backoff_ms", "1000"),
     key("batch_size", "50"),
     key("ca_file", ""),
+    key("keepalive_days", "30"),
 ];
 
 /// Where a value came from, for `php --ri amocrm`.
@@ -101,6 +102,9 @@ pub struct Config {
     pub batch_size: usize,
     /// A PEM bundle of extra trusted CAs (a corporate TLS proxy, a private CA).
     pub ca_file: Option<PathBuf>,
+    /// A pair older than this many days is refreshed by the next call (or
+    /// `keepAlive()`), so that its refresh token never ages out; 0 = never.
+    pub keepalive_days: u64,
     sources: Sources,
 }
 
@@ -177,6 +181,8 @@ impl Config {
         let max_retries = number("max_retries", 0, 10)? as u32;
         let retry_backoff_ms = number("retry_backoff_ms", 10, 60_000)?;
         let batch_size = number("batch_size", 1, 250)? as usize;
+        // The refresh token dies after 90 days unused: renew well before.
+        let keepalive_days = number("keepalive_days", 0, 80)?;
 
         let redirect_uri = get(&raw, "redirect_uri").unwrap_or_default();
         if !redirect_uri.is_empty() {
@@ -262,6 +268,7 @@ impl Config {
             retry_backoff_ms,
             batch_size,
             ca_file,
+            keepalive_days,
             sources: raw,
         })
     }
@@ -429,6 +436,7 @@ mod tests {
             ("max_retries", "x"),
             ("retry_backoff_ms", "1"),
             ("ca_file", "certs/ca.pem"),
+            ("keepalive_days", "81"),
         ] {
             let e = Config::resolve(&opts(&[(k, v)]), &none, &none).unwrap_err();
             assert!(e.message.contains(&format!("`{k}`")), "{k}: {}", e.message);

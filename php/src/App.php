@@ -69,6 +69,11 @@ final class App
                 return (new HttpError(500, 'Gateway misconfigured', 'the gateway\'s configuration is invalid; its error log names the key'))->toResponse();
             }
             $request = $this->config->trustedProxies->apply($request);
+            // Whatever the request, after the answer: a pair past the keepalive
+            // age is renewed, so that even a gateway whose only traffic is an
+            // uptime monitor never lets its refresh token die (a cron job is
+            // a thing an admin forgets to install). Not due: a stat.
+            self::defer(static fn () => \AmoClient::getInstance()->keepAlive());
             return $this->route($request, $this->config);
         } catch (HttpError $e) {
             if ($e->status >= 500) {

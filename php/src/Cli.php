@@ -149,12 +149,12 @@ final class Cli
             return $s['mode'] !== 'oauth' ? self::OK : self::REAUTHORIZE;
         }
         $age = time() - (int) $s['updated_at'];
-        if ($age < $days * 86400) {
+        $after = $amo->keepAlive($days);
+        if ($after['updated_at'] === $s['updated_at']) {
             fwrite(STDOUT, 'keepalive: pair is ' . self::duration($age) . " old, under $days d: nothing to do\n");
             return self::OK;
         }
-        $s = $amo->refreshToken(true);
-        fwrite(STDOUT, 'keepalive: pair was ' . self::duration($age) . " old: refreshed\n" . self::describe($s) . "\n");
+        fwrite(STDOUT, 'keepalive: pair was ' . self::duration($age) . " old: refreshed\n" . self::describe($after) . "\n");
         return self::OK;
     }
 

@@ -117,7 +117,7 @@ class AmoClient
      * Exchanges the OAuth callback's code for a token pair and stores it. The
      * referer is checked against allowed_domains before any network I/O.
      *
-     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, needs_reauthorization: bool, reauthorization_reason: ?string, token_path: ?string}
+     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, refresh_expires_in: ?int, warning: ?string, needs_reauthorization: bool, reauthorization_reason: ?string, token_path: ?string}
      * @throws AmoConfigException for a referer outside allowed_domains (nothing is sent)
      * @throws AmoAuthException when amoCRM refuses the code
      * @throws AmoTransportException|AmoStorageException|AmoApiException
@@ -141,6 +141,18 @@ class AmoClient
      * @throws AmoStorageException
      */
     public function importTokens(array $pair): array {}
+
+    /**
+     * Refreshes the pair if it is older than $maxAgeDays (default: the keepalive_days
+     * setting, 30), so that its refresh token, which dies after 90 days unused, never
+     * ages out; waits for the lock like any refresh. A gateway may call it on every
+     * request: a pair that is not due costs a stat. Returns the token status.
+     *
+     * @return array<string, mixed>
+     * @throws AmoConfigException for a $maxAgeDays outside 1 to 80
+     * @throws AmoAuthException|AmoTransportException|AmoStorageException|AmoApiException when the refresh fails
+     */
+    public function keepAlive(?int $maxAgeDays = null): array {}
 
     /**
      * Leads: get, iterate, getOne, add, addOne, update, updateOne, addComplex.
@@ -184,7 +196,7 @@ class AmoClient
      * Refreshes under the cross-process lock: always when $force, otherwise only
      * within refresh_margin of expiry. Returns the token status.
      *
-     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, needs_reauthorization: bool, reauthorization_reason: ?string, token_path: ?string}
+     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, refresh_expires_in: ?int, warning: ?string, needs_reauthorization: bool, reauthorization_reason: ?string, token_path: ?string}
      * @throws AmoAuthException when amoCRM refuses the refresh token (re-authorize)
      * @throws AmoTransportException when amoCRM cannot be reached (the stored pair is kept)
      * @throws AmoStorageException|AmoConfigException|AmoApiException
@@ -241,7 +253,7 @@ class AmoClient
     /**
      * The token status; never a token or the secret.
      *
-     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, needs_reauthorization: bool, reauthorization_reason: ?string, token_path: ?string}
+     * @return array{authorized: bool, mode: string, base_domain: ?string, expires_at: ?int, expires_in: ?int, updated_at: ?int, refresh_expires_at: ?int, refresh_expires_in: ?int, warning: ?string, needs_reauthorization: bool, reauthorization_reason: ?string, token_path: ?string}
      * @throws AmoStorageException when the token file cannot be read or is corrupt
      */
     public function tokenStatus(): array {}

@@ -130,6 +130,24 @@ impl AmoClient {
         json_result(core.refresh(force))
     }
 
+    /// Refreshes the pair if it is older than `maxAgeDays` (default: the
+    /// keepalive_days setting), so that its refresh token never dies unused;
+    /// returns the token status.
+    pub fn keep_alive(&self, maxAgeDays: Option<i64>) -> PhpResult<ZBox<ZendHashTable>> {
+        let days = match maxAgeDays {
+            None => None,
+            Some(d) if (1..=80).contains(&d) => Some(d as u64),
+            Some(_) => {
+                return Err(to_php(Error::argument(
+                    "maxAgeDays",
+                    "must be from 1 to 80 (the refresh token dies after 90 unused days)",
+                )))
+            }
+        };
+        let core = core().map_err(to_php)?;
+        json_result(core.keep_alive(days))
+    }
+
     /// Sends a request to amoCRM's API (path such as /api/v4/leads) and
     /// returns the decoded JSON, or null for 204.
     #[php(optional = query)]

@@ -26,16 +26,20 @@ final class StatusController
     public function ready(): Response
     {
         $amo = \AmoClient::getInstance();
+        $status = null;
+        // Ready or not, monitoring should see it when the refresh token is running out.
+        $warning = static fn (?array $s): array => ($s['warning'] ?? null) !== null ? ['warning' => $s['warning']] : [];
         try {
             $status = $amo->tokenStatus();
             if (!$status['authorized'] || $status['needs_reauthorization']) {
                 return Response::json(['status' => 'not_ready', 'reason' => $status['reauthorization_reason']], 503, ['Retry-After' => '60']);
             }
             $status = $amo->refreshToken(false);
-            return Response::json(['status' => 'ready', 'expires_in' => $status['expires_in']]);
+            return Response::json(['status' => 'ready', 'expires_in' => $status['expires_in']] + $warning($status));
         } catch (\AmoException $e) {
             Log::write('503 for GET /ready: ' . get_class($e) . ': ' . $e->getMessage());
-            return Response::json(['status' => 'not_ready', 'reason' => get_class($e) . ': ' . $e->getTitle()], 503, ['Retry-After' => '60']);
+            return Response::json(['status' => 'not_ready', 'reason' => get_class($e) . ': ' . $e->getTitle()] + $warning($status),
+                503, ['Retry-After' => '60']);
         }
     }
 
@@ -65,7 +69,9 @@ final class StatusController
         $metric('amocrm_token_expires_in_seconds', 'gauge', 'Seconds until the access token expires (it is refreshed before).',
             ['' => (int) ($status['expires_in'] ?? 0)]);
         $metric('amocrm_refresh_token_expires_in_seconds', 'gauge', 'Seconds until the refresh token dies unused (keepalive resets it).',
-            ['' => isset($status['refresh_expires_at']) ? $status['refresh_expires_at'] - time() : 0]);
+            ['' => (int) ($status['refresh_expires_in'] ?? 0)]);
+        $metric('amocrm_token_warning', 'gauge', 'Whether the pair is overdue for renewal or its refresh token dies within 30 days (1): see /oauth/status.',
+            ['' => (int) ($status['warning'] !== null)]);
         $metric('amocrm_refreshes_total', 'counter', 'Token refreshes done by this host.', ['' => $m['refreshes']]);
         $metric('amocrm_refresh_failures_total', 'counter', 'Token refreshes that failed.', ['' => $m['refresh_failures']]);
         $calls = [];
