@@ -94,9 +94,49 @@ cmd_test() {
     phpunit --configuration tests/gateway/phpunit.xml "$@" || failed=1
     log "PHPUnit: reliability ($([ "$long" = 1 ] && echo long || echo short) counts)"
     phpunit --configuration tests/reliability/phpunit.xml "$@" || failed=1
+    run_fuzz "$long" || failed=1
     local report="$ROOT/target/reliability.md"
     [ "$long" = 1 ] && [ "$failed" = 0 ] && report="$ROOT/docs/reliability.md"
     php tests/reliability/report.php "$AMOCRM_RELIABILITY_DIR" "$report"
+    return "$failed"
+}
+
+# Fuzzing the Rust parsers (fuzz/README.md), after the PHP property tests
+# (tests/reliability/*FuzzTest.php) so that the report's section ends with
+# the total. `./build.sh test`: the stable harness (the targets' binaries in
+# target/release, built with the workspace) for AMOCRM_FUZZ_SECONDS (15) each.
+# `--long`: cargo-fuzz (libFuzzer, coverage-guided, AddressSanitizer; installed
+# here if missing; nightly flags through RUSTC_BOOTSTRAP) for an hour each,
+# growing a corpus in target/fuzz/corpus; without it, the stable harness.
+FUZZ_TARGETS=(token_file amo_answer query_encoder)
+run_fuzz() {
+    local long=$1 failed=0 t secs code started
+    php tests/reliability/bin/fuzz.php section
+    mkdir -p target/fuzz
+    if [ "$long" = 1 ] && { cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked; } \
+        && log "cargo fuzz build (every dependency with coverage and AddressSanitizer)" \
+        && RUSTC_BOOTSTRAP=1 cargo fuzz build --target-dir target/fuzz/build; then
+        secs=${AMOCRM_FUZZ_SECONDS:-3600}
+        for t in "${FUZZ_TARGETS[@]}"; do
+            log "fuzzing $t: cargo-fuzz for ${secs} s"
+            mkdir -p "target/fuzz/corpus/$t" "target/fuzz/artifacts/$t"
+            started=$SECONDS code=0
+            RUSTC_BOOTSTRAP=1 cargo fuzz run --target-dir target/fuzz/build "$t" "target/fuzz/corpus/$t" "fuzz/corpus/$t" -- \
+                -max_total_time="$secs" -timeout=10 -dict="fuzz/dict/$t.dict" -print_final_stats=1 \
+                -artifact_prefix="target/fuzz/artifacts/$t/" >"target/fuzz/$t.log" 2>&1 || code=$?
+            tail -n 8 "target/fuzz/$t.log" >&2
+            php tests/reliability/bin/fuzz.php libfuzzer "$t" "target/fuzz/$t.log" "$((SECONDS - started))" "$code"
+            [ "$code" = 0 ] || failed=1
+        done
+    else
+        [ "$long" = 1 ] && log "cargo-fuzz is not available: the stable harness runs instead"
+        secs=${AMOCRM_FUZZ_SECONDS:-$([ "$long" = 1 ] && echo 3600 || echo 15)}
+        for t in "${FUZZ_TARGETS[@]}"; do
+            log "fuzzing $t: stable harness for ${secs} s"
+            "target/release/$t" --seconds "$secs" --artifacts "target/fuzz/artifacts/$t" || failed=1
+        done
+    fi
+    php tests/reliability/bin/fuzz.php total
     return "$failed"
 }
 

@@ -162,10 +162,15 @@ impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// At most `max` characters of a body, on one line, for error descriptions.
+/// At most `max` characters of a body, on one line, for error descriptions:
+/// whitespace and control characters (NUL, ESC, …) become single spaces.
 pub fn excerpt(body: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(body);
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat: String = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     if flat.chars().count() <= max {
         flat
     } else {
@@ -185,5 +190,8 @@ mod tests {
             "<html> <b>429</b> </html>"
         );
         assert_eq!(excerpt("ааааа".as_bytes(), 3), "ааа…");
+        // Found by fuzzing (fuzz/corpus/amo_answer/regression-*): control
+        // characters of a body went into messages, and so into logs.
+        assert_eq!(excerpt(b"a\0b\x1b[31m\r\nc", 100), "a b [31m c");
     }
 }

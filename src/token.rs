@@ -16,6 +16,10 @@ const EARLIEST: i64 = 1_262_304_000;
 /// amoCRM's longest token lives 5 years (a long-lived token); an access
 /// token from a refresh lives 24 hours.
 const LONGEST_LIFETIME: i64 = 5 * 366 * 86_400;
+/// The last second of year 9999. A time in a token file beyond it (or before
+/// 1970) is not unix seconds (milliseconds, say), and every sum made with
+/// it later (`expires_at - now`, `updated_at` + 90 days) could overflow.
+pub const MAX_UNIX_TIME: i64 = 253_402_300_799;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenPair {
@@ -47,13 +51,13 @@ impl TokenPair {
         };
         let access_token = string_field(obj, names[0])?;
         let refresh_token = string_field(obj, names[1])?;
-        let expires_at = int_field(obj, names[2])?;
+        let expires_at = time_field(obj, names[2])?;
         let base_domain = string_field(obj, names[3])?;
         crate::host::check_host_syntax(&base_domain)
             .map_err(|why| format!("`{}` {why}", names[3]))?;
         let updated_at = match obj.get("updated_at") {
             None | Some(Value::Null) => 0,
-            Some(_) => int_field(obj, "updated_at")?,
+            Some(_) => time_field(obj, "updated_at")?,
         };
         Ok(TokenPair {
             access_token: Secret::new(access_token),
@@ -142,6 +146,16 @@ fn string_field(obj: &Map<String, Value>, key: &str) -> Result<String, String> {
     }
 }
 
+fn time_field(obj: &Map<String, Value>, key: &str) -> Result<i64, String> {
+    let t = int_field(obj, key)?;
+    if !(0..=MAX_UNIX_TIME).contains(&t) {
+        return Err(format!(
+            "`{key}` ({t}) is not a time in unix seconds (0 to {MAX_UNIX_TIME})"
+        ));
+    }
+    Ok(t)
+}
+
 fn int_field(obj: &Map<String, Value>, key: &str) -> Result<i64, String> {
     match obj.get(key) {
         Some(Value::Number(n)) => n
@@ -186,6 +200,12 @@ mod tests {
             (br#"{"access_token":"secret-a","refresh_token":"r","expires_at":"soon","base_domain":"x.amocrm.ru"}"#, "`expires_at`"),
             (br#"{"access_token":"secret-a","expires_at":1,"base_domain":"x.amocrm.ru"}"#, "`refresh_token` is missing"),
             (br#"{"access_token":"secret-a","refresh_token":"r","expires_at":1,"base_domain":"x/y"}"#, "`base_domain`"),
+            // Found by fuzzing (fuzz/corpus/token_file/regression-*): times
+            // that are not unix seconds were taken, and sums with them overflowed.
+            (br#"{"access_token":"secret-a","refresh_token":"r","expires_at":1767225600000,"base_domain":"x.amocrm.ru"}"#, "`expires_at` (1767225600000) is not a time in unix seconds"),
+            (br#"{"access_token":"secret-a","refresh_token":"r","expires_at":1e300,"base_domain":"x.amocrm.ru"}"#, "`expires_at`"),
+            (br#"{"access_token":"secret-a","refresh_token":"r","expires_at":-9223372036854775808,"base_domain":"x.amocrm.ru"}"#, "`expires_at`"),
+            (br#"{"access_token":"secret-a","refresh_token":"r","expires_at":1,"base_domain":"x.amocrm.ru","updated_at":"9223372036854775807"}"#, "`updated_at`"),
         ] {
             let e = TokenPair::from_json(bytes).unwrap_err();
             assert!(e.contains(fault), "{e}");

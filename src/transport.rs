@@ -190,20 +190,18 @@ pub fn decode(resp: Response) -> Result<Option<Value>> {
             .with_title("Empty answer")
             .with_request(resp.info));
         }
-        return serde_json::from_slice::<Value>(&resp.body)
-            .map(Some)
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Api,
-                    format!(
-                        "amoCRM's answer to {} {} is not JSON ({e})",
-                        resp.info.method, resp.info.url
-                    ),
-                )
-                .with_title("Response body is not JSON")
-                .with_description(excerpt(&resp.body, 200))
-                .with_request(resp.info.clone())
-            });
+        return parse_json(&resp.body).map(Some).map_err(|e| {
+            Error::new(
+                ErrorKind::Api,
+                format!(
+                    "amoCRM's answer to {} {} is not JSON ({e})",
+                    resp.info.method, resp.info.url
+                ),
+            )
+            .with_title("Response body is not JSON")
+            .with_description(excerpt(&resp.body, 200))
+            .with_request(resp.info.clone())
+        });
     }
     Err(api_error(resp))
 }
@@ -226,6 +224,56 @@ fn oversize_error(resp: Response) -> Error {
     )
     .with_title("Answer too large")
     .with_request(resp.info)
+}
+
+/// How deep an answer may nest: as deep as a request body may (the PHP
+/// binding's limit), so that what the client sends it can also read.
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// An answer's JSON, nested at most [`MAX_JSON_DEPTH`] levels. serde_json's
+/// own limit is one level less (127), so the depth is checked here first,
+/// without recursion, and serde_json's check is turned off.
+pub fn parse_json(bytes: &[u8]) -> serde_json::Result<Value> {
+    use serde::de::Error as _;
+    use serde::Deserialize as _;
+    if nesting(bytes) > MAX_JSON_DEPTH {
+        return Err(serde_json::Error::custom(format!(
+            "nested deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.disable_recursion_limit();
+    let v = Value::deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// The deepest nesting of `[` and `{` outside strings: never less than the
+/// parser's depth on the way to its first error.
+fn nesting(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    deepest
 }
 
 /// Maps a non-2xx answer to the exception family.
@@ -274,14 +322,22 @@ pub fn api_error(resp: Response) -> Error {
                 .to_string()
         }
         ErrorKind::RateLimit => "amoCRM's rate limit was exceeded (429)".to_string(),
-        _ => format!("amoCRM answered {} {title}", resp.status),
+        // The message goes into logs: amoCRM's title and detail in it are
+        // cut short and put on one line (the accessors keep them whole).
+        _ => format!(
+            "amoCRM answered {} {}",
+            resp.status,
+            excerpt(title.as_bytes(), 100)
+        ),
     };
     let message = if description.is_empty() || kind == ErrorKind::RateLimit {
         format!("{what} to {} {}", resp.info.method, resp.info.url)
     } else {
         format!(
-            "{what} to {} {}: {description}",
-            resp.info.method, resp.info.url
+            "{what} to {} {}: {}",
+            resp.info.method,
+            resp.info.url,
+            excerpt(description.as_bytes(), 300)
         )
     };
     let mut err = Error::new(kind, message)
@@ -350,5 +406,57 @@ mod tests {
         let e = decode(resp(502, "<html><body>502 Bad Gateway</body></html>")).unwrap_err();
         assert_eq!((e.kind, e.status), (ErrorKind::Api, 502));
         assert!(e.description.contains("502 Bad Gateway"));
+    }
+
+    /// Found by fuzzing (fuzz/corpus/php_answers, php_values): serde_json
+    /// reads at most 127 levels, one less than a body may have, so a body
+    /// the client had sent could not be read back; and its default float
+    /// parsing was off by one bit for some numbers.
+    #[test]
+    fn answers_nest_as_deep_as_bodies_and_floats_are_exact() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let v = decode(resp(200, &nested(MAX_JSON_DEPTH))).unwrap().unwrap();
+        assert_eq!(v.to_string(), nested(MAX_JSON_DEPTH));
+        let e = decode(resp(200, &nested(MAX_JSON_DEPTH + 1))).unwrap_err();
+        assert!(
+            e.message.contains("nested deeper than 128 levels"),
+            "{}",
+            e.message
+        );
+        // Brackets inside strings do not count; a deep cut body is refused.
+        let text = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(500), "{".repeat(500));
+        assert!(decode(resp(200, &text)).unwrap().is_some());
+        assert!(decode(resp(200, &"[".repeat(100_000))).is_err());
+        // Rust's own parsing is correctly rounded.
+        for text in [
+            "0.0074110396799682825",
+            "2.1379278219830422e+206",
+            "2.2250738585072011e-308",
+        ] {
+            let v = decode(resp(200, &format!("[{text}]"))).unwrap().unwrap();
+            let exact = text.parse::<f64>().unwrap();
+            assert_eq!(v[0].as_f64().unwrap().to_bits(), exact.to_bits(), "{text}");
+        }
+    }
+
+    /// Found by fuzzing (fuzz/corpus/amo_answer/regression-*): amoCRM's
+    /// title and detail went into the message as sent, line breaks, escape
+    /// sequences and megabytes included; the message goes into logs.
+    #[test]
+    fn the_message_is_one_bounded_line() {
+        let long = "x".repeat(1 << 20);
+        let body = format!(
+            r#"{{"title":"Internal\r\nServer Error\u001b[31m","status":500,"detail":"line one\nline two\u0000{long}"}}"#
+        );
+        let e = decode(resp(500, &body)).unwrap_err();
+        assert!(!e.message.chars().any(char::is_control), "{:?}", e.message);
+        assert!(e.message.len() < 1000, "{} bytes", e.message.len());
+        assert!(e.message.starts_with("amoCRM answered 500 Internal Server Error [31m to GET https://x.amocrm.ru/api/v4/leads: line one line two x"));
+        // The accessors keep what amoCRM sent.
+        assert_eq!(e.title, "Internal\r\nServer Error\u{1b}[31m");
+        assert_eq!(
+            e.description.len(),
+            "line one\nline two\0".len() + long.len()
+        );
     }
 }

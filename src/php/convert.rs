@@ -108,26 +108,46 @@ pub fn null_zval() -> Zval {
     z
 }
 
-const MAX_DEPTH: usize = 128;
+/// Levels of arrays a body or a query may nest: as deep as an answer is
+/// read (transport::MAX_JSON_DEPTH), so what is sent can be read back.
+const MAX_DEPTH: usize = crate::transport::MAX_JSON_DEPTH;
 
 pub fn hashtable_to_json(ht: &ZendHashTable) -> Result<Value, String> {
     array_to_json(ht, 0)
 }
 
+/// `depth` arrays enclose `ht`.
 fn array_to_json(ht: &ZendHashTable, depth: usize) -> Result<Value, String> {
-    if depth > MAX_DEPTH {
+    if depth >= MAX_DEPTH {
         return Err(format!("nested deeper than {MAX_DEPTH} levels"));
     }
-    if ht.has_sequential_keys() {
-        let mut out = Vec::with_capacity(ht.len());
-        for v in ht.values() {
+    // Keys are read as raw zvals: ext-php-rs's own iterators (and
+    // has_sequential_keys) panic on a string key that is not UTF-8.
+    let mut entries: Vec<(String, &Zval)> = Vec::with_capacity(ht.len());
+    let mut is_list = true;
+    let mut it = ht.iter();
+    while let Some((key, v)) = it.next_zval() {
+        let name = if let Some(i) = key.long() {
+            is_list &= usize::try_from(i) == Ok(entries.len());
+            i.to_string()
+        } else if let Some(s) = key.str() {
+            is_list = false;
+            s.to_string()
+        } else {
+            return Err("a key is not valid UTF-8".into());
+        };
+        entries.push((name, v));
+    }
+    if is_list {
+        let mut out = Vec::with_capacity(entries.len());
+        for (_, v) in entries {
             out.push(zval_to_json(v, depth + 1)?);
         }
         return Ok(Value::Array(out));
     }
-    let mut out = Map::with_capacity(ht.len());
-    for (k, v) in ht.iter() {
-        out.insert(k.to_string(), zval_to_json(v, depth + 1)?);
+    let mut out = Map::with_capacity(entries.len());
+    for (k, v) in entries {
+        out.insert(k, zval_to_json(v, depth + 1)?);
     }
     Ok(Value::Object(out))
 }

@@ -15,7 +15,10 @@ namespace AmoGateway\Http;
  * Bounds: the number of fields is bounded by the body size (GATEWAY_MAX_BODY);
  * a name nests at most MAX_DEPTH levels; a numeric index has at most 18
  * digits; every name and value must be valid UTF-8. Names are kept as sent
- * (PHP turns `.` and spaces of the first part into `_`; this does not).
+ * (PHP turns `.` and spaces of the first part into `_`, drops its leading
+ * spaces, cuts a name at a NUL byte and reads `a[ ]` as `a[]`; this does
+ * not). Otherwise the result is parse_str()'s, which
+ * tests/reliability/WebhookFormFuzzTest.php checks on random bodies.
  */
 final class FormParser
 {
@@ -72,6 +75,13 @@ final class FormParser
     public static function build(array $pairs): array
     {
         $out = [];
+        // `a[]` takes the index PHP's parser gives: one past the largest integer
+        // key so far (after `a[-5]`, -4), where `$a[] =` before PHP 8.3 gives 0.
+        // So each array built gets an id (by its parent's id and key) and its
+        // next index is kept here, by id.
+        $next = [];
+        $ids = [];
+        $serial = 0;
         foreach ($pairs as [$name, $value]) {
             if (!self::utf8($name)) {
                 throw new FormError('body', 'a field name is not valid UTF-8');
@@ -85,23 +95,35 @@ final class FormParser
             }
             $last = array_pop($path);
             $ref = &$out;
+            $id = 0;
             foreach ($path as $segment) {
-                if ($segment === '') {
-                    $ref[] = [];
-                    $segment = array_key_last($ref);
-                } elseif (!is_array($ref[$segment] ?? null)) {
-                    $ref[$segment] = [];
+                $key = $segment === '' ? ($next[$id] ?? 0) : $segment;
+                if ($segment === '' || !is_array($ref[$key] ?? null)) {
+                    $ref[$key] = [];
+                    $ids["$id:$key"] = ++$serial;
+                    self::advance($next, $id, $key);
                 }
-                $ref = &$ref[$segment];
+                $id = $ids["$id:$key"];
+                $ref = &$ref[$key];
             }
-            if ($last === '') {
-                $ref[] = $value;
-            } else {
-                $ref[$last] = $value;
-            }
+            $key = $last === '' ? ($next[$id] ?? 0) : $last;
+            $ref[$key] = $value;
+            self::advance($next, $id, $key);
             unset($ref);
         }
         return $out;
+    }
+
+    /**
+     * @param array<int, int> $next
+     * PHP's rule: an integer key at or past an array's next index moves it on.
+     */
+    private static function advance(array &$next, int $id, int|string $key): void
+    {
+        $key = array_key_first([$key => true]); // "5" is the integer key 5, "05" a string
+        if (is_int($key) && (!isset($next[$id]) || $key >= $next[$id])) {
+            $next[$id] = $key + 1;
+        }
     }
 
     /**
