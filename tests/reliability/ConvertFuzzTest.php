@@ -48,7 +48,7 @@ final class ConvertFuzzTest extends AmoTestCase
     {
         $this->emu->fault(['path' => '/api/v4/leads', 'method' => 'PATCH', 'action' => 'echo']);
         $seed = FuzzReport::seed();
-        $seconds = Results::count(12, 1800);
+        $seconds = Results::fuzzSeconds(12, 1800);
         $corpus = FuzzReport::corpusDir('php_values');
         $r = $this->loop("echo($seed, $seconds, " . var_export($corpus, true) . ')', $seconds);
         FuzzReport::row(
@@ -70,7 +70,7 @@ final class ConvertFuzzTest extends AmoTestCase
     public function testJsonAnswersBecomeWhatJsonDecodeGives(): void
     {
         $seed = FuzzReport::seed();
-        $seconds = Results::count(8, 1200);
+        $seconds = Results::fuzzSeconds(8, 1200);
         $corpus = FuzzReport::corpusDir('php_answers');
         $r = $this->loop("answers($seed, $seconds, " . var_export($corpus, true) . ', ' . var_export($this->emu->url(''), true) . ')', $seconds);
         FuzzReport::row(

@@ -64,7 +64,7 @@ final class QueryFuzzTest extends AmoTestCase
         file_put_contents($this->tokenPath, json_encode($pair));
 
         $seed = FuzzReport::seed();
-        $seconds = Results::count(12, 1800);
+        $seconds = Results::fuzzSeconds(12, 1800);
         $corpus = FuzzReport::corpusDir('query_encoder');
         $support = __DIR__ . '/support';
         $started = microtime(true);

@@ -53,7 +53,7 @@ final class WebhookFormFuzzTest extends \PHPUnit\Framework\TestCase
     {
         $seed = FuzzReport::seed();
         $this->gen = new FuzzGen($seed);
-        $seconds = Results::count(15, 1800);
+        $seconds = Results::fuzzSeconds(15, 1800);
         $dir = FuzzReport::corpusDir('webhook_form');
         $corpus = ConvertFuzz::corpus($dir);
         $started = microtime(true);

@@ -38,6 +38,16 @@ final class Results
     }
 
     /**
+     * A fuzzing budget in seconds: $short, or in the long run $long unless
+     * AMOCRM_FUZZ_SECONDS sets every target's budget (as for the Rust targets).
+     */
+    public static function fuzzSeconds(int $short, int $long): int
+    {
+        $set = (int) getenv('AMOCRM_FUZZ_SECONDS');
+        return self::long() && $set > 0 ? $set : self::count($short, $long);
+    }
+
+    /**
      * A section's header: its title, what it shows, and the columns of its rows.
      * @param list<string> $columns
      */
