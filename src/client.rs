@@ -10,13 +10,14 @@ use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host;
-use crate::metrics::Metrics;
+use crate::metrics;
 use crate::net;
 use crate::oauth;
 use crate::policy::{self, Attempt, Outcome, Step, Why};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit;
 use crate::secret::Secret;
-use crate::store::{FileStore, Refusal, StoreLock, TokenStore, Version};
+use crate::state::State;
+use crate::store::{Refusal, StoreLock, TokenStore, Version};
 use crate::token::TokenPair;
 use crate::transport::{self, Request, SendError};
 use reqwest::Method;
@@ -31,10 +32,8 @@ struct Cached {
 
 pub struct AmoCore {
     config: Config,
-    store: Box<dyn TokenStore>,
+    state: State,
     cached: Mutex<Cached>,
-    limiter: RateLimiter,
-    metrics: Metrics,
     /// When this process's last implicit keepalive failed (amoCRM down):
     /// the next one waits a while instead of trying on every request.
     keepalive_failed_at: Mutex<Option<std::time::Instant>>,
@@ -55,27 +54,28 @@ enum Want {
 }
 
 impl AmoCore {
+    /// The core on the state its configuration names (the token file and
+    /// the files beside it).
     pub fn new(config: Config) -> AmoCore {
-        let store = Box::new(FileStore::new(config.token_path.clone()));
-        AmoCore::with_store(config, store)
+        let state = State::files(&config.token_path);
+        AmoCore::with_state(config, state)
     }
 
-    pub fn with_store(config: Config, store: Box<dyn TokenStore>) -> AmoCore {
-        let beside = |suffix: &str| {
-            let mut p = config.token_path.clone().into_os_string();
-            p.push(suffix);
-            std::path::PathBuf::from(p)
-        };
-        let limiter = RateLimiter::new(beside(".ratelimit"), config.rate_limit);
-        let metrics = Metrics::new(beside(".metrics"));
+    pub fn with_state(config: Config, state: State) -> AmoCore {
         AmoCore {
             config,
-            store,
+            state,
             cached: Mutex::new(Cached::default()),
-            limiter,
-            metrics,
             keepalive_failed_at: Mutex::new(None),
         }
+    }
+
+    fn store(&self) -> &dyn TokenStore {
+        self.state.tokens.as_ref()
+    }
+
+    fn count(&self, increments: &[(&str, u64)]) {
+        self.state.counters.add(increments);
     }
 
     pub fn config(&self) -> &Config {
@@ -103,7 +103,7 @@ impl AmoCore {
         if let Some(p) = self.long_lived() {
             return Ok(Some(p));
         }
-        let version = self.store.version()?;
+        let version = self.store().version()?;
         {
             let cache = self.cache();
             if version.is_some() && cache.version == version {
@@ -114,7 +114,7 @@ impl AmoCore {
     }
 
     fn reload(&self) -> Result<Option<TokenPair>> {
-        let loaded = self.store.load()?;
+        let loaded = self.store().load()?;
         let mut cache = self.cache();
         match loaded {
             Some((pair, version)) => {
@@ -139,7 +139,7 @@ impl AmoCore {
     fn not_authorized(&self) -> Error {
         Error::auth(format!(
             "amoCRM is not authorized yet: no token at {}; an admin must authorize the integration at /oauth/authorize",
-            self.store.location()
+            self.store().location()
         ))
         .with_title("Not authorized")
     }
@@ -168,7 +168,7 @@ impl AmoCore {
             } else {
                 Want::Aged(self.config.keepalive_days)
             };
-            return Ok(match self.store.try_lock()? {
+            return Ok(match self.store().try_lock()? {
                 Some(lock) => self
                     .refresh_holding(lock, &pair.access_token, want)
                     .unwrap_or(pair),
@@ -209,7 +209,7 @@ impl AmoCore {
             return Ok(None);
         }
         Ok(self
-            .store
+            .store()
             .refused()?
             .filter(|r| r.fingerprint.is_empty() || r.fingerprint == self.fingerprint(pair)))
     }
@@ -238,16 +238,16 @@ impl AmoCore {
             .map_err(|why| Error::argument("tokens", why))?;
         host::check_account_host(&pair.base_domain, &self.config.allowed_domains)
             .map_err(|why| Error::argument("base_domain", why))?;
-        let version = self.store.save(&pair)?;
+        let version = self.store().save(&pair)?;
         Ok(self.adopt(pair, version))
     }
 
     /// Waits for a slot in the host's shared rate limit (the token endpoint
     /// counts too), counting the wait.
     fn acquire_slot(&self) -> Result<()> {
-        let waited = self.limiter.acquire()?;
+        let waited = ratelimit::acquire(self.state.budget.as_ref(), self.config.rate_limit)?;
         if !waited.is_zero() {
-            self.metrics.add(&[
+            self.count(&[
                 ("rate_limit_waits", 1),
                 ("rate_limit_wait_ms", waited.as_millis() as u64),
             ]);
@@ -258,7 +258,7 @@ impl AmoCore {
     /// Refreshes under the lock unless, once the lock is held, the file shows
     /// that another process already did.
     fn refresh_locked(&self, seen: &Secret, want: Want) -> Result<TokenPair> {
-        let lock = self.store.lock(self.config.lock_wait())?;
+        let lock = self.store().lock(self.config.lock_wait())?;
         self.refresh_holding(lock, seen, want)
     }
 
@@ -269,7 +269,7 @@ impl AmoCore {
         seen: &Secret,
         want: Want,
     ) -> Result<TokenPair> {
-        let (stored, version) = self.store.load()?.ok_or_else(|| self.not_authorized())?;
+        let (stored, version) = self.store().load()?.ok_or_else(|| self.not_authorized())?;
         let now = now();
         let someone_else_did = match want {
             Want::Forced => false,
@@ -285,14 +285,14 @@ impl AmoCore {
         let fresh = match oauth::refresh(&self.config, &stored, now) {
             Ok(fresh) => fresh,
             Err(e) => {
-                self.metrics.add(&[("refresh_failures", 1)]);
+                self.count(&[("refresh_failures", 1)]);
                 if e.kind == ErrorKind::Auth {
                     let reason = if e.description.is_empty() {
                         e.title.clone()
                     } else {
                         e.description.clone()
                     };
-                    let noted = self.store.mark_refused(&Refusal {
+                    let noted = self.store().mark_refused(&Refusal {
                         at: now,
                         reason,
                         fingerprint: self.fingerprint(&stored),
@@ -310,7 +310,7 @@ impl AmoCore {
         };
         match self.store_pair(fresh.clone()) {
             Ok(fresh) => {
-                self.metrics.add(&[("refreshes", 1)]);
+                self.count(&[("refreshes", 1)]);
                 Ok(fresh)
             }
             // amoCRM gave a new pair, and the disk is full (or read-only):
@@ -320,7 +320,7 @@ impl AmoCore {
             // changes or the token expires; a refresh always starts from the
             // stored pair, never from this one.
             Err(e) if e.kind == ErrorKind::Storage => {
-                self.metrics.add(&[("refresh_failures", 1)]);
+                self.count(&[("refresh_failures", 1)]);
                 Ok(self.adopt(fresh, version))
             }
             Err(e) => Err(e),
@@ -365,7 +365,7 @@ impl AmoCore {
             if !implicit {
                 return self.refresh_locked(&pair.access_token, Want::Aged(days));
             }
-            match self.store.try_lock()? {
+            match self.store().try_lock()? {
                 Some(lock) => self.refresh_holding(lock, &pair.access_token, Want::Aged(days)),
                 None => Ok(pair.clone()),
             }
@@ -398,7 +398,7 @@ impl AmoCore {
         // The referer check happens inside, before any I/O; take the lock
         // only after it so that a hostile referer costs nothing.
         oauth::check_callback_referer(&self.config, referer.trim())?;
-        let _lock = self.store.lock(self.config.lock_wait())?;
+        let _lock = self.store().lock(self.config.lock_wait())?;
         self.acquire_slot()?;
         let pair = oauth::exchange_code(&self.config, code, referer, now())?;
         self.store_pair(pair)?;
@@ -430,7 +430,7 @@ impl AmoCore {
                 "warning": null,
                 "needs_reauthorization": true,
                 "reauthorization_reason": "not authorized yet: authorize at /oauth/authorize",
-                "token_path": self.store.location(),
+                "token_path": self.store().location(),
             }));
         };
         let expires_at = (p.expires_at != i64::MAX).then_some(p.expires_at);
@@ -480,7 +480,7 @@ impl AmoCore {
             "warning": warning,
             "needs_reauthorization": reason.is_some(),
             "reauthorization_reason": reason,
-            "token_path": if mode == "oauth" { Value::from(self.store.location()) } else { Value::Null },
+            "token_path": if mode == "oauth" { Value::from(self.store().location()) } else { Value::Null },
         }))
     }
 
@@ -505,14 +505,14 @@ impl AmoCore {
             // keepalive refreshes it soon.
             pair.updated_at = now() - REFRESH_TOKEN_LIFETIME / 2;
         }
-        let _lock = self.store.lock(self.config.lock_wait())?;
+        let _lock = self.store().lock(self.config.lock_wait())?;
         self.store_pair(pair)?;
         self.status()
     }
 
     /// Host-wide counters: refreshes, API calls by status, 429s, rate-limit waits.
     pub fn metrics(&self) -> Value {
-        self.metrics.snapshot()
+        metrics::snapshot(self.state.counters.as_ref())
     }
 
     /// Sends an API request with a fresh token, within the host's shared
@@ -583,7 +583,7 @@ impl AmoCore {
                 Err(SendError::NotSent(_)) => Outcome::NotSent,
                 Err(SendError::MaybeSent(_)) => Outcome::MaybeSent,
             };
-            self.count(outcome);
+            self.count_outcome(outcome);
             let attempt = Attempt {
                 read,
                 retry_left: retries < self.config.max_retries,
@@ -614,13 +614,11 @@ impl AmoCore {
         self.refresh_locked(&rejected.access_token, Want::Rejected)
     }
 
-    fn count(&self, outcome: Outcome) {
+    fn count_outcome(&self, outcome: Outcome) {
         match outcome {
-            Outcome::Answered(429) => self
-                .metrics
-                .add(&[("api_calls.429", 1), ("rate_limited", 1)]),
-            Outcome::Answered(status) => self.metrics.add(&[(&format!("api_calls.{status}"), 1)]),
-            Outcome::NotSent | Outcome::MaybeSent => self.metrics.add(&[("api_calls.error", 1)]),
+            Outcome::Answered(429) => self.count(&[("api_calls.429", 1), ("rate_limited", 1)]),
+            Outcome::Answered(status) => self.count(&[(&format!("api_calls.{status}"), 1)]),
+            Outcome::NotSent | Outcome::MaybeSent => self.count(&[("api_calls.error", 1)]),
         }
     }
 
@@ -634,7 +632,7 @@ impl AmoCore {
         let jittered = base / 2 + fastrand::u64(0..=base);
         std::thread::sleep(std::time::Duration::from_millis(jittered.min(60_000)));
         *retries += 1;
-        self.metrics.add(&[("retries", 1)]);
+        self.count(&[("retries", 1)]);
     }
 }
 

@@ -55,12 +55,18 @@ pub const KEYS: &[Key] = &[
     key("batch_size", "50"),
     key("ca_file", ""),
     key("keepalive_days", "30"),
+    key("store", "file"),
 ];
+
+/// The account a client is for when none is named.
+pub const DEFAULT_ACCOUNT: &str = "default";
 
 /// Where a value came from, for `php --ri amocrm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Configure,
+    /// `AMOCRM_<ACCOUNT>_<KEY>`: this account's own.
+    AccountEnv,
     Env,
     Ini,
     Default,
@@ -70,11 +76,43 @@ impl Source {
     pub fn label(self) -> &'static str {
         match self {
             Source::Configure => "configure()",
+            Source::AccountEnv => "env, the account's own",
             Source::Env => "env",
             Source::Ini => "php.ini",
             Source::Default => "default",
         }
     }
+
+    /// Whether the value was given for this account alone (not shared by all).
+    fn own(self) -> bool {
+        matches!(self, Source::Configure | Source::AccountEnv)
+    }
+}
+
+/// Where the shared state lives: the `store` key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Store {
+    /// Files beside `token_path`: one host.
+    File,
+    /// Redis: any number of hosts.
+    Redis(RedisTarget),
+}
+
+/// A parsed `redis://`, `rediss://`, `redis+unix://` or `redis+sentinel://` URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisTarget {
+    /// `host:port` pairs: the server, or the sentinels.
+    pub hosts: Vec<(String, u16)>,
+    /// A unix socket instead of hosts.
+    pub socket: Option<PathBuf>,
+    pub tls: bool,
+    pub db: i64,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The name of the primary the sentinels watch.
+    pub sentinel_master: Option<String>,
+    /// Put before every key, e.g. `amocrm:` (the account and the part follow).
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone)]
@@ -105,41 +143,62 @@ pub struct Config {
     /// A pair older than this many days is refreshed by the next call (or
     /// `keepAlive()`), so that its refresh token never ages out; 0 = never.
     pub keepalive_days: u64,
+    /// Where the pair, the lock, the rate-limit budget and the counters live.
+    pub store: Store,
+    /// The amoCRM account this configuration is for (`default` unless named).
+    pub account: String,
     sources: Sources,
 }
 
-/// Every key's raw value and where it came from, before validation. Two
-/// equal `Sources` resolve to the same configuration.
-pub type Sources = BTreeMap<&'static str, (Source, String)>;
+/// Every key's raw value and where it came from, before validation, for one
+/// account. Two equal `Sources` resolve to the same configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sources {
+    pub account: String,
+    raw: BTreeMap<&'static str, (Source, String)>,
+}
 
 /// Looks a raw value up in one source; `None` or an empty string means unset.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 impl Config {
-    /// Resolves every key from the three sources and validates it.
+    /// Resolves every key of the default account from the three sources
+    /// and validates it.
     pub fn resolve(
         options: &BTreeMap<String, String>,
         env: Lookup<'_>,
         ini: Lookup<'_>,
     ) -> Result<Config> {
-        Config::from_sources(Config::sources(options, env, ini)?)
+        Config::from_sources(Config::sources(DEFAULT_ACCOUNT, options, env, ini)?)
     }
 
-    /// Each key's raw value: `configure()`, else `AMOCRM_<KEY>`, else
-    /// php.ini `amocrm.<key>`, else its default.
+    /// Each key's raw value for `account`: its `configure()` options, else
+    /// `AMOCRM_<ACCOUNT>_<KEY>` (other accounts than `default`), else
+    /// `AMOCRM_<KEY>`, else php.ini `amocrm.<key>`, else its default. All
+    /// accounts share the unprefixed values, the integration's among them.
     pub fn sources(
+        account: &str,
         options: &BTreeMap<String, String>,
         env: Lookup<'_>,
         ini: Lookup<'_>,
     ) -> Result<Sources> {
+        check_account(account)?;
         check_keys(options)?;
-        let mut raw = Sources::new();
+        let prefix = (account != DEFAULT_ACCOUNT)
+            .then(|| format!("AMOCRM_{}_", account.to_ascii_uppercase().replace('-', "_")));
+        let mut raw = BTreeMap::new();
         for k in KEYS {
+            let name = k.name.to_ascii_uppercase();
             let found = options
                 .get(k.name)
                 .map(|v| (Source::Configure, v.clone()))
                 .or_else(|| {
-                    env(&format!("AMOCRM_{}", k.name.to_ascii_uppercase()))
+                    let own = env(&format!("{}{name}", prefix.as_deref()?));
+                    own.filter(|v| !v.is_empty())
+                        .map(|v| (Source::AccountEnv, v))
+                })
+                .or_else(|| {
+                    env(&format!("AMOCRM_{name}"))
                         .filter(|v| !v.is_empty())
                         .map(|v| (Source::Env, v))
                 })
@@ -155,12 +214,16 @@ impl Config {
                 raw.insert(k.name, (src, v.trim().to_string()));
             }
         }
-        Ok(raw)
+        Ok(Sources {
+            account: account.to_string(),
+            raw,
+        })
     }
 
     /// Validates raw values into a configuration; an error names the key.
-    pub fn from_sources(mut raw: Sources) -> Result<Config> {
-        let get = |raw: &Sources, key: &str| {
+    pub fn from_sources(sources: Sources) -> Result<Config> {
+        let Sources { account, mut raw } = sources;
+        let get = |raw: &BTreeMap<&'static str, (Source, String)>, key: &str| {
             raw.get(key)
                 .map(|(_, v)| v.clone())
                 .filter(|v| !v.is_empty())
@@ -197,16 +260,25 @@ impl Config {
             }
         }
 
-        let token_path = PathBuf::from(get(&raw, "token_path").unwrap_or_default());
+        let mut token_path = PathBuf::from(get(&raw, "token_path").unwrap_or_default());
         if !token_path.is_absolute() {
             return Err(Error::config("token_path", "must be an absolute path"));
         }
-        if token_path.file_name().is_none() {
+        let Some(file_name) = token_path.file_name().map(|n| n.to_owned()) else {
             return Err(Error::config(
                 "token_path",
                 "must name a file, not a folder",
             ));
+        };
+        // Another account sharing the default token_path gets a folder of
+        // its own beside it: two accounts never share a pair or a lock.
+        if account != DEFAULT_ACCOUNT && !raw.get("token_path").is_some_and(|(src, _)| src.own()) {
+            token_path = token_path.with_file_name(&account).join(file_name);
+            if let Some((_, v)) = raw.get_mut("token_path") {
+                *v = token_path.display().to_string();
+            }
         }
+        let store = parse_store(&get(&raw, "store").unwrap_or_default())?;
 
         let client_id = get(&raw, "client_id").unwrap_or_default();
         if client_id
@@ -250,6 +322,11 @@ impl Config {
                 *v = "(set, hidden)".into();
             }
         }
+        if let (Some((_, v)), Store::Redis(r)) = (raw.get_mut("store"), &store) {
+            if r.password.is_some() {
+                *v = "(a Redis URL with a password, hidden)".into();
+            }
+        }
         Ok(Config {
             client_id,
             client_secret,
@@ -269,14 +346,16 @@ impl Config {
             batch_size,
             ca_file,
             keepalive_days,
-            sources: raw,
+            store,
+            account: account.clone(),
+            sources: Sources { account, raw },
         })
     }
 
     /// `(key, shown value, source)` for every key; secrets are masked.
     pub fn describe(&self) -> Vec<(&'static str, String, &'static str)> {
         KEYS.iter()
-            .map(|k| match self.sources.get(k.name) {
+            .map(|k| match self.sources.raw.get(k.name) {
                 Some((src, v)) if !v.is_empty() => (k.name, v.clone(), src.label()),
                 _ => (k.name, "(not set)".to_string(), "-"),
             })
@@ -311,6 +390,163 @@ impl Config {
     pub fn lock_wait(&self) -> Duration {
         self.connect_timeout + self.timeout + Duration::from_secs(5)
     }
+}
+
+/// An account name: what `getInstance($account)` takes and what names its
+/// `AMOCRM_<ACCOUNT>_*` variables, its token folder and its Redis keys.
+pub fn check_account(account: &str) -> Result<()> {
+    let ok = (1..=32).contains(&account.len())
+        && account.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && account
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::argument(
+            "account",
+            format!(
+                "`{}` is not an account name: 1 to 32 lower-case letters, digits, _ and -, starting with a letter or digit",
+                crate::error::excerpt(account.as_bytes(), 40)
+            ),
+        ))
+    }
+}
+
+/// `file`, or a Redis URL: `redis://[[user]:password@]host[:port][/db]`,
+/// `rediss://…` (TLS), `redis+unix:///path/to.sock[?db=N&password=P]`, or
+/// `redis+sentinel://[[user]:password@]host:port[,host:port…]/primary[/db]`;
+/// each may end in `?prefix=…` (default `amocrm:`).
+pub fn parse_store(v: &str) -> Result<Store> {
+    let fault = |why: &str| Error::config("store", why);
+    if v.is_empty() || v == "file" {
+        return Ok(Store::File);
+    }
+    let (scheme, rest) = v.split_once("://").ok_or_else(|| {
+        fault("must be `file` or a redis://, rediss://, redis+unix:// or redis+sentinel:// URL")
+    })?;
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut target = RedisTarget {
+        hosts: Vec::new(),
+        socket: None,
+        tls: scheme == "rediss",
+        db: 0,
+        username: None,
+        password: None,
+        sentinel_master: None,
+        prefix: "amocrm:".into(),
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = url::form_urlencoded::parse(v.as_bytes())
+            .next()
+            .map(|(a, b)| {
+                if b.is_empty() {
+                    a.into_owned()
+                } else {
+                    format!("{a}={b}")
+                }
+            })
+            .unwrap_or_default();
+        match k {
+            "prefix" if !v.is_empty() && v.len() <= 64 && !v.chars().any(char::is_whitespace) => {
+                target.prefix = v
+            }
+            "db" => {
+                target.db = v
+                    .parse()
+                    .map_err(|_| fault("`db` must be a whole number"))?
+            }
+            "password" => target.password = Some(Secret::new(v)),
+            _ => {
+                return Err(fault(&format!(
+                    "does not take `{k}` (prefix, db, password)"
+                )))
+            }
+        }
+    }
+    let (auth, rest) = match rest.rsplit_once('@') {
+        Some((a, r)) if scheme != "redis+unix" || !a.is_empty() => (Some(a), r),
+        _ => (None, rest),
+    };
+    if let Some(auth) = auth {
+        let (user, pass) = auth.split_once(':').unwrap_or(("", auth));
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        target.username = (!user.is_empty()).then(|| decode(user));
+        target.password = (!pass.is_empty()).then(|| Secret::new(decode(pass)));
+    }
+    let hosts = |list: &str| -> Result<Vec<(String, u16)>> {
+        list.split(',')
+            .map(|h| {
+                let (host, port) = match h.rsplit_once(':') {
+                    Some((host, port)) => (
+                        host,
+                        port.parse::<u16>()
+                            .map_err(|_| fault("a port must be a number"))?,
+                    ),
+                    None => (
+                        h,
+                        if scheme == "redis+sentinel" {
+                            26379
+                        } else {
+                            6379
+                        },
+                    ),
+                };
+                host::check_host_syntax(host).map_err(|why| fault(&format!("host {why}")))?;
+                Ok((host.to_ascii_lowercase(), port))
+            })
+            .collect()
+    };
+    match scheme {
+        "redis" | "rediss" => {
+            let (list, db) = rest.split_once('/').unwrap_or((rest, ""));
+            target.hosts = hosts(list)?;
+            if target.hosts.len() != 1 {
+                return Err(fault("names one host (several: use redis+sentinel://)"));
+            }
+            if !db.is_empty() {
+                target.db = db
+                    .parse()
+                    .map_err(|_| fault("the path must be a database number"))?;
+            }
+        }
+        "redis+unix" => {
+            let path = PathBuf::from(rest);
+            if !path.is_absolute() {
+                return Err(fault("redis+unix:// needs an absolute socket path, e.g. redis+unix:///run/redis/redis.sock"));
+            }
+            target.socket = Some(path);
+        }
+        "redis+sentinel" => {
+            let mut parts = rest.splitn(3, '/');
+            target.hosts = hosts(parts.next().unwrap_or_default())?;
+            let master = parts.next().unwrap_or_default();
+            if master.is_empty() {
+                return Err(fault("redis+sentinel:// needs the primary's name: redis+sentinel://host:26379/mymaster"));
+            }
+            target.sentinel_master = Some(master.to_string());
+            if let Some(db) = parts.next().filter(|d| !d.is_empty()) {
+                target.db = db
+                    .parse()
+                    .map_err(|_| fault("the path must end in a database number"))?;
+            }
+        }
+        other => {
+            return Err(fault(&format!(
+                "`{other}://` is not redis://, rediss://, redis+unix:// or redis+sentinel://"
+            )))
+        }
+    }
+    if !(0..=1024).contains(&target.db) {
+        return Err(fault("the database number must be from 0 to 1024"));
+    }
+    Ok(Store::Redis(target))
 }
 
 /// Refuses keys the extension does not know, naming them.
@@ -464,6 +700,104 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.long_lived_token.unwrap().expose(), "t");
+    }
+
+    #[test]
+    fn accounts_have_their_own_values_and_token_folders() {
+        let env = |k: &str| match k {
+            "AMOCRM_CLIENT_ID" => Some("shared-id".to_string()),
+            "AMOCRM_TOKEN_PATH" => Some("/var/lib/amocrm/tokens.json".to_string()),
+            "AMOCRM_SHOP_2_TIMEOUT" => Some("9".to_string()),
+            "AMOCRM_SHOP_3_TOKEN_PATH" => Some("/srv/shop3.json".to_string()),
+            _ => None,
+        };
+        let at = |account: &str| {
+            Config::from_sources(Config::sources(account, &opts(&[]), &env, &none).unwrap())
+                .unwrap()
+        };
+        let (d, two, three) = (at("default"), at("shop-2"), at("shop-3"));
+        assert_eq!(d.token_path, PathBuf::from("/var/lib/amocrm/tokens.json"));
+        assert_eq!(
+            two.token_path,
+            PathBuf::from("/var/lib/amocrm/shop-2/tokens.json")
+        );
+        assert_eq!(
+            three.token_path,
+            PathBuf::from("/srv/shop3.json"),
+            "its own is kept"
+        );
+        assert_eq!(
+            (d.client_id.as_str(), two.client_id.as_str()),
+            ("shared-id", "shared-id")
+        );
+        assert_eq!((d.timeout.as_secs(), two.timeout.as_secs()), (30, 9));
+        for bad in ["", "Shop", "-x", "a b", "a/../b", &"x".repeat(33)] {
+            let e = Config::sources(bad, &opts(&[]), &env, &none).unwrap_err();
+            assert!(e.message.contains("`account`"), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn store_urls_parse_and_faults_are_named() {
+        assert_eq!(parse_store("file").unwrap(), Store::File);
+        let Store::Redis(r) = parse_store("redis://:s3cret@127.0.0.1:6380/2?prefix=gw:").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (r.hosts.clone(), r.db, r.prefix.as_str(), r.tls),
+            (vec![("127.0.0.1".into(), 6380)], 2, "gw:", false)
+        );
+        assert_eq!(r.password.unwrap().expose(), "s3cret");
+        let Store::Redis(r) = parse_store("rediss://user:pw@redis.example.com").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (r.tls, r.username.as_deref(), r.hosts[0].1),
+            (true, Some("user"), 6379)
+        );
+        let Store::Redis(r) = parse_store("redis+unix:///run/redis/redis.sock?db=3").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (r.socket.unwrap(), r.db),
+            (PathBuf::from("/run/redis/redis.sock"), 3)
+        );
+        let Store::Redis(r) = parse_store("redis+sentinel://10.0.0.1:26379,10.0.0.2/gw/1").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            r.hosts,
+            vec![
+                ("10.0.0.1".to_string(), 26379),
+                ("10.0.0.2".to_string(), 26379)
+            ]
+        );
+        assert_eq!((r.sentinel_master.as_deref(), r.db), (Some("gw"), 1));
+        for bad in [
+            "redis",
+            "memcache://x",
+            "redis://a,b",
+            "redis://x:port",
+            "redis+unix://relative.sock",
+            "redis+sentinel://h:1",
+            "redis://h/x",
+            "redis://h?colour=blue",
+            "redis://h/9999",
+        ] {
+            let e = parse_store(bad).unwrap_err();
+            assert!(e.message.contains("`store`"), "{bad}: {}", e.message);
+        }
+        // A password never shows in describe().
+        let c = Config::resolve(
+            &opts(&[("store", "redis://:s3cret@127.0.0.1")]),
+            &none,
+            &none,
+        )
+        .unwrap();
+        assert!(!format!("{:?}{:?}", c.describe(), c).contains("s3cret"));
     }
 
     #[test]

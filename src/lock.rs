@@ -123,7 +123,7 @@ fn open(path: &Path) -> Result<(File, FileId)> {
         .mode(0o600)
         .open(path)
         .map_err(|e| fault(path, "cannot open", e))?;
-    crate::store::take_folder_owner(path);
+    crate::files::take_folder_owner(path);
     let id = file
         .metadata()
         .map(|m| file_id(&m))

@@ -10,57 +10,60 @@
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::shared_file::SharedFile;
+use crate::state::Budget;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const WINDOW_MS: u64 = 1_100;
+pub const WINDOW: Duration = Duration::from_millis(1_100);
 /// Give up waiting for a slot after this long (another process flooding).
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
-pub struct RateLimiter {
-    limit: usize,
-    file: SharedFile,
-}
-
-impl RateLimiter {
-    pub fn new(path: PathBuf, limit: u32) -> RateLimiter {
-        RateLimiter {
-            limit: limit as usize,
-            file: SharedFile::new(path),
-        }
+/// Waits until a request may be sent within `limit` per `WINDOW` (0 = no
+/// limit) and takes its slot; returns how long it waited.
+pub fn acquire(budget: &dyn Budget, limit: u32) -> Result<Duration> {
+    if limit == 0 {
+        return Ok(Duration::ZERO);
     }
-
-    /// Waits until a request may be sent and records it; returns how long it waited.
-    pub fn acquire(&self) -> Result<Duration> {
-        if self.limit == 0 {
-            return Ok(Duration::ZERO);
-        }
-        let mut waited = Duration::ZERO;
-        loop {
-            match self.try_take()? {
-                None => return Ok(waited),
-                Some(wait) => {
-                    if waited + wait > MAX_WAIT {
-                        return Err(Error::new(
-                            crate::error::ErrorKind::RateLimit,
-                            format!(
-                                "waited {} s for the shared rate limit ({} requests per second) without a free slot",
-                                waited.as_secs(),
-                                self.limit
-                            ),
-                        )
-                        .with_title("Rate limit"));
-                    }
-                    std::thread::sleep(wait);
-                    waited += wait;
+    let mut waited = Duration::ZERO;
+    loop {
+        match budget.take(limit, WINDOW)? {
+            None => return Ok(waited),
+            Some(wait) => {
+                if waited + wait > MAX_WAIT {
+                    return Err(Error::new(
+                        crate::error::ErrorKind::RateLimit,
+                        format!(
+                            "waited {} s for the shared rate limit ({limit} requests per second) without a free slot",
+                            waited.as_secs()
+                        ),
+                    )
+                    .with_title("Rate limit"));
                 }
+                std::thread::sleep(wait);
+                waited += wait;
             }
         }
     }
+}
 
-    /// Takes a slot now (`None`), or says how long to wait for one.
-    fn try_take(&self) -> Result<Option<Duration>> {
-        let limit = self.limit;
+/// The file backend's budget: a log of the last `limit` send times (8
+/// bytes each), rewritten under flock.
+pub struct FileBudget {
+    file: SharedFile,
+}
+
+impl FileBudget {
+    pub fn new(path: PathBuf) -> FileBudget {
+        FileBudget {
+            file: SharedFile::new(path),
+        }
+    }
+}
+
+impl Budget for FileBudget {
+    fn take(&self, limit: u32, window: Duration) -> Result<Option<Duration>> {
+        let limit = limit.max(1) as usize;
+        let window = window.as_millis() as u64;
         self.file
             .update(|bytes| {
                 let mut slots: Vec<u64> = bytes
@@ -73,13 +76,10 @@ impl RateLimiter {
                 // A slot in the future means the clock went back: it is free.
                 let at = slots
                     .iter()
-                    .position(|t| *t > now + WINDOW_MS)
+                    .position(|t| *t > now + window)
                     .unwrap_or_else(|| (0..limit).min_by_key(|&i| slots[i]).expect("limit > 0"));
-                if slots[at] + WINDOW_MS > now && slots[at] <= now + WINDOW_MS {
-                    return (
-                        None,
-                        Some(Duration::from_millis(slots[at] + WINDOW_MS - now)),
-                    );
+                if slots[at] + window > now && slots[at] <= now + window {
+                    return (None, Some(Duration::from_millis(slots[at] + window - now)));
                 }
                 slots[at] = now;
                 (
@@ -110,11 +110,11 @@ mod tests {
         let start = Instant::now();
         let threads: Vec<_> = (0..3)
             .map(|_| {
-                let limiter = RateLimiter::new(path.clone(), 5);
+                let budget = FileBudget::new(path.clone());
                 let sends = sends.clone();
                 std::thread::spawn(move || {
                     for _ in 0..5 {
-                        limiter.acquire().unwrap();
+                        acquire(&budget, 5).unwrap();
                         sends
                             .lock()
                             .unwrap()
@@ -131,7 +131,7 @@ mod tests {
         assert_eq!(s.len(), 15);
         for w in s.windows(6) {
             assert!(
-                w[5] - w[0] >= WINDOW_MS - 5,
+                w[5] - w[0] >= WINDOW.as_millis() as u64 - 5,
                 "6 sends within {} ms: {s:?}",
                 w[5] - w[0]
             );
@@ -141,9 +141,9 @@ mod tests {
     #[test]
     fn zero_turns_it_off() {
         let dir = tempfile::tempdir().unwrap();
-        let l = RateLimiter::new(dir.path().join("r"), 0);
+        let budget = FileBudget::new(dir.path().join("r"));
         for _ in 0..100 {
-            assert_eq!(l.acquire().unwrap(), Duration::ZERO);
+            assert_eq!(acquire(&budget, 0).unwrap(), Duration::ZERO);
         }
         assert!(!dir.path().join("r").exists());
     }

@@ -42,7 +42,7 @@ impl SharedFile {
                 .truncate(false)
                 .mode(0o600)
                 .open(&self.path)?;
-            crate::store::take_folder_owner(&self.path);
+            crate::files::take_folder_owner(&self.path);
             if let Some(inherited) = guard.take() {
                 std::mem::forget(inherited);
             }

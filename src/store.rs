@@ -3,11 +3,12 @@
 //! mode 0600, and a cross-process lock (flock on `<token file>.lock`).
 
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 use crate::lock;
 use crate::token::{self, TokenPair};
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind as IoKind, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io::{ErrorKind as IoKind, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -30,16 +31,6 @@ impl Version {
             size: meta.size(),
             mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
         }
-    }
-}
-
-/// Gives `path` the owner of its folder. When an admin runs the CLI as root
-/// in the PHP user's token folder, the files it creates (the new token file,
-/// the lock) stay readable by PHP-FPM's workers. Without root this is a no-op
-/// or fails harmlessly.
-pub fn take_folder_owner(path: &Path) {
-    if let Some(meta) = path.parent().and_then(|d| fs::metadata(d).ok()) {
-        let _ = std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()));
     }
 }
 
@@ -238,43 +229,11 @@ impl TokenStore for FileStore {
     }
 }
 
-/// Replaces `path` with `bytes` so that a reader sees the old file or the new
-/// one, never a part: a temp file in the same folder (mode 0600, the folder's
-/// owner), fsync, rename, fsync the folder. Every caller holds the lock, so
-/// one fixed temp name is enough, and a writer killed mid-way leaves at most
-/// that one file behind, which the next writer truncates.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<fs::Metadata> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    let write = || -> std::io::Result<fs::Metadata> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        take_folder_owner(&tmp);
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        let meta = f.metadata()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()?;
-        Ok(meta)
-    };
-    write().inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::secret::Secret;
+    use std::os::unix::fs::PermissionsExt;
 
     fn pair(n: i64) -> TokenPair {
         TokenPair {

@@ -13,7 +13,7 @@
  */
 class AmoClient
 {
-    private static $instance = null;
+    private static $instances = null;
 
     /**
      * Not constructible: use AmoClient::getInstance().
@@ -21,24 +21,28 @@ class AmoClient
     private function __construct() {}
 
     /**
-     * Sets configuration keys for this process. New options take effect at once
-     * (the next call uses them); repeating the same options, as every FPM request
-     * does, is a no-op.
+     * Sets configuration keys of an account ('default' unless named). New options
+     * take effect at once (the next call uses them); repeating the same options, as
+     * every FPM request does, is a no-op.
      *
      * @param array<string, string|int|bool|list<string>> $options e.g. ['client_id' => '…', 'token_path' => '/var/lib/amocrm/tokens.json']
+     * @param string|null $account
      * @throws AmoConfigException naming an unknown key or an invalid value; the client keeps its previous configuration
      */
-    public static function configure(array $options): void {}
+    public static function configure(array $options, ?string $account = null): void {}
 
     /**
-     * Returns the client: the same object on every call within a request (PHP
-     * objects end with their request; the token lifecycle and the connections
-     * live on for the process). Made on first use; rebuilt when the effective
-     * configuration (configure(), AMOCRM_*, php.ini) changed since the last request.
+     * Returns the client of an account ('default' unless named): the same object on
+     * every call within a request (PHP objects end with their request; the token
+     * lifecycle and the connections live on for the process). Made on first use;
+     * rebuilt when the account's effective configuration (configure(),
+     * AMOCRM_<ACCOUNT>_*, AMOCRM_*, php.ini) changed since the last request.
+     * Accounts share nothing but the process.
      *
-     * @throws AmoConfigException when a configuration value is invalid
+     * @param string|null $account 1 to 32 lower-case letters, digits, _ and -
+     * @throws AmoConfigException when the account name or a configuration value is invalid
      */
-    public static function getInstance(): AmoClient {}
+    public static function getInstance(?string $account = null): AmoClient {}
 
     /**
      * For the test suite: panics inside Rust when AMOCRM_TEST_HOOKS=1 is in the
@@ -123,6 +127,11 @@ class AmoClient
      * @throws AmoTransportException|AmoStorageException|AmoApiException
      */
     public function exchangeCode(string $code, string $referer): array {}
+
+    /**
+     * The account this client is for.
+     */
+    public function getAccount(): string {}
 
     /**
      * The user id this handle sends as X-Context-User-ID, or null.

@@ -21,45 +21,60 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::ffi::CStr;
 
-/// The amoCRM client. `AmoClient::getInstance()` returns the same object for
-/// the whole request (PHP objects cannot outlive it), and every such object
-/// shares the process's token lifecycle and HTTP connections.
+/// The amoCRM client of one account. `AmoClient::getInstance($account)`
+/// returns the same object for the whole request (PHP objects cannot outlive
+/// it), and every object of an account shares the process's token lifecycle
+/// for that account; the HTTP connections are shared by all.
 #[php_class]
 #[php(name = "AmoClient")]
 pub struct AmoClient {
+    account: String,
     context_user: Option<i64>,
-    /// The request's singleton. PHP resets an internal class's static
-    /// properties when a request ends, so it never outlives its request.
+    /// The request's singletons, by account. PHP resets an internal class's
+    /// static properties when a request ends, so none outlives its request.
     #[php(prop, static, flags = PropertyFlags::Private)]
     #[allow(dead_code)] // the field only declares the property; PHP holds its value
-    instance: (),
+    instances: (),
 }
 
-const INSTANCE: &CStr = c"instance";
+const INSTANCES: &CStr = c"instances";
 
-/// The object stored in `AmoClient::$instance`, if any.
-fn stored_instance(ce: &ClassEntry) -> Option<&'static mut ZendClassObject<AmoClient>> {
+/// `AmoClient::$instances`, the array of singletons by account.
+fn instances(ce: &ClassEntry) -> Option<&'static mut Zval> {
     // SAFETY: reading a declared static property of our own class; the
-    // engine keeps its value alive until the request ends, and the object
-    // is handed straight back to PHP, which adds a reference.
-    let zv = unsafe {
+    // engine keeps its value alive until the request ends.
+    unsafe {
         ext_php_rs::ffi::zend_read_static_property(
             std::ptr::from_ref(ce).cast_mut(),
-            INSTANCE.as_ptr(),
-            INSTANCE.to_bytes().len(),
+            INSTANCES.as_ptr(),
+            INSTANCES.to_bytes().len(),
             true,
         )
-        .as_mut()?
-    };
-    ZendClassObject::<AmoClient>::from_zend_obj_mut(zv.object_mut()?)
+        .as_mut()
+    }
+}
+
+/// The account's object in `AmoClient::$instances`, if any; it is handed
+/// straight back to PHP, which adds a reference.
+fn stored_instance(
+    ce: &ClassEntry,
+    account: &str,
+) -> Option<&'static mut ZendClassObject<AmoClient>> {
+    let object = instances(ce)?.array_mut()?.get_mut(account)?.object_mut()?;
+    ZendClassObject::<AmoClient>::from_zend_obj_mut(object)
 }
 
 impl AmoClient {
-    fn handle_for(context_user: Option<i64>) -> AmoClient {
+    fn handle_for(account: &str, context_user: Option<i64>) -> AmoClient {
         AmoClient {
+            account: account.to_string(),
             context_user,
-            instance: (),
+            instances: (),
         }
+    }
+
+    fn core(&self) -> PhpResult<std::sync::Arc<crate::client::AmoCore>> {
+        core(&self.account).map_err(to_php)
     }
 }
 
@@ -74,51 +89,68 @@ impl AmoClient {
         )))
     }
 
-    /// Returns the client: the same object on every call within a request,
-    /// made on first use from `configure()`, the environment (AMOCRM_*) and
-    /// php.ini (amocrm.*).
-    pub fn get_instance() -> PhpResult<&'static mut ZendClassObject<AmoClient>> {
-        core().map_err(to_php)?;
+    /// Returns the account's client (`default` unless named): the same object
+    /// on every call within a request, made on first use from `configure()`,
+    /// the environment (AMOCRM_<ACCOUNT>_*, AMOCRM_*) and php.ini (amocrm.*).
+    #[php(optional = account)]
+    pub fn get_instance(
+        account: Option<String>,
+    ) -> PhpResult<&'static mut ZendClassObject<AmoClient>> {
+        let account = account.unwrap_or_else(|| config::DEFAULT_ACCOUNT.to_string());
+        core(&account).map_err(to_php)?;
         let ce = Self::get_metadata().ce();
-        if let Some(existing) = stored_instance(ce) {
+        if let Some(existing) = stored_instance(ce, &account) {
             return Ok(existing);
         }
-        let object = ZendClassObject::new(AmoClient::handle_for(None)).into_zval(false)?;
-        ce.set_static_property(INSTANCE.to_str().unwrap_or("instance"), object)?;
-        stored_instance(ce).ok_or_else(|| {
+        let object =
+            ZendClassObject::new(AmoClient::handle_for(&account, None)).into_zval(false)?;
+        let mut table = instances(ce)
+            .and_then(|z| z.array())
+            .map(ToOwned::to_owned)
+            .unwrap_or_default();
+        table.insert(account.as_str(), object)?;
+        ce.set_static_property(INSTANCES.to_str().unwrap_or("instances"), table)?;
+        stored_instance(ce, &account).ok_or_else(|| {
             PhpException::from_message(
                 "AmoClient::getInstance(): the instance was not stored".into(),
             )
         })
     }
 
-    /// Sets configuration keys. New options take effect at once (the next
-    /// call uses them); the same options again, as every FPM request passes
-    /// them, are a no-op. Invalid options raise AmoConfigException and leave
-    /// the client as it was.
-    pub fn configure(options: &ZendHashTable) -> PhpResult<()> {
+    /// Sets configuration keys of an account (`default` unless named). New
+    /// options take effect at once (the next call uses them); the same
+    /// options again, as every FPM request passes them, are a no-op. Invalid
+    /// options raise AmoConfigException and leave the client as it was.
+    #[php(optional = account)]
+    pub fn configure(options: &ZendHashTable, account: Option<String>) -> PhpResult<()> {
         let opts = options_from_php(options).map_err(to_php)?;
-        configure(opts).map_err(to_php)
+        let account = account.unwrap_or_else(|| config::DEFAULT_ACCOUNT.to_string());
+        configure(&account, opts).map_err(to_php)
+    }
+
+    /// The account this client is for.
+    pub fn get_account(&self) -> String {
+        self.account.clone()
     }
 
     /// The amoCRM consent page to send an admin to.
     #[php(defaults(mode = "\"post_message\""))]
     pub fn authorization_url(&self, state: String, mode: String) -> PhpResult<String> {
-        let core = core().map_err(to_php)?;
+        let core = self.core()?;
         core.authorization_url(&state, &mode).map_err(to_php)
     }
 
     /// Exchanges the callback's `code` for a token pair and stores it.
     /// `referer` must be within allowed_domains; nothing is sent otherwise.
     pub fn exchange_code(&self, code: String, referer: String) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
+        let core = self.core()?;
         json_result(core.exchange_code(&code, &referer))
     }
 
     /// authorized, mode, base_domain, expires_at, expires_in, updated_at,
     /// refresh_expires_at, token_path — never a token or the secret.
     pub fn token_status(&self) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
+        let core = self.core()?;
         json_result(core.status())
     }
 
@@ -126,7 +158,7 @@ impl AmoClient {
     /// expiry) under the cross-process lock; returns the token status.
     #[php(defaults(force = false))]
     pub fn refresh_token(&self, force: bool) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
+        let core = self.core()?;
         json_result(core.refresh(force))
     }
 
@@ -144,7 +176,7 @@ impl AmoClient {
                 )))
             }
         };
-        let core = core().map_err(to_php)?;
+        let core = self.core()?;
         json_result(core.keep_alive(days))
     }
 
@@ -158,7 +190,7 @@ impl AmoClient {
         query: Option<&ZendHashTable>,
         body: Option<&Zval>,
     ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
-        let core = core().map_err(to_php)?;
+        let core = self.core()?;
         let query = query
             .map(hashtable_to_json)
             .transpose()
@@ -192,7 +224,7 @@ impl AmoClient {
                 "must be a positive amoCRM user id",
             )));
         }
-        Ok(AmoClient::handle_for(Some(userId)))
+        Ok(AmoClient::handle_for(&self.account, Some(userId)))
     }
 
     /// The user id sent as X-Context-User-ID, or null.
@@ -204,7 +236,7 @@ impl AmoClient {
     /// gateway's tokens.json or the official library's format); stores it
     /// atomically under the lock and returns the token status.
     pub fn import_tokens(&self, pair: &ZendHashTable) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
+        let core = self.core()?;
         let json = hashtable_to_json(pair).map_err(|e| to_php(Error::argument("tokens", e)))?;
         json_result(core.import_tokens(json.to_string().as_bytes()))
     }
@@ -213,7 +245,7 @@ impl AmoClient {
     /// api_calls by status, rate_limited (429s), rate_limit_waits,
     /// rate_limit_wait_ms, retries.
     pub fn metrics(&self) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
+        let core = self.core()?;
         json_result(Ok(core.metrics()))
     }
 
@@ -349,7 +381,7 @@ impl AmoClient {
 
     /// The account, with extra parts such as amojo_id, users_groups, task_types.
     pub fn account(&self, with: Option<&ZendHashTable>) -> PhpResult<ZBox<ZendHashTable>> {
-        let core = core().map_err(to_php)?;
+        let core = self.core()?;
         let with = match with {
             Some(w) => hashtable_to_json(w).map_err(|e| to_php(Error::argument("with", e)))?,
             None => json!([]),
@@ -425,7 +457,7 @@ fn options_from_php(options: &ZendHashTable) -> crate::error::Result<BTreeMap<St
 impl AmoClient {
     fn handle(&self, svc: crate::error::Result<Service>) -> PhpResult<Handle> {
         Ok(Handle {
-            core: core().map_err(to_php)?,
+            core: self.core()?,
             svc: svc.map_err(to_php)?,
             ctx: self.context_user,
         })

@@ -35,18 +35,25 @@ use std::sync::{Arc, Mutex};
 
 // ---------------------------------------------------------------- the core
 
-/// The process-wide core and what it was built from. Rebuilt when the
+/// One account's core and what it was built from. Rebuilt when the
 /// effective options change: by `configure()` at once, and for the
 /// environment and php.ini at the next request that uses the client.
 #[derive(Default)]
-struct Global {
-    /// What `configure()` was last given.
+struct Account {
+    /// What `configure()` was last given for this account.
     options: BTreeMap<String, String>,
     /// The raw values the core was built from.
     sources: Option<Sources>,
     core: Option<Arc<AmoCore>>,
     /// The request in which `sources` were last compared with the effective ones.
     checked_in: u64,
+}
+
+/// Every account this process has used; nothing is shared between them
+/// but the process (and its HTTP client).
+#[derive(Default)]
+struct Global {
+    accounts: BTreeMap<String, Account>,
 }
 
 static GLOBAL: Lazy<Mutex<Global>> = Lazy::new(|| Mutex::new(Global::default()));
@@ -76,46 +83,57 @@ pub(crate) fn ini_lookup(key: &str) -> Option<String> {
     }
 }
 
-fn sources(options: &BTreeMap<String, String>) -> crate::error::Result<Sources> {
-    Config::sources(options, &env_lookup, &ini_lookup)
+fn sources(account: &str, options: &BTreeMap<String, String>) -> crate::error::Result<Sources> {
+    Config::sources(account, options, &env_lookup, &ini_lookup)
 }
 
-/// The process's core, rebuilt when the effective options differ from the
+/// An account's core, rebuilt when the effective options differ from the
 /// ones it was built from (checked once per request).
-fn core() -> crate::error::Result<Arc<AmoCore>> {
+fn core(account: &str) -> crate::error::Result<Arc<AmoCore>> {
     let request = REQUEST.load(Ordering::Relaxed);
     let mut g = global();
-    if let Some(core) = &g.core {
-        if g.checked_in == request {
+    if let Some(a) = g.accounts.get(account) {
+        if let (Some(core), true) = (&a.core, a.checked_in == request) {
             return Ok(core.clone());
         }
     }
-    let current = sources(&g.options)?;
-    if let (Some(core), Some(built_from)) = (&g.core, &g.sources) {
+    let options = g
+        .accounts
+        .get(account)
+        .map(|a| a.options.clone())
+        .unwrap_or_default();
+    let current = sources(account, &options)?;
+    let a = g.accounts.entry(account.to_string()).or_default();
+    if let (Some(core), Some(built_from)) = (&a.core, &a.sources) {
         if *built_from == current {
             let core = core.clone();
-            g.checked_in = request;
+            a.checked_in = request;
             return Ok(core);
         }
     }
     let core = Arc::new(AmoCore::new(Config::from_sources(current.clone())?));
-    g.core = Some(core.clone());
-    g.sources = Some(current);
-    g.checked_in = request;
+    a.core = Some(core.clone());
+    a.sources = Some(current);
+    a.checked_in = request;
     Ok(core)
 }
 
 /// `AmoClient::configure()`: new options take effect at once; the same
 /// options again (every FPM request passes them) cost one comparison.
-fn configure(options: BTreeMap<String, String>) -> crate::error::Result<()> {
+fn configure(account: &str, options: BTreeMap<String, String>) -> crate::error::Result<()> {
+    config::check_account(account)?;
     let mut g = global();
-    if g.options == options {
+    if g.accounts
+        .get(account)
+        .is_some_and(|a| a.options == options)
+    {
         return Ok(());
     }
     // Validate before accepting: invalid options leave the client as it was.
-    Config::from_sources(sources(&options)?)?;
-    g.options = options;
-    g.checked_in = 0;
+    Config::from_sources(sources(account, &options)?)?;
+    let a = g.accounts.entry(account.to_string()).or_default();
+    a.options = options;
+    a.checked_in = 0;
     Ok(())
 }
 
@@ -168,8 +186,12 @@ extern "C" fn module_info(_module: *mut ModuleEntry) {
         info_table_start!();
         info_table_row!("amocrm support", "enabled");
         info_table_row!("version", env!("CARGO_PKG_VERSION"));
-        let options = global().options.clone();
-        match sources(&options).and_then(Config::from_sources) {
+        let options = global()
+            .accounts
+            .get(config::DEFAULT_ACCOUNT)
+            .map(|a| a.options.clone())
+            .unwrap_or_default();
+        match sources(config::DEFAULT_ACCOUNT, &options).and_then(Config::from_sources) {
             Ok(cfg) => {
                 for (key, shown, source) in cfg.describe() {
                     let line = if source == "-" {

@@ -94,6 +94,48 @@ final class ModuleTest extends AmoTestCase
         $this->assertSame($other, $kept, 'invalid options leave the client as it was');
     }
 
+    /** Issue 9.3: one client per account, each with its own configuration and token folder. */
+    public function testEachAccountHasItsOwnClientConfigurationAndPair(): void
+    {
+        $this->seedTokens();
+        $r = $this->ok(<<<'PHP'
+            AmoClient::configure(['timeout' => 7], 'shop-3');
+            $default = AmoClient::getInstance();
+            $two = AmoClient::getInstance('shop-2');
+            $out = [
+                'same' => $two === AmoClient::getInstance('shop-2') && $default === AmoClient::getInstance('default'),
+                'apart' => $default !== $two,
+                'accounts' => [$default->getAccount(), $two->getAccount(), $two->withContextUser(3)->getAccount()],
+                'paths' => [$default->tokenStatus()['token_path'], $two->tokenStatus()['token_path']],
+                'authorized' => [$default->tokenStatus()['authorized'], $two->tokenStatus()['authorized']],
+                'id' => $default->request('GET', '/api/v4/account')['id'],
+            ];
+            try {
+                $two->request('GET', '/api/v4/account');
+                $out['two'] = 'answered';
+            } catch (AmoAuthException $e) {
+                $out['two'] = 'not authorized';
+            }
+            ob_start();
+            phpinfo(INFO_MODULES);
+            ob_end_clean();
+            try {
+                AmoClient::getInstance('Shop 2');
+            } catch (AmoConfigException $e) {
+                $out['bad'] = $e->getMessage();
+            }
+            return $out;
+            PHP, ['AMOCRM_SHOP_2_CONNECT_TIMEOUT' => '4']);
+        $this->assertTrue($r['same']);
+        $this->assertTrue($r['apart']);
+        $this->assertSame(['default', 'shop-2', 'shop-2'], $r['accounts']);
+        $this->assertSame([$this->tokenPath, $this->dir . '/shop-2/tokens.json'], $r['paths'], 'an account gets a folder of its own beside the shared token_path');
+        $this->assertSame([true, false], $r['authorized'], 'the default account\'s pair is not shop-2\'s');
+        $this->assertSame(31000001, $r['id']);
+        $this->assertSame('not authorized', $r['two']);
+        $this->assertStringContainsString('`account`', $r['bad']);
+    }
+
     /** Issue 7.1: getInstance() is one object; withContextUser() handles are separate ones. */
     public function testGetInstanceReturnsOneObject(): void
     {
