@@ -54,8 +54,13 @@ enum Want {
 }
 
 impl AmoCore {
-    /// The core on the state its configuration names (the token file and
-    /// the files beside it).
+    /// The core on the state its configuration names (`store`).
+    pub fn open(config: Config) -> Result<AmoCore> {
+        let state = State::open(&config)?;
+        Ok(AmoCore::with_state(config, state))
+    }
+
+    /// The core on files beside the token file, whatever `store` says.
     pub fn new(config: Config) -> AmoCore {
         let state = State::files(&config.token_path);
         AmoCore::with_state(config, state)

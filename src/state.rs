@@ -4,7 +4,8 @@
 //! backends chosen by the `store` key: files beside the token file (one
 //! host), or Redis (any number of hosts).
 
-use crate::error::Result;
+use crate::config::{Config, Store};
+use crate::error::{Error, Result};
 use crate::metrics::FileCounters;
 use crate::ratelimit::FileBudget;
 use crate::store::{FileStore, TokenStore};
@@ -35,6 +36,19 @@ pub struct State {
 }
 
 impl State {
+    /// The state `config.store` names. Never a silent fallback: a Redis that
+    /// is configured but cannot be used is an error, since a local file
+    /// would split the pair between hosts.
+    pub fn open(config: &Config) -> Result<State> {
+        match &config.store {
+            Store::File => Ok(State::files(&config.token_path)),
+            Store::Redis(_) => Err(Error::config(
+                "store",
+                "Redis is not supported by this build of the extension yet",
+            )),
+        }
+    }
+
     /// The file backend: the token file, its `.lock` and `.refused`, and the
     /// `.ratelimit` and `.metrics` files beside it.
     pub fn files(token_path: &Path) -> State {

@@ -111,7 +111,7 @@ fn core(account: &str) -> crate::error::Result<Arc<AmoCore>> {
             return Ok(core);
         }
     }
-    let core = Arc::new(AmoCore::new(Config::from_sources(current.clone())?));
+    let core = Arc::new(AmoCore::open(Config::from_sources(current.clone())?)?);
     a.core = Some(core.clone());
     a.sources = Some(current);
     a.checked_in = request;
