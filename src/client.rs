@@ -489,6 +489,29 @@ impl AmoCore {
         }))
     }
 
+    /// Writes the stored pair to a new token file at `path` (mode 0600,
+    /// atomically; an existing file is never overwritten), for another store
+    /// to import: moving between the file store and Redis, or to another
+    /// host. The tokens never pass through PHP. Returns the status.
+    pub fn export_tokens(&self, path: &std::path::Path) -> Result<Value> {
+        if !path.is_absolute() {
+            return Err(Error::argument("path", "must be an absolute path"));
+        }
+        if path.exists() {
+            return Err(Error::argument(
+                "path",
+                format!(
+                    "{} exists: nothing was written (choose a new file)",
+                    path.display()
+                ),
+            ));
+        }
+        let (pair, _) = self.store().load()?.ok_or_else(|| self.not_authorized())?;
+        crate::files::write_atomic(path, &pair.to_json())
+            .map_err(|e| Error::storage(format!("{}: cannot write: {e}", path.display())))?;
+        self.status()
+    }
+
     /// Takes over a pair from another token file (the old gateway's format
     /// or the official library's): validated, then stored under the lock.
     pub fn import_tokens(&self, json: &[u8]) -> Result<Value> {

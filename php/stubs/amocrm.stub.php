@@ -129,6 +129,20 @@ class AmoClient
     public function exchangeCode(string $code, string $referer): array {}
 
     /**
+     * Writes the stored pair to a new token file (mode 0600, atomically; an existing
+     * file is never overwritten) for another store or host to import with
+     * importTokens() or `php/bin/amocrm import`: moving from the file store to Redis
+     * and back. The tokens never pass through PHP. Returns the token status.
+     *
+     * @param string $path an absolute path that does not exist yet
+     * @return array<string, mixed>
+     * @throws AmoConfigException for a relative or existing path
+     * @throws AmoAuthException when nothing is stored
+     * @throws AmoStorageException
+     */
+    public function exportTokens(string $path): array {}
+
+    /**
      * The account this client is for.
      */
     public function getAccount(): string {}

@@ -241,6 +241,14 @@ impl AmoClient {
         json_result(core.import_tokens(json.to_string().as_bytes()))
     }
 
+    /// Writes the stored pair to a new token file (0600, atomically; never
+    /// over an existing file) for another store or host to import; the
+    /// tokens never pass through PHP. Returns the token status.
+    pub fn export_tokens(&self, path: String) -> PhpResult<ZBox<ZendHashTable>> {
+        let core = self.core()?;
+        json_result(core.export_tokens(std::path::Path::new(&path)))
+    }
+
     /// Host-wide counters for monitoring: refreshes, refresh_failures,
     /// api_calls by status, rate_limited (429s), rate_limit_waits,
     /// rate_limit_wait_ms, retries.
