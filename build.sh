@@ -19,8 +19,9 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Debian packages the build and the tests need.
 # nginx, php-fpm and chromium: the gateway suites run the deploy files and a browser;
-# openssl makes the private CA of the HTTPS tests.
-PACKAGES=(php-cli php-dev php-xml php-mbstring php-curl php-fpm clang libclang-dev phpunit nginx chromium composer openssl)
+# openssl makes the private CA of the HTTPS tests; redis-server and redis-sentinel:
+# the Redis store's tests start their own on loopback ports (never the system's service).
+PACKAGES=(php-cli php-dev php-xml php-mbstring php-curl php-fpm clang libclang-dev phpunit nginx chromium composer openssl redis-server redis-sentinel)
 
 ensure_packages() {
     local missing=()

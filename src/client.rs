@@ -175,7 +175,7 @@ impl AmoCore {
             };
             return Ok(match self.store().try_lock()? {
                 Some(lock) => self
-                    .refresh_holding(lock, &pair.access_token, want)
+                    .refresh_holding(lock, &pair.access_token, want, Slot::TryNow)
                     .unwrap_or(pair),
                 None => pair,
             });
@@ -251,20 +251,24 @@ impl AmoCore {
     /// counts too), counting the wait.
     fn acquire_slot(&self) -> Result<()> {
         let waited = ratelimit::acquire(self.state.budget.as_ref(), self.config.rate_limit)?;
+        self.count_wait(waited);
+        Ok(())
+    }
+
+    fn count_wait(&self, waited: std::time::Duration) {
         if !waited.is_zero() {
             self.count(&[
                 ("rate_limit_waits", 1),
                 ("rate_limit_wait_ms", waited.as_millis() as u64),
             ]);
         }
-        Ok(())
     }
 
     /// Refreshes under the lock unless, once the lock is held, the file shows
     /// that another process already did.
     fn refresh_locked(&self, seen: &Secret, want: Want) -> Result<TokenPair> {
         let lock = self.store().lock(self.config.lock_wait())?;
-        self.refresh_holding(lock, seen, want)
+        self.refresh_holding(lock, seen, want, Slot::Wait)
     }
 
     /// The refresh itself, with the lock held (it is released on return).
@@ -273,6 +277,7 @@ impl AmoCore {
         _lock: Box<dyn StoreLock>,
         seen: &Secret,
         want: Want,
+        slot: Slot,
     ) -> Result<TokenPair> {
         let (stored, version) = self.store().load()?.ok_or_else(|| self.not_authorized())?;
         let now = now();
@@ -286,7 +291,21 @@ impl AmoCore {
             return Ok(self.adopt(stored, version));
         }
         self.refuse_if_refused(&stored)?;
-        self.acquire_slot()?;
+        // Only the process that refreshes takes a slot (a storm of waiters
+        // must not spend the budget). The wait for it fits in the lock's
+        // time: a Redis lock expires after lock_wait. An early refresh
+        // takes a free slot or leaves the refresh to later.
+        let budget = self.state.budget.as_ref();
+        match slot {
+            Slot::Wait => {
+                let waited = ratelimit::acquire_within(budget, self.config.rate_limit, LOCK_SPARE)?;
+                self.count_wait(waited);
+            }
+            Slot::TryNow if !ratelimit::try_acquire(budget, self.config.rate_limit)? => {
+                return Ok(self.adopt(stored, version));
+            }
+            Slot::TryNow => {}
+        }
         let fresh = match oauth::refresh(&self.config, &stored, now) {
             Ok(fresh) => fresh,
             Err(e) => {
@@ -317,6 +336,12 @@ impl AmoCore {
             Ok(fresh) => {
                 self.count(&[("refreshes", 1)]);
                 Ok(fresh)
+            }
+            // Another process took the lock over while this one was stopped
+            // and stored a newer pair: use that one, like everybody else.
+            Err(e) if e.title == crate::store::LOCK_LOST => {
+                self.count(&[("refresh_failures", 1)]);
+                self.reload()?.ok_or_else(|| self.not_authorized())
             }
             // amoCRM gave a new pair, and the disk is full (or read-only):
             // the stored pair stays, and amoCRM keeps its refresh token valid
@@ -371,7 +396,9 @@ impl AmoCore {
                 return self.refresh_locked(&pair.access_token, Want::Aged(days));
             }
             match self.store().try_lock()? {
-                Some(lock) => self.refresh_holding(lock, &pair.access_token, Want::Aged(days)),
+                Some(lock) => {
+                    self.refresh_holding(lock, &pair.access_token, Want::Aged(days), Slot::TryNow)
+                }
                 None => Ok(pair.clone()),
             }
         });
@@ -403,8 +430,9 @@ impl AmoCore {
         // The referer check happens inside, before any I/O; take the lock
         // only after it so that a hostile referer costs nothing.
         oauth::check_callback_referer(&self.config, referer.trim())?;
-        let _lock = self.store().lock(self.config.lock_wait())?;
+        // The slot before the lock: one admin's callback, no storm.
         self.acquire_slot()?;
+        let _lock = self.store().lock(self.config.lock_wait())?;
         let pair = oauth::exchange_code(&self.config, code, referer, now())?;
         self.store_pair(pair)?;
         self.status()
@@ -689,6 +717,20 @@ fn failure(
         Why::RateLimited => e.context(|m| format!("{m} (after {retries} retries)")),
     }
 }
+
+/// How a refresh under the lock gets its rate-limit slot.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Slot {
+    /// Waits for one, at most `LOCK_SPARE`.
+    Wait,
+    /// An early refresh: a free slot now, or no refresh this time.
+    TryNow,
+}
+
+/// What `lock_wait` leaves beyond a token request's own timeouts
+/// (connect_timeout + timeout + 5 s): the most a refresh under the lock may
+/// wait for a rate-limit slot.
+const LOCK_SPARE: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Within the refresh margin, a pair with more than this left is refreshed
 /// only by a process that finds the lock free, and never fails a call.

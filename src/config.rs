@@ -400,6 +400,19 @@ pub fn check_account(account: &str) -> Result<()> {
         && account
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    // `AMOCRM_CONNECT_TIMEOUT` would be both account `connect`'s `timeout`
+    // and everybody's `connect_timeout`: such names are refused.
+    let prefix = format!("{}_", account.replace('-', "_"));
+    if let Some(k) = KEYS.iter().find(|k| k.name.starts_with(&prefix)) {
+        return Err(Error::argument(
+            "account",
+            format!(
+                "`{account}` would make AMOCRM_{}* ambiguous with the key `{}`: choose another name",
+                prefix.to_ascii_uppercase(),
+                k.name
+            ),
+        ));
+    }
     if ok {
         Ok(())
     } else {
@@ -731,7 +744,17 @@ mod tests {
             ("shared-id", "shared-id")
         );
         assert_eq!((d.timeout.as_secs(), two.timeout.as_secs()), (30, 9));
-        for bad in ["", "Shop", "-x", "a b", "a/../b", &"x".repeat(33)] {
+        for bad in [
+            "",
+            "Shop",
+            "-x",
+            "a b",
+            "a/../b",
+            &"x".repeat(33),
+            "connect",
+            "client",
+            "retry",
+        ] {
             let e = Config::sources(bad, &opts(&[]), &env, &none).unwrap_err();
             assert!(e.message.contains("`account`"), "{bad}: {}", e.message);
         }

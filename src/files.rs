@@ -16,6 +16,19 @@ pub fn take_folder_owner(path: &Path) {
     }
 }
 
+/// Creates the folder a file goes into when it is missing: mode 0700 and
+/// the owner of the folder above it, so that an account's token folder made
+/// by a root-run CLI stays the PHP user's (its files take its owner).
+pub fn ensure_folder(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    take_folder_owner(dir);
+    Ok(())
+}
+
 /// Replaces `path` with `bytes` so that a reader sees the old file or the new
 /// one, never a part: a temp file in the same folder (mode 0600, the folder's
 /// owner), fsync, rename, fsync the folder. Every caller holds the lock, so
@@ -23,7 +36,7 @@ pub fn take_folder_owner(path: &Path) {
 /// that one file behind, which the next writer truncates.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<fs::Metadata> {
     let dir = path.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(dir)?;
+    ensure_folder(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp",
         path.file_name().unwrap_or_default().to_string_lossy()

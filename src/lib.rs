@@ -18,6 +18,8 @@ pub mod net;
 pub mod oauth;
 pub mod policy;
 pub mod ratelimit;
+pub mod redis_conn;
+pub mod redis_store;
 pub mod secret;
 pub mod services;
 pub mod shared_file;

@@ -113,7 +113,7 @@ fn busy(e: &std::io::Error) -> bool {
 
 fn open(path: &Path) -> Result<(File, FileId)> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| fault(path, "cannot create its folder", e))?;
+        crate::files::ensure_folder(dir).map_err(|e| fault(path, "cannot create its folder", e))?;
     }
     let file = OpenOptions::new()
         .read(true)

@@ -21,6 +21,11 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Waits until a request may be sent within `limit` per `WINDOW` (0 = no
 /// limit) and takes its slot; returns how long it waited.
 pub fn acquire(budget: &dyn Budget, limit: u32) -> Result<Duration> {
+    acquire_within(budget, limit, MAX_WAIT)
+}
+
+/// `acquire`, waiting at most `max_wait`.
+pub fn acquire_within(budget: &dyn Budget, limit: u32, max_wait: Duration) -> Result<Duration> {
     if limit == 0 {
         return Ok(Duration::ZERO);
     }
@@ -29,7 +34,7 @@ pub fn acquire(budget: &dyn Budget, limit: u32) -> Result<Duration> {
         match budget.take(limit, WINDOW)? {
             None => return Ok(waited),
             Some(wait) => {
-                if waited + wait > MAX_WAIT {
+                if waited + wait > max_wait {
                     return Err(Error::new(
                         crate::error::ErrorKind::RateLimit,
                         format!(
@@ -44,6 +49,11 @@ pub fn acquire(budget: &dyn Budget, limit: u32) -> Result<Duration> {
             }
         }
     }
+}
+
+/// Takes a slot if one is free now (or there is no limit); never waits.
+pub fn try_acquire(budget: &dyn Budget, limit: u32) -> Result<bool> {
+    Ok(limit == 0 || budget.take(limit, WINDOW)?.is_none())
 }
 
 /// The file backend's budget: a log of the last `limit` send times (8

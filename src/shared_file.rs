@@ -33,7 +33,7 @@ impl SharedFile {
         let pid = std::process::id();
         if guard.as_ref().map(|(p, _)| *p) != Some(pid) {
             if let Some(parent) = self.path.parent() {
-                std::fs::create_dir_all(parent)?;
+                crate::files::ensure_folder(parent)?;
             }
             let f = OpenOptions::new()
                 .read(true)

@@ -5,7 +5,7 @@
 //! host), or Redis (any number of hosts).
 
 use crate::config::{Config, Store};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metrics::FileCounters;
 use crate::ratelimit::FileBudget;
 use crate::store::{FileStore, TokenStore};
@@ -42,10 +42,7 @@ impl State {
     pub fn open(config: &Config) -> Result<State> {
         match &config.store {
             Store::File => Ok(State::files(&config.token_path)),
-            Store::Redis(_) => Err(Error::config(
-                "store",
-                "Redis is not supported by this build of the extension yet",
-            )),
+            Store::Redis(target) => Ok(crate::redis_store::state(config, target)),
         }
     }
 

@@ -32,7 +32,25 @@ impl Version {
             mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
         }
     }
+
+    /// A version kept by a shared store (Redis): the pair's generation,
+    /// counted up by every write, and when it was written (the store's
+    /// clock, microseconds), so that a pair deleted and written anew is not
+    /// mistaken for an old one of the same generation. No file has device
+    /// `u64::MAX`.
+    pub fn generation(generation: u64, written_us: u64) -> Version {
+        Version {
+            dev: u64::MAX,
+            ino: generation,
+            size: 0,
+            mtime_ns: written_us as i128,
+        }
+    }
 }
+
+/// The title of the error a save gets when this process's refresh lock was
+/// taken over meanwhile: a newer pair is stored, and this one is dropped.
+pub const LOCK_LOST: &str = "Refresh lock taken over";
 
 /// Held while refreshing; dropping it releases the lock.
 pub trait StoreLock {}
@@ -162,10 +180,12 @@ impl TokenStore for FileStore {
             .upgrade()
             .is_some_and(|h| !h.still_ours());
         if lost {
-            return Err(self.fault(
-                "not written",
-                "this process was stopped while it held the lock and another has taken the lock over; its pair is dropped and the stored one kept",
-            ));
+            return Err(self
+                .fault(
+                    "not written",
+                    "this process was stopped while it held the lock and another has taken the lock over; its pair is dropped and the stored one kept",
+                )
+                .with_title(LOCK_LOST));
         }
         let meta = write_atomic(&self.path, &pair.to_json())
             .map_err(|e| self.fault("cannot write (the previous pair is kept)", e))?;

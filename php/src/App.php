@@ -12,12 +12,15 @@ use AmoGateway\Controller\WebhookController;
 use AmoGateway\Http\HttpError;
 use AmoGateway\Http\Request;
 use AmoGateway\Http\Response;
+use AmoGateway\Storage\FileStore;
 
 /** Bootstrap and routing: one instance per PHP request. */
 final class App
 {
     /** @var list<\Closure(): void> work to do after the answer was sent */
     private static array $deferred = [];
+    /** The account this request works on, once the route knows it (for messages and the log). */
+    private static ?string $account = null;
 
     private function __construct(private readonly ?Config $config, private readonly ?ConfigError $configError)
     {
@@ -36,10 +39,86 @@ final class App
         }
     }
 
-    /** Hands the AMOCRM_* keys to the extension (same options on every request: a no-op after the first). */
+    /** At most this many accounts are kept alive after one answer (see keepAlive()). */
+    public const KEEPALIVE_PER_REQUEST = 10;
+
+    /**
+     * Hands each account's AMOCRM_* keys to the extension (the same options
+     * on every request: one comparison per account after the first). A
+     * refusal names the .env key that set the value.
+     */
     public static function configureClient(#[\SensitiveParameter] Config $config): void
     {
-        \AmoClient::configure($config->amocrm);
+        foreach ($config->amocrm as $account => $options) {
+            if (in_array($options['store'] ?? 'file', ['', 'file'], true)) {
+                // The extension would make an account's token folder with the
+                // umask's mode, owned by whoever ran first (root, for a CLI
+                // run); the gateway's folders are private, owned like the
+                // folder they are in. Made: a stat per account and request.
+                FileStore::ensureDirLikeParent(dirname($options['token_path']));
+            }
+            try {
+                \AmoClient::configure($options, $account);
+            } catch (\AmoConfigException $e) {
+                throw new ConfigError($config->explainClientError($account, $e->getMessage()));
+            }
+        }
+    }
+
+    /**
+     * After an answer: renews the pair of every configured account that is
+     * past keepalive_days (not due: a stat each), so that an account with no
+     * traffic of its own never lets its refresh token die. With more than
+     * KEEPALIVE_PER_REQUEST accounts, a window of that many from a random
+     * start: every account is reached within a few requests, and no answer
+     * is followed by more than that many checks. An account not authorized
+     * has nothing to keep alive (/ready and /metrics say so): not logged.
+     */
+    public static function keepAlive(Config $config): void
+    {
+        $accounts = $config->accounts;
+        $n = count($accounts);
+        if ($n > self::KEEPALIVE_PER_REQUEST) {
+            $start = random_int(0, $n - 1);
+            $accounts = array_slice([...array_slice($accounts, $start), ...array_slice($accounts, 0, $start)], 0, self::KEEPALIVE_PER_REQUEST);
+        }
+        foreach ($accounts as $account) {
+            try {
+                \AmoClient::getInstance($account)->keepAlive();
+            } catch (\AmoAuthException) {
+                // not authorized, or its refresh token was refused: an admin's job
+            } catch (\Throwable $e) {
+                Log::write("keepalive of account $account failed: " . get_class($e) . ': ' . $e->getMessage());
+            }
+        }
+    }
+
+    /**
+     * The account a request names in `?account=` (admin routes): `default`
+     * when it names none. 400 for a value that is not an account name, 404
+     * for an account that is not configured.
+     */
+    public static function accountParam(Request $r, Config $c): string
+    {
+        return self::$account = self::queryAccount($r, $c);
+    }
+
+    private static function queryAccount(Request $r, Config $c): string
+    {
+        $given = $r->query['account'] ?? null;
+        if ($given === null || $given === '') {
+            if (!$c->hasAccount(Config::DEFAULT_ACCOUNT)) {
+                throw HttpError::badInput('account', 'name the account: ?account=<one of GATEWAY_ACCOUNTS>', 400);
+            }
+            return Config::DEFAULT_ACCOUNT;
+        }
+        if (!is_string($given) || !preg_match(Config::ACCOUNT_NAME, $given)) {
+            throw HttpError::badInput('account', 'not an account name (1 to 32 lower-case letters, digits, _ and -)', 400);
+        }
+        if (!$c->hasAccount($given)) {
+            throw new HttpError(404, 'Not Found', "no account `$given` is configured (GATEWAY_ACCOUNTS)", ['field' => 'account']);
+        }
+        return $given;
     }
 
     /** Runs after the answer was sent (after fastcgi_finish_request() under FPM). */
@@ -61,6 +140,7 @@ final class App
 
     public function handle(Request $request): Response
     {
+        self::$account = null;
         try {
             if ($this->config === null) {
                 // The specifics (the key, the .env path) go to the log only:
@@ -73,7 +153,8 @@ final class App
             // age is renewed, so that even a gateway whose only traffic is an
             // uptime monitor never lets its refresh token die (a cron job is
             // a thing an admin forgets to install). Not due: a stat.
-            self::defer(static fn () => \AmoClient::getInstance()->keepAlive());
+            $config = $this->config;
+            self::defer(static fn () => self::keepAlive($config));
             return $this->route($request, $this->config);
         } catch (HttpError $e) {
             if ($e->status >= 500) {
@@ -81,7 +162,7 @@ final class App
             }
             return $e->toResponse();
         } catch (\AmoException $e) {
-            $error = self::amoError($e);
+            $error = self::amoError($e, self::$account);
             if ($error->status >= 500) {
                 self::logFailure($request, $error->status, get_class($e) . ': ' . $e->getMessage());
             }
@@ -95,7 +176,8 @@ final class App
     /** Every 5xx leaves its cause in the log (the extension's messages carry no token). */
     private static function logFailure(Request $r, int $status, string $cause): void
     {
-        Log::write("$status for {$r->method} " . Log::path($r->path) . ": $cause");
+        $account = self::$account !== null && self::$account !== Config::DEFAULT_ACCOUNT ? ' (account ' . self::$account . ')' : '';
+        Log::write("$status for {$r->method} " . Log::path($r->path) . "$account: $cause");
     }
 
     private function route(Request $r, Config $c): Response
@@ -108,40 +190,42 @@ final class App
             return StatusController::health();
         }
         if ($p === '/ready') {
-            return (new StatusController($c))->ready();
+            return (new StatusController($c))->ready(($r->query['account'] ?? '') === '' ? null : self::accountParam($r, $c));
         }
         if (preg_match('#^/webhooks/amocrm/([^/]+)$#', $p, $x)) {
             self::only($m, 'POST');
-            $auth->webhook($r, $x[1]);
-            return (new WebhookController($c))->receive($r);
+            $account = self::$account = $auth->webhook($r, $x[1]);
+            return (new WebhookController($c))->receive($r, $account);
         }
         if (in_array($p, ['/oauth/authorize', '/oauth/callback', '/oauth/status', '/metrics'], true)) {
             self::only($m, 'GET');
             $auth->admin($r);
             return match ($p) {
-                '/oauth/authorize' => (new OAuthController($c))->authorize($r),
+                '/oauth/authorize' => (new OAuthController($c))->authorize($r, self::accountParam($r, $c)),
                 // HEAD is safe: it must not spend amoCRM's single-use code (or the state).
                 '/oauth/callback' => $r->method === 'HEAD'
                     ? Page::render('Authorization', 'A HEAD request does not exchange the code: open this address with GET.')
                     : (new OAuthController($c))->callback($r),
-                '/oauth/status' => (new StatusController($c))->oauthStatus(),
+                '/oauth/status' => (new StatusController($c))->oauthStatus(self::accountParam($r, $c)),
                 '/metrics' => (new StatusController($c))->metrics(),
             };
         }
         if (str_starts_with($p, '/api/')) {
-            $client = $auth->apiKey($r);
+            // The API key names its account: every /api/* route works on that account only.
+            $caller = $auth->apiKey($r);
+            self::$account = $caller->account;
             if ($p === '/api/leads') {
                 self::only($m, 'POST');
-                return (new LeadController($c))->create($r, $client);
+                return (new LeadController($c, $caller->account))->create($r, $caller->id);
             }
             if (preg_match('#^/api/leads/(\d{1,18})$#', $p, $x)) {
                 self::only($m, 'GET', 'PATCH');
-                $leads = new LeadController($c);
+                $leads = new LeadController($c, $caller->account);
                 return $m === 'GET' ? $leads->show((int) $x[1]) : $leads->update($r, (int) $x[1]);
             }
             if (preg_match('#^/api/info/(account|pipelines|users|custom-fields/([a-z]+))$#', $p, $x)) {
                 self::only($m, 'GET');
-                return (new InfoController($c))->show($x[1], $x[2] ?? null);
+                return (new InfoController($c, $caller->account))->show($x[1], $x[2] ?? null);
             }
         }
         // The path may be the webhook URL with something appended: never echo its secret.
@@ -156,15 +240,21 @@ final class App
         }
     }
 
-    /** What an API client sees when amoCRM fails: never a token, never the secret. */
-    public static function amoError(\AmoException $e): HttpError
+    /**
+     * What an API client sees when amoCRM fails: never a token, never the secret.
+     * @param ?string $account the request's account, named where an admin must act
+     */
+    public static function amoError(\AmoException $e, ?string $account = null): HttpError
     {
+        $authorize = $account === null || $account === Config::DEFAULT_ACCOUNT
+            ? 'amoCRM is not authorized; an admin must authorize at /oauth/authorize'
+            : "amoCRM is not authorized for account `$account`; an admin must authorize at /oauth/authorize?account=$account";
         return match (true) {
             $e instanceof \AmoValidationException => new HttpError(422, 'amoCRM refused the data', $e->getDescription() ?: $e->getTitle(), ['errors' => $e->getValidationErrors()]),
             $e instanceof \AmoRateLimitException => $e->getErrorCode() === 403
                 ? new HttpError(503, 'amoCRM blocked the account', 'amoCRM blocked the account for exceeding its request rate; try later', [], ['Retry-After' => '600'])
                 : new HttpError(503, 'amoCRM rate limit', 'amoCRM is rate-limiting requests; try again shortly', [], ['Retry-After' => '2']),
-            $e instanceof \AmoAuthException => new HttpError(503, 'amoCRM is not authorized', 'amoCRM is not authorized; an admin must authorize at /oauth/authorize', [], ['Retry-After' => '60']),
+            $e instanceof \AmoAuthException => new HttpError(503, 'amoCRM is not authorized', $authorize, [], ['Retry-After' => '60']),
             // A bad argument (an id) is the caller's; anything else is this
             // gateway's configuration (a ca_file it cannot read): the log has it.
             $e instanceof \AmoConfigException => $e->getTitle() === 'Invalid argument'

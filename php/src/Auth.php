@@ -22,16 +22,16 @@ final class Auth
         $this->throttle = new Throttle($config->dataDir);
     }
 
-    /** Returns who the caller is: a hash of the API key it used (never the key). */
-    public function apiKey(Request $r): string
+    /** Returns who the caller is: the account its API key names, and a hash of both (never the key). */
+    public function apiKey(Request $r): ApiCaller
     {
         $given = self::credential($r, 'Bearer');
         $matched = null;
         $this->throttle->guard('API key', self::client($r), function () use ($given, &$matched): ?bool {
-            foreach ($this->config->apiKeys as $key) {
+            foreach ($this->config->apiKeys as $entry) {
                 // Compare with every key, always: the time taken says nothing.
-                if (hash_equals($key, $given ?? '')) {
-                    $matched = $key;
+                if (hash_equals($entry['key'], $given ?? '')) {
+                    $matched = $entry;
                 }
             }
             return $given === null || $given === '' ? null : $matched !== null;
@@ -39,7 +39,7 @@ final class Auth
         if ($matched === null) {
             throw new HttpError(401, 'Unauthorized', $given === null ? 'send Authorization: Bearer <API key>' : 'the API key is not valid', [], ['WWW-Authenticate' => 'Bearer']);
         }
-        return hash('sha256', $matched);
+        return new ApiCaller($matched['account'], hash('sha256', $matched['account'] . "\0" . $matched['key']));
     }
 
     public function admin(Request $r): void
@@ -58,13 +58,25 @@ final class Auth
         }
     }
 
-    /** The {secret} of /webhooks/amocrm/{secret}; a wrong one is a 404, as if the route did not exist. */
-    public function webhook(#[\SensitiveParameter] Request $r, #[\SensitiveParameter] string $secret): void
+    /**
+     * The {secret} of /webhooks/amocrm/{secret}, which names its account
+     * (returned); a wrong one is a 404, as if the route did not exist.
+     */
+    public function webhook(#[\SensitiveParameter] Request $r, #[\SensitiveParameter] string $secret): string
     {
-        $ok = $this->throttle->guard('webhook secret', self::client($r), fn (): bool => hash_equals($this->config->webhookSecret, $secret));
-        if ($ok !== true) {
+        $account = null;
+        $ok = $this->throttle->guard('webhook secret', self::client($r), function () use ($secret, &$account): bool {
+            foreach ($this->config->webhookSecrets as $entry) {
+                if (hash_equals($entry['secret'], $secret)) {
+                    $account = $entry['account'];
+                }
+            }
+            return $account !== null;
+        });
+        if ($ok !== true || $account === null) {
             throw new HttpError(404, 'Not Found', 'no such webhook endpoint');
         }
+        return $account;
     }
 
     private static function client(Request $r): string

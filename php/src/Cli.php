@@ -6,7 +6,11 @@ namespace AmoGateway;
 
 use AmoGateway\Webhook\Spool;
 
-/** php/bin/amocrm: status, refresh, keepalive, authorize-url, exchange, import, webhooks:replay. */
+/**
+ * php/bin/amocrm: status, refresh, keepalive, authorize-url, exchange, import,
+ * export, webhooks:replay — for one account (--account=NAME, `default` unless
+ * named) or, for status/refresh/keepalive, every configured one (--all-accounts).
+ */
 final class Cli
 {
     public const OK = 0;
@@ -19,25 +23,57 @@ final class Cli
     private const TOKEN_FILE_LIMIT = 65536;
 
     private const USAGE_TEXT = <<<'TXT'
-        usage: amocrm <command>
+        usage: amocrm [--account=NAME | --all-accounts] <command>
           status                    token status (exit 2 when an admin must re-authorize)
           refresh [--force]         refresh now if due (or always, with --force)
           keepalive [--max-age=N]   refresh when the pair is older than N days (default 30): run daily from cron
           authorize-url             the amoCRM consent URL, for setting up without the gateway's pages
           exchange CODE REFERER     store the pair for an authorization code (from the consent redirect)
-          import FILE               take over tokens from the old gateway's or the official library's token file
+          import FILE               take over tokens from a token file: the old gateway's, the official
+                                    library's, or one `export` wrote (moving between stores)
+          export FILE               write the stored pair to a new file (0600; never over an existing one),
+                                    for `import` into another store or host; no refresh
           webhooks:replay [--all]   run the handlers again for failed and stuck (pending > 60 s) webhook
                                     deliveries; --all: every pending one too
+        --account=NAME              the account of GATEWAY_ACCOUNTS to act on (default: default; for
+                                    webhooks:replay: every account's deliveries unless named)
+        --all-accounts              status, refresh, keepalive: every configured account in turn; exit 2 if
+                                    any needs re-authorization, else 1 if any failed, else 0
         TXT;
+
+    /** Commands that --all-accounts runs for every account. */
+    private const PER_ACCOUNT = ['status', 'refresh', 'keepalive'];
 
     /** @param list<string> $argv */
     public static function main(array $argv): int
     {
-        $args = array_slice($argv, 1);
+        $args = [];
+        $account = null;
+        $allAccounts = false;
+        foreach (array_slice($argv, 1) as $a) {
+            if (str_starts_with($a, '--account=')) {
+                if ($account !== null) {
+                    return self::usage('--account is given twice');
+                }
+                $account = substr($a, strlen('--account='));
+            } elseif ($a === '--all-accounts') {
+                $allAccounts = true;
+            } elseif ($a === '--account') {
+                return self::usage('write --account=NAME');
+            } else {
+                $args[] = $a;
+            }
+        }
         $command = array_shift($args) ?? '';
         if ($command === '' || $command === '--help' || $command === 'help') {
             fwrite(STDOUT, self::USAGE_TEXT . "\n");
             return $command === '' ? self::USAGE : self::OK;
+        }
+        if ($allAccounts && ($account !== null || !in_array($command, self::PER_ACCOUNT, true))) {
+            return self::usage($account !== null ? '--all-accounts and --account exclude each other' : "--all-accounts is for " . implode(', ', self::PER_ACCOUNT) . ", not $command");
+        }
+        if ($account !== null && !preg_match(Config::ACCOUNT_NAME, $account)) {
+            return self::usage('--account: not an account name (1 to 32 lower-case letters, digits, _ and -)');
         }
         try {
             $config = Config::load();
@@ -54,28 +90,79 @@ final class Cli
                 }
             }
         }
-        try {
+        if ($command === 'webhooks:replay') {
+            // The spool holds every account's deliveries: all of them unless one is named.
+            if ($account !== null && !$config->hasAccount($account)) {
+                return self::usage("account `$account` is not in GATEWAY_ACCOUNTS (" . implode(', ', $config->accounts) . ')');
+            }
+            return self::guarded(null, fn (): int => self::replay($config, in_array('--all', $args, true), $account));
+        }
+        if ($allAccounts) {
+            $exits = [];
+            foreach ($config->accounts as $a) {
+                fwrite(STDOUT, "== account $a ==\n");
+                $exits[] = self::run($command, $args, $a, $config, $a);
+                if ($exits[0] === self::USAGE) {
+                    return self::USAGE; // the same arguments for every account
+                }
+            }
+            // Worst first: a human must act, then a failure, then fine.
+            return in_array(self::REAUTHORIZE, $exits, true) ? self::REAUTHORIZE
+                : (array_filter($exits, static fn (int $e): bool => $e !== self::OK) === [] ? self::OK : max($exits));
+        }
+        $account ??= Config::DEFAULT_ACCOUNT;
+        if (!$config->hasAccount($account)) {
+            return self::usage(($account === Config::DEFAULT_ACCOUNT ? 'name the account with --account=NAME: `default`' : "account `$account`")
+                . ' is not in GATEWAY_ACCOUNTS (' . implode(', ', $config->accounts) . ')');
+        }
+        return self::run($command, $args, $account, $config, count($config->accounts) > 1 ? $account : null);
+    }
+
+    /**
+     * One command for one account.
+     * @param list<string> $args
+     * @param ?string $label the account to name in messages (null: a gateway of one account)
+     */
+    private static function run(string $command, array $args, string $account, Config $config, ?string $label): int
+    {
+        $known = ['status', 'refresh', 'keepalive', 'authorize-url', 'exchange', 'import', 'export'];
+        if (!in_array($command, $known, true)) {
+            return self::usage("unknown command `$command`");
+        }
+        return self::guarded($label, function () use ($command, $args, $account, $config): int {
+            $amo = \AmoClient::getInstance($account);
             return match ($command) {
-                'status' => self::status(),
-                'refresh' => self::refresh(in_array('--force', $args, true)),
-                'keepalive' => self::keepalive($args),
-                'authorize-url' => self::authorizeUrl(),
-                'exchange' => self::exchange($args),
-                'import' => self::import($args),
-                'webhooks:replay' => self::replay($config, in_array('--all', $args, true)),
-                default => self::usage("unknown command `$command`"),
+                'status' => self::status($amo),
+                'refresh' => self::refresh($amo, in_array('--force', $args, true)),
+                'keepalive' => self::keepalive($amo, $args),
+                'authorize-url' => self::authorizeUrl($amo),
+                'exchange' => self::exchange($amo, $config, $args),
+                'import' => self::import($amo, $config, $args),
+                'export' => self::export($amo, $args),
             };
+        });
+    }
+
+    /**
+     * Runs $work, turning failures into their message and an exit code.
+     * @param \Closure(): int $work
+     */
+    private static function guarded(?string $label, \Closure $work): int
+    {
+        $who = $label === null ? 'amocrm' : "amocrm [$label]";
+        try {
+            return $work();
         } catch (\AmoAuthException $e) {
-            fwrite(STDERR, "amocrm: {$e->getMessage()}\n");
+            fwrite(STDERR, "$who: {$e->getMessage()}\n");
             return self::REAUTHORIZE;
         } catch (\AmoException $e) {
-            fwrite(STDERR, 'amocrm: ' . get_class($e) . ": {$e->getMessage()}\n");
+            fwrite(STDERR, "$who: " . get_class($e) . ": {$e->getMessage()}\n");
             return self::ERROR;
         } catch (\Throwable $e) {
             // A data dir it cannot write, a handler that throws: exit 1 with
             // the cause, as cron and monitoring expect, not PHP's fatal error
             // (exit 255, a stack trace).
-            fwrite(STDERR, 'amocrm: ' . get_class($e) . ": {$e->getMessage()}\n");
+            fwrite(STDERR, "$who: " . get_class($e) . ": {$e->getMessage()}\n");
             return self::ERROR;
         }
     }
@@ -116,23 +203,23 @@ final class Cli
         return $seconds >= 86400 ? intdiv($seconds, 86400) . ' d' : ($seconds >= 3600 ? intdiv($seconds, 3600) . ' h' : intdiv($seconds, 60) . ' min');
     }
 
-    private static function status(): int
+    private static function status(\AmoClient $amo): int
     {
-        $s = \AmoClient::getInstance()->tokenStatus();
+        $s = $amo->tokenStatus();
         fwrite(STDOUT, self::describe($s) . "\n");
         return $s['authorized'] && !$s['needs_reauthorization'] ? self::OK : self::REAUTHORIZE;
     }
 
-    private static function refresh(bool $force): int
+    private static function refresh(\AmoClient $amo, bool $force): int
     {
-        $before = \AmoClient::getInstance()->tokenStatus();
-        $s = \AmoClient::getInstance()->refreshToken($force);
+        $before = $amo->tokenStatus();
+        $s = $amo->refreshToken($force);
         fwrite(STDOUT, ($s['updated_at'] !== $before['updated_at'] ? 'refreshed' : 'not due (use --force)') . "\n" . self::describe($s) . "\n");
         return self::OK;
     }
 
     /** @param list<string> $args */
-    private static function keepalive(array $args): int
+    private static function keepalive(\AmoClient $amo, array $args): int
     {
         $days = 30;
         foreach ($args as $a) {
@@ -142,7 +229,6 @@ final class Cli
                 return self::usage("keepalive takes --max-age=DAYS (1 to 80: the refresh token dies after 90 unused days), not `$a`");
             }
         }
-        $amo = \AmoClient::getInstance();
         $s = $amo->tokenStatus();
         if (!$s['authorized'] || $s['needs_reauthorization'] || $s['mode'] !== 'oauth') {
             fwrite(STDERR, 'amocrm: ' . ($s['mode'] !== 'oauth' ? 'a long-lived token has nothing to keep alive' : $s['reauthorization_reason']) . "\n");
@@ -158,27 +244,30 @@ final class Cli
         return self::OK;
     }
 
-    private static function authorizeUrl(): int
+    private static function authorizeUrl(\AmoClient $amo): int
     {
         $state = bin2hex(random_bytes(16));
-        fwrite(STDOUT, \AmoClient::getInstance()->authorizationUrl($state, 'popup') . "\nstate: $state\n"
+        fwrite(STDOUT, $amo->authorizationUrl($state, 'popup') . "\nstate: $state\n"
             . "After consenting, amoCRM redirects to the redirect_uri with code and referer: run\n  amocrm exchange CODE REFERER\n");
         return self::OK;
     }
 
     /** @param list<string> $args */
-    private static function exchange(array $args): int
+    private static function exchange(\AmoClient $amo, Config $config, array $args): int
     {
         if (count($args) !== 2) {
             return self::usage('exchange takes CODE REFERER');
         }
-        $s = \AmoClient::getInstance()->exchangeCode($args[0], $args[1]);
+        if (self::heldElsewhere($amo, $config, $args[1])) {
+            return self::ERROR;
+        }
+        $s = $amo->exchangeCode($args[0], $args[1]);
         fwrite(STDOUT, "stored\n" . self::describe($s) . "\n");
         return self::OK;
     }
 
     /** @param list<string> $args */
-    private static function import(array $args): int
+    private static function import(\AmoClient $amo, Config $config, array $args): int
     {
         if (count($args) !== 1) {
             return self::usage('import takes FILE');
@@ -199,8 +288,12 @@ final class Cli
             fwrite(STDERR, "amocrm: {$args[0]} is not a JSON object; nothing was changed\n");
             return self::ERROR;
         }
+        $host = $pair['base_domain'] ?? $pair['baseDomain'] ?? null;
+        if (is_string($host) && self::heldElsewhere($amo, $config, $host)) {
+            return self::ERROR;
+        }
         try {
-            $s = \AmoClient::getInstance()->importTokens($pair);
+            $s = $amo->importTokens($pair);
         } catch (\AmoConfigException $e) {
             fwrite(STDERR, "amocrm: {$args[0]}: {$e->getMessage()}; nothing was changed\n");
             return self::ERROR;
@@ -209,9 +302,40 @@ final class Cli
         return self::OK;
     }
 
-    private static function replay(Config $config, bool $all): int
+    /** Refuses (with a message) a pair for an amoCRM account another configured account holds: see Accounts::holderOf(). */
+    private static function heldElsewhere(\AmoClient $amo, Config $config, string $host): bool
     {
-        [$ok, $failed] = (new Spool($config))->replay($all);
+        $holder = Accounts::holderOf($config, $host, $amo->getAccount());
+        if ($holder !== null) {
+            fwrite(STDERR, "amocrm: that amoCRM account is already held by account `$holder`; two accounts of the gateway would revoke "
+                . "each other's pairs and share amoCRM's rate limit. Nothing was changed (remove `$holder` from GATEWAY_ACCOUNTS first when moving it)\n");
+            return true;
+        }
+        return false;
+    }
+
+    /** @param list<string> $args */
+    private static function export(\AmoClient $amo, array $args): int
+    {
+        if (count($args) !== 1 || $args[0] === '') {
+            return self::usage('export takes FILE');
+        }
+        $path = $args[0][0] === '/' ? $args[0] : getcwd() . '/' . $args[0];
+        try {
+            // The extension reads the stored pair and writes the new file itself: no token passes through PHP.
+            $s = $amo->exportTokens($path);
+        } catch (\AmoConfigException $e) {
+            fwrite(STDERR, "amocrm: {$e->getMessage()}\n");
+            return self::ERROR;
+        }
+        fwrite(STDOUT, "exported to $path (mode 0600; it holds the pair: `amocrm import` it into the new store, then delete it)\n"
+            . self::describe($s) . "\n");
+        return self::OK;
+    }
+
+    private static function replay(Config $config, bool $all, ?string $account): int
+    {
+        [$ok, $failed] = (new Spool($config))->replay($all, $account);
         fwrite(STDOUT, "webhooks:replay: $ok delivered, $failed still failing\n");
         return $failed === 0 ? self::OK : self::ERROR;
     }

@@ -9,8 +9,10 @@ use AmoGateway\Http\Response;
 /** The few HTML pages an admin sees (the OAuth flow). */
 final class Page
 {
-    public static function render(string $title, string $message, int $status = 200, ?string $detail = null, string $tone = 'info'): Response
+    /** @param ?string $account the account the page is about: its links name it */
+    public static function render(string $title, string $message, int $status = 200, ?string $detail = null, string $tone = 'info', ?string $account = null): Response
     {
+        $q = $account === null || $account === Config::DEFAULT_ACCOUNT ? '' : '?account=' . rawurlencode($account);
         $e = static fn (string $s): string => htmlspecialchars($s, ENT_QUOTES | ENT_SUBSTITUTE, 'UTF-8');
         $color = ['ok' => '#1b7f3b', 'error' => '#b3261e', 'info' => '#334'][$tone] ?? '#334';
         $css = 'body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}'
@@ -20,7 +22,7 @@ final class Page
             . '<style>' . $css . '</style></head><body>'
             . '<h1 id="title">' . $e($title) . '</h1><p id="message">' . $e($message) . '</p>'
             . ($detail !== null ? '<p id="detail"><small>' . $e($detail) . '</small></p>' : '')
-            . '<p><a href="/oauth/status">Token status</a> · <a href="/oauth/authorize">Authorize again</a></p>'
+            . '<p><a href="' . $e("/oauth/status$q") . '">Token status</a> · <a href="' . $e("/oauth/authorize$q") . '">Authorize again</a></p>'
             . '</body></html>';
         // Nothing but this page's own style may load or run, and no site may frame it.
         return Response::html($html, $status, [

@@ -6,7 +6,7 @@ declare(strict_types=1);
 // As in tests/php, the PHPUnit process itself does not use the extension.
 require __DIR__ . '/../php/support/Emulator.php';
 require __DIR__ . '/../php/support/AmoTestCase.php';
-foreach (['Proc', 'GatewayServer', 'PhpBuiltinServer', 'NginxFpmServer', 'HttpResponse', 'HttpClient', 'GatewayTestCase', 'GatewayRoutesTestCase', 'GatewayEdgesTestCase', 'OnNginxFpm'] as $class) {
+foreach (['Proc', 'GatewayServer', 'PhpBuiltinServer', 'NginxFpmServer', 'HttpResponse', 'HttpClient', 'GatewayTestCase', 'GatewayRoutesTestCase', 'GatewayEdgesTestCase', 'AccountsTestCase', 'OnNginxFpm'] as $class) {
     require __DIR__ . "/support/$class.php";
 }
 

@@ -254,15 +254,17 @@ final class CrashTest extends GatewayTestCase
         $this->assertGreaterThan(6.0, $waited, 'a stopped holder is waited for first: it may only be slow');
         $this->assertLessThan(7.0 + 5.0, $waited, 'then taken over: the host is not wedged');
         $taken = $this->storedPair();
-        // The holder resumes: its write is refused, and the pair the others use stays.
+        // The holder resumes: its write is refused (it goes on with the pair
+        // the others stored), or its token request timed out meanwhile.
         posix_kill($holder->pid, SIGCONT);
         $r = $holder->wait();
-        $this->assertFalse($r['result']['ok'] ?? true, 'the resumed holder does not report success: ' . json_encode($r['result']));
-        $this->assertContains($r['result']['class'], ['AmoStorageException', 'AmoTransportException'], json_encode($r['result']));
+        $this->assertIsArray($r['result'], 'the resumed holder reported: ' . $r['err']);
+        $outcome = ($r['result']['ok'] ?? false) ? 'went on with the stored pair' : $r['result']['class'];
+        $this->assertContains($outcome, ['went on with the stored pair', 'AmoTransportException'], json_encode($r['result']));
         $this->assertSame($taken, $this->storedPair(), 'the resumed holder did not overwrite the pair');
         $this->assertSame('valid', $this->emu()->check(['refresh_token' => $taken['refresh_token']])['refresh_token']);
         Results::row(self::KEY, ['the refresh lock\'s holder SIGSTOPped mid-refresh', 0, '3 processes needing a refresh (the pair had expired)',
-            'when they went on; what the holder did on SIGCONT', sprintf('all 3 went on after %.1f s (lock wait 7 s, then taken over); the resumed holder: %s, and the stored pair stayed valid',
-                $waited, $r['result']['class'])]);
+            'when they went on; what the holder did on SIGCONT', sprintf('all 3 went on after %.1f s (lock wait 7 s, then taken over); the resumed holder: %s; the stored pair stayed, valid',
+                $waited, $outcome)]);
     }
 }

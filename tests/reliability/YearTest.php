@@ -162,7 +162,7 @@ final class YearTest extends GatewayTestCase
         $this->assertIsString($status['warning'], "day $day: a renewal is overdue and the status says so");
         $this->assertMatchesRegularExpression('/dies unused in \d+ days/', $status['warning']);
         $metrics = $this->admin('GET', '/metrics')->body;
-        $this->assertMatchesRegularExpression('/^amocrm_token_warning 1$/m', $metrics, "day $day");
+        $this->assertMatchesRegularExpression('/^amocrm_token_warning\{account="default"\} 1$/m', $metrics, "day $day");
         $ready = $this->request('GET', '/ready');
         $this->assertStringContainsString('dies unused', $ready->body, "day $day: /ready carries the warning");
     }

@@ -18,7 +18,8 @@ final class InfoController
 {
     private const ENTITIES = ['leads', 'contacts', 'companies', 'customers'];
 
-    public function __construct(private readonly Config $config)
+    /** @param string $account the account of the caller's API key: its own cache, its own calls */
+    public function __construct(private readonly Config $config, private readonly string $account)
     {
     }
 
@@ -29,7 +30,7 @@ final class InfoController
         }
         $name = str_replace('/', '-', $what) . '.json';
         $fetch = function () use ($what, $entity): array {
-            $amo = \AmoClient::getInstance();
+            $amo = \AmoClient::getInstance($this->account);
             return match (true) {
                 $what === 'account' => $amo->account(['amojo_id', 'task_types', 'users_groups', 'datetime_settings']),
                 $what === 'pipelines' => iterator_to_array($amo->pipelines()->iterate(), false),
@@ -41,7 +42,8 @@ final class InfoController
         if ($ttl === 0) {
             return Response::json($fetch(), 200, ['X-Cache' => 'BYPASS']);
         }
-        $cache = new FileStore($this->config->dataDir . '/cache');
+        // A folder per account: one account's cache never answers another's request.
+        $cache = new FileStore($this->config->dataDir . '/cache/' . $this->account);
         $fresh = static fn (?array $hit): bool => $hit !== null && ($hit['at'] ?? 0) + $ttl > time();
         $hit = $cache->read($name);
         if ($fresh($hit)) {

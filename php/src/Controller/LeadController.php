@@ -21,13 +21,19 @@ final class LeadController
     /** Seconds before the first attempt the search starts: clock skew between this host and amoCRM. */
     private const SEARCH_MARGIN = 600;
 
-    public function __construct(private readonly Config $config)
+    /** @param string $account the account of the caller's API key: every call goes to it */
+    public function __construct(private readonly Config $config, private readonly string $account)
     {
+    }
+
+    private function amo(): \AmoClient
+    {
+        return \AmoClient::getInstance($this->account);
     }
 
     /**
      * POST /api/leads
-     * @param string $client the caller (Auth::apiKey)
+     * @param string $client who calls (ApiCaller::$id): Idempotency-Key records are theirs alone
      */
     public function create(Request $r, string $client): Response
     {
@@ -52,7 +58,7 @@ final class LeadController
         if ($marker !== null) {
             $lead['_embedded']['tags'][] = ['name' => $marker];
         }
-        [$created] = \AmoClient::getInstance()->leads()->addComplex([$lead]);
+        [$created] = $this->amo()->leads()->addComplex([$lead]);
         return $this->created($created['id'], $created['contact_id'] ?? null, $created['company_id'] ?? null,
             (bool) ($created['merged'] ?? false), $this->addComment($created['id'], $item['comment']));
     }
@@ -65,7 +71,7 @@ final class LeadController
      */
     private function findCreated(array $item, string $marker, int $since): ?Response
     {
-        $leads = \AmoClient::getInstance()->leads();
+        $leads = $this->amo()->leads();
         for ($page = 1; $page <= self::SEARCH_PAGES; $page++) {
             $found = $leads->get(['filter' => ['created_at' => ['from' => $since - self::SEARCH_MARGIN]], 'with' => ['contacts'], 'limit' => 250, 'page' => $page]);
             foreach ($found as $lead) {
@@ -90,7 +96,7 @@ final class LeadController
             return null;
         }
         try {
-            return \AmoClient::getInstance()->notes('leads')->addOne(['entity_id' => $leadId, 'note_type' => 'common',
+            return $this->amo()->notes('leads')->addOne(['entity_id' => $leadId, 'note_type' => 'common',
                 'params' => ['text' => $comment]])['id'] ?? null;
         } catch (\AmoException $e) {
             // The lead exists: answer 201 and say the comment is missing,
@@ -109,7 +115,7 @@ final class LeadController
     /** GET /api/leads/{id} */
     public function show(int $id): Response
     {
-        $lead = \AmoClient::getInstance()->leads()->getOne($id, ['contacts']);
+        $lead = $this->amo()->leads()->getOne($id, ['contacts']);
         if ($lead === null) {
             throw new HttpError(404, 'Not Found', "no lead $id in amoCRM");
         }
@@ -120,7 +126,7 @@ final class LeadController
     public function update(Request $r, int $id): Response
     {
         $patch = (new LeadMapper($this->config))->patch($id, Body::parse($r, $this->config->maxBody, false));
-        $leads = \AmoClient::getInstance()->leads();
+        $leads = $this->amo()->leads();
         try {
             return Response::json($leads->updateOne($patch));
         } catch (\AmoValidationException | \AmoApiException $e) {

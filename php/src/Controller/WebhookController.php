@@ -23,10 +23,11 @@ final class WebhookController
     {
     }
 
-    public function receive(Request $r): Response
+    /** @param string $account the account the webhook secret names (Auth::webhook) */
+    public function receive(Request $r, string $account): Response
     {
         $spool = new Spool($this->config);
-        $id = $spool->store($r->body($this->config->webhookMaxBody), (string) ($r->header('content-type') ?? ''), $r->remoteAddr);
+        $id = $spool->store($r->body($this->config->webhookMaxBody), (string) ($r->header('content-type') ?? ''), $r->remoteAddr, $account);
         App::defer(static fn () => $spool->dispatch($id));
         return Response::text("ok\n");
     }

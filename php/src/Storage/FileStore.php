@@ -31,6 +31,40 @@ final class FileStore
     }
 
     /**
+     * Creates $dir (and any missing parent) 0700, each new folder owned by
+     * the owner of the folder it is made in: an admin who runs the CLI as
+     * root must not make a folder php-fpm's user cannot enter (the
+     * extension's files inside take their folder's owner). Not root: the
+     * chown is refused, and the folder is the caller's, as it should be.
+     */
+    public static function ensureDirLikeParent(string $dir): void
+    {
+        if (is_dir($dir)) {
+            return;
+        }
+        $parent = dirname($dir);
+        if ($parent !== $dir) {
+            self::ensureDirLikeParent($parent);
+        }
+        $old = umask(0077);
+        try {
+            if (!@mkdir($dir, 0700) && !is_dir($dir)) {
+                return; // the extension names the path when it cannot use it
+            }
+        } finally {
+            umask($old);
+        }
+        $owner = @fileowner($parent);
+        $group = @filegroup($parent);
+        if ($owner !== false && $owner !== @fileowner($dir)) {
+            @chown($dir, $owner);
+        }
+        if ($group !== false && $group !== @filegroup($dir)) {
+            @chgrp($dir, $group);
+        }
+    }
+
+    /**
      * fopen() that creates the file with mode 0600 (the umask only ever
      * removes bits, so 0077 leaves exactly 0600 of fopen's 0666).
      * @return resource|false

@@ -15,7 +15,7 @@ final class JsonLinesHandler implements Handler
 
     public function handle(array $delivery): void
     {
-        $line = json_encode(['id' => $delivery['id'], 'received_at' => $delivery['received_at'], 'data' => $delivery['parsed']],
+        $line = json_encode(['id' => $delivery['id'], 'account' => $delivery['account'] ?? 'default', 'received_at' => $delivery['received_at'], 'data' => $delivery['parsed']],
             JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR) . "\n";
         $f = FileStore::openPrivate($this->path, 'ab'); // customer data: 0600 when it creates the file
         if ($f === false) {

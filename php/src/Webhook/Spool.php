@@ -14,7 +14,7 @@ use AmoGateway\Storage\FileStore;
  * done/ (parsed, every handler succeeded), failed/ (the body could not be
  * parsed, or a handler threw; replayable).
  *
- * A delivery file is JSON: {"id","received_at","remote_addr","content_type",
+ * A delivery file is JSON: {"id","account","received_at","remote_addr","content_type",
  * "body" (the raw bytes when they are UTF-8) or "body_base64" (when they are
  * not), and once dispatched "parsed", "errors", "failed_at"}. Parsing always
  * starts again from the stored bytes.
@@ -32,11 +32,11 @@ final class Spool
         return $dir;
     }
 
-    /** Stores the raw body as received; returns the delivery id. */
-    public function store(string $body, string $contentType, string $remoteAddr): string
+    /** Stores the raw body as received, with the account it came for; returns the delivery id. */
+    public function store(string $body, string $contentType, string $remoteAddr, string $account = Config::DEFAULT_ACCOUNT): string
     {
         $id = sprintf('%.6F', microtime(true)) . '-' . bin2hex(random_bytes(4));
-        $this->save('pending', ['id' => $id, 'received_at' => time(), 'remote_addr' => $remoteAddr,
+        $this->save('pending', ['id' => $id, 'account' => $account, 'received_at' => time(), 'remote_addr' => $remoteAddr,
             'content_type' => self::printable($contentType) ? $contentType : ''] + self::bodyField($body));
         return $id;
     }
@@ -50,6 +50,7 @@ final class Spool
             return false;
         }
         unset($delivery['errors'], $delivery['failed_at'], $delivery['parsed']);
+        $delivery['account'] ??= Config::DEFAULT_ACCOUNT; // stored before deliveries named their account
         $body = self::bodyBytes($delivery);
         $errors = [];
         try {
@@ -102,17 +103,21 @@ final class Spool
 
     /**
      * Replays failed deliveries, and pending ones older than a minute (their
-     * worker died before dispatching) — or every pending one with $all.
+     * worker died before dispatching) — or every pending one with $all; only
+     * those of $account when named.
      * Returns [ok, still failing].
      * @return array{0: int, 1: int}
      */
-    public function replay(bool $all = false): array
+    public function replay(bool $all = false, ?string $account = null): array
     {
         $this->removeDeadTempFiles();
         $ok = $failed = 0;
         foreach (['failed' => 0, 'pending' => $all ? 0 : 60] as $state => $minAge) {
             foreach (glob($this->dir($state) . '/*.json') ?: [] as $file) {
                 if (time() - (int) filemtime($file) < $minAge) {
+                    continue;
+                }
+                if ($account !== null && (json_decode((string) @file_get_contents($file), true)['account'] ?? Config::DEFAULT_ACCOUNT) !== $account) {
                     continue;
                 }
                 $this->dispatch(basename($file, '.json'), $state) ? $ok++ : $failed++;

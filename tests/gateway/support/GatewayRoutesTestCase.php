@@ -813,18 +813,18 @@ abstract class GatewayRoutesTestCase extends GatewayTestCase
                   'amocrm_rate_limit_wait_seconds_total', 'amocrm_retries_total', 'gateway_webhooks_pending', 'gateway_webhooks_failed'] as $name) {
             $this->assertMatchesRegularExpression('/^# TYPE ' . $name . ' (counter|gauge)$/m', $text, $name);
         }
-        $this->assertSame(1.0, self::sample($text, 'amocrm_retries_total'), $text);
-        $this->assertGreaterThan(85 * 86400, self::sample($text, 'amocrm_refresh_token_expires_in_seconds'), 'the refresh just renewed it');
-        $expires = self::sample($text, 'amocrm_token_expires_in_seconds');
+        $this->assertSame(1.0, self::sample($text, 'amocrm_retries_total{account="default"}'), $text);
+        $this->assertGreaterThan(85 * 86400, self::sample($text, 'amocrm_refresh_token_expires_in_seconds{account="default"}'), 'the refresh just renewed it');
+        $expires = self::sample($text, 'amocrm_token_expires_in_seconds{account="default"}');
         $this->assertNotNull($expires, $text);
         $this->assertGreaterThan(80000, $expires);
-        $this->assertSame(1.0, self::sample($text, 'amocrm_refreshes_total'), $text);
-        $this->assertSame(2.0, self::sample($text, 'amocrm_api_calls_total{status="200"}'), $text);
-        $this->assertSame(1.0, self::sample($text, 'amocrm_api_calls_total{status="429"}'), $text);
-        $this->assertSame(1.0, self::sample($text, 'amocrm_api_calls_total{status="204"}'), $text);
-        $this->assertSame(1.0, self::sample($text, 'amocrm_rate_limited_total'), $text);
-        $this->assertNotNull(self::sample($text, 'amocrm_rate_limit_waits_total'), $text);
-        $this->assertSame(1.0, self::sample($text, 'amocrm_authorized'), $text);
+        $this->assertSame(1.0, self::sample($text, 'amocrm_refreshes_total{account="default"}'), $text);
+        $this->assertSame(2.0, self::sample($text, 'amocrm_api_calls_total{account="default",status="200"}'), $text);
+        $this->assertSame(1.0, self::sample($text, 'amocrm_api_calls_total{account="default",status="429"}'), $text);
+        $this->assertSame(1.0, self::sample($text, 'amocrm_api_calls_total{account="default",status="204"}'), $text);
+        $this->assertSame(1.0, self::sample($text, 'amocrm_rate_limited_total{account="default"}'), $text);
+        $this->assertNotNull(self::sample($text, 'amocrm_rate_limit_waits_total{account="default"}'), $text);
+        $this->assertSame(1.0, self::sample($text, 'amocrm_authorized{account="default"}'), $text);
         $this->assertSame(0.0, self::sample($text, 'gateway_webhooks_failed'), $text);
     }
 

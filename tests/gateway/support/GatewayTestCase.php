@@ -129,10 +129,14 @@ abstract class GatewayTestCase extends TestCase
         return $this->emulator;
     }
 
-    /** A second emulator, e.g. on 127.0.0.2 as a trap that must see no connection. */
-    protected function extraEmulator(string $host): Emulator
+    /**
+     * A second emulator, e.g. on 127.0.0.2 as a trap that must see no
+     * connection, or another amoCRM account (with its flags).
+     * @param list<string> $args
+     */
+    protected function extraEmulator(string $host, array $args = []): Emulator
     {
-        $e = Emulator::start($host);
+        $e = Emulator::start($host, $args);
         $this->extraEmulators[] = $e;
         return $e;
     }
@@ -274,6 +278,14 @@ abstract class GatewayTestCase extends TestCase
         return $pair;
     }
 
+    /** Values no answer, log or output of this test may contain (tokens a test made itself). */
+    protected function rememberSecrets(string ...$values): void
+    {
+        foreach ($values as $v) {
+            $this->secrets[] = $v;
+        }
+    }
+
     protected function writeTokenFile(array $pair): void
     {
         $tmp = $this->tokenPath . '.test-tmp';
@@ -305,12 +317,13 @@ abstract class GatewayTestCase extends TestCase
      *
      * @return array{authorize: HttpResponse, consent: HttpResponse, decision: HttpResponse, callbackUrl: string}
      */
-    protected function consent(string $decision = 'allow'): array
+    protected function consent(string $decision = 'allow', ?Emulator $amocrm = null, string $authorizeQuery = ''): array
     {
-        $authorize = $this->admin('GET', '/oauth/authorize');
+        $amocrm ??= $this->emu();
+        $authorize = $this->admin('GET', '/oauth/authorize' . $authorizeQuery);
         $this->assertSame(302, $authorize->status, $authorize->describe());
         $location = (string) $authorize->header('location');
-        $this->assertStringStartsWith('http://localhost:' . $this->emu()->port . '/oauth?', $location, 'the consent page of the configured amoCRM host');
+        $this->assertStringStartsWith('http://localhost:' . $amocrm->port . '/oauth?', $location, 'the consent page of the configured amoCRM host');
         $consent = $this->http()->request('GET', $location);
         $this->assertSame(200, $consent->status, $consent->describe());
         $this->assertStringContainsString('<title>Предоставить доступ</title>', $consent->body);
@@ -320,7 +333,7 @@ abstract class GatewayTestCase extends TestCase
             $form[$input[1]] = html_entity_decode($input[2], ENT_QUOTES | ENT_HTML5);
         }
         $this->assertArrayHasKey('state', $form, 'the consent page carries the state');
-        $decisionAnswer = $this->http()->request('POST', $this->emu()->url('/oauth/decision'), ['form' => $form]);
+        $decisionAnswer = $this->http()->request('POST', $amocrm->url('/oauth/decision'), ['form' => $form]);
         $this->assertSame(302, $decisionAnswer->status, $decisionAnswer->describe());
         $callback = (string) $decisionAnswer->header('location');
         $this->assertStringStartsWith($this->callbackUrl() . '?', $callback);

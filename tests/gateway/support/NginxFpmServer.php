@@ -56,15 +56,18 @@ final class NginxFpmServer implements GatewayServer
         );
         try {
             $deadline = microtime(true) + 10;
-            while (!file_exists($socket)) {
+            // The socket file appears at bind(), a moment before listen():
+            // wait until it accepts, or nginx's first request may be refused (502).
+            while (($probe = @stream_socket_client("unix://$socket", $errno, $errstr, 1)) === false) {
                 if (!$this->fpm->running()) {
                     throw new \RuntimeException('php-fpm exited');
                 }
                 if (microtime(true) > $deadline) {
-                    throw new \RuntimeException("php-fpm did not create $socket");
+                    throw new \RuntimeException("php-fpm does not accept on $socket");
                 }
                 usleep(20000);
             }
+            fclose($probe);
             Proc::waitForPort('127.0.0.1', $this->port, 10, fn () => $this->nginx->running());
         } catch (\RuntimeException $e) {
             $logs = $this->logs();

@@ -1,0 +1,566 @@
+//! The Redis backend of the shared state, for several hosts: the pair, the
+//! refresh lock, the rate limiter's budget, the counters and the refusal
+//! note of one account live under keys of their own,
+//!
+//! ```text
+//! {prefix}{account}:pair      hash: json (the pair), gen (counted up by every write), at (written, µs)
+//! {prefix}{account}:lock      string: the holder's owner value, with an expiry
+//! {prefix}{account}:refused   string: the refusal note (JSON)
+//! {prefix}{account}:budget    list: the last `limit` send times (ms, Redis's clock)
+//! {prefix}{account}:counters  hash: name → count
+//! ```
+//!
+//! Every step that must not interleave with another host's is one Lua
+//! script, which Redis runs atomically.
+//!
+//! - **The lock** is `SET NX PX` with an owner value unique to the process
+//!   and the attempt (host, pid, random), expiring after `lock_wait`
+//!   (connect_timeout + timeout + 5 s: longer than a refresh may take). It
+//!   is released only by its owner (compare, then delete). A holder that
+//!   dies mid-refresh is taken over when its lock expires; the new holder
+//!   re-reads the pair first (the client always does under the lock), so a
+//!   pair the dead holder already rotated is used, not refreshed again.
+//! - **The save is fenced**: it writes only while the lock is still this
+//!   process's — or, if the lock expired and nobody took it, while the pair
+//!   is still the generation it saw when it took the lock. A holder that was
+//!   stopped past its expiry, and resumes after another took over and
+//!   stored a newer pair, has its write refused.
+//! - **The budget** takes a slot by Redis's clock (`TIME`), so that hosts
+//!   whose clocks differ share one window, and in one script, so that two
+//!   hosts cannot both take the last slot.
+//! - **The pair's version** is its generation and write time: one `HMGET`
+//!   per API call tells whether another process stored a new pair.
+//!
+//! With Sentinel, a new pair is also waited for on a replica (`WAIT 1`, at
+//! most `connect_timeout`), so that a failover right after the write cannot
+//! lose it.
+
+use crate::config::{Config, RedisTarget};
+use crate::error::{Error, Result};
+use crate::redis_conn::{self, Target};
+use crate::state::{Budget, Counters, State};
+use crate::store::{Refusal, StoreLock, TokenStore, Version};
+use crate::token::{self, TokenPair};
+use once_cell::sync::Lazy;
+use redis::Script;
+use serde_json::{json, Map, Value};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// Takes the lock if it is free (or already this owner's); otherwise says
+/// who holds it and for how much longer. A lock without an expiry (written
+/// by hand) gets one, so that it cannot wedge every host.
+/// KEYS: lock, pair. ARGV: owner, ttl (ms).
+/// Returns {1, generation of the pair, 0} or {0, holder, ms left}.
+static ACQUIRE: Lazy<Script> = Lazy::new(|| {
+    Script::new(
+        r"
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  holder = ARGV[1]
+end
+if holder == ARGV[1] then
+  return {1, redis.call('HGET', KEYS[2], 'gen') or '0', 0}
+end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  left = tonumber(ARGV[2])
+end
+return {0, holder, left}
+",
+    )
+});
+
+/// Releases the lock if it is still this owner's.
+/// KEYS: lock. ARGV: owner.
+static RELEASE: Lazy<Script> = Lazy::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});
+
+/// Stores a pair if the lock is still this owner's, or is free and the pair
+/// is still the generation seen when the lock was taken; forgets the
+/// refusal note. KEYS: pair, lock, refused. ARGV: owner, generation, json.
+/// Returns {generation, written at (µs)} or {-1, the holder or ''}.
+static SAVE: Lazy<Script> = Lazy::new(|| {
+    Script::new(
+        r"
+local holder = redis.call('GET', KEYS[2])
+if holder ~= ARGV[1] then
+  if holder or (redis.call('HGET', KEYS[1], 'gen') or '0') ~= ARGV[2] then
+    return {-1, holder or ''}
+  end
+end
+local t = redis.call('TIME')
+local at = t[1] .. string.format('%06d', tonumber(t[2]))
+local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
+redis.call('HSET', KEYS[1], 'json', ARGV[3], 'at', at)
+redis.call('DEL', KEYS[3])
+return {gen, at}
+",
+    )
+});
+
+/// Takes a send slot if fewer than `limit` sends were made in the last
+/// `window`, by Redis's clock; otherwise returns the milliseconds until one
+/// frees up. The same rule as the file budget's: the oldest of the last
+/// `limit` sends decides, and a send in the future (the clock went back)
+/// frees its slot. KEYS: budget. ARGV: limit, window (ms).
+static TAKE: Lazy<Script> = Lazy::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local stamp = string.format('%d', now)
+local slots = redis.call('LRANGE', KEYS[1], 0, limit - 1)
+if #slots < limit then
+  redis.call('RPUSH', KEYS[1], stamp)
+else
+  local at, oldest = nil, nil
+  for i, s in ipairs(slots) do
+    local v = tonumber(s) or 0
+    if v > now + window then
+      at, oldest = i, v
+      break
+    end
+    if oldest == nil or v < oldest then
+      at, oldest = i, v
+    end
+  end
+  if oldest + window > now and oldest <= now + window then
+    return oldest + window - now
+  end
+  redis.call('LSET', KEYS[1], at - 1, stamp)
+end
+redis.call('LTRIM', KEYS[1], 0, limit - 1)
+redis.call('PEXPIRE', KEYS[1], window + 1000)
+return 0
+",
+    )
+});
+
+/// The keys of one account.
+#[derive(Debug, Clone)]
+struct Keys {
+    pair: String,
+    lock: String,
+    refused: String,
+    budget: String,
+    counters: String,
+}
+
+impl Keys {
+    fn new(prefix: &str, account: &str) -> Keys {
+        let key = |part: &str| format!("{prefix}{account}:{part}");
+        Keys {
+            pair: key("pair"),
+            lock: key("lock"),
+            refused: key("refused"),
+            budget: key("budget"),
+            counters: key("counters"),
+        }
+    }
+}
+
+/// What the three parts share: where Redis is, the keys, the lock's expiry.
+struct Shared {
+    target: Target,
+    keys: Keys,
+    lock_ttl: Duration,
+}
+
+impl Shared {
+    fn run<T>(
+        &self,
+        what: &str,
+        f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
+        redis_conn::run(&self.target, what, f)
+    }
+}
+
+/// The state of `config.account` in the Redis `target` names. Nothing
+/// connects yet: the first call that needs Redis does.
+pub fn state(config: &Config, target: &RedisTarget) -> State {
+    let shared = Arc::new(Shared {
+        target: Target {
+            redis: target.clone(),
+            connect_timeout: config.connect_timeout,
+            timeout: config.timeout,
+            ca_file: config.ca_file.clone(),
+        },
+        keys: Keys::new(&target.prefix, &config.account),
+        lock_ttl: config.lock_wait(),
+    });
+    State {
+        tokens: Box::new(RedisStore {
+            shared: shared.clone(),
+            held: Mutex::new(Weak::new()),
+        }),
+        budget: Box::new(RedisBudget {
+            shared: shared.clone(),
+        }),
+        counters: Box::new(RedisCounters { shared }),
+    }
+}
+
+pub struct RedisStore {
+    shared: Arc<Shared>,
+    /// The lock this process holds, if any: `save` is fenced by it.
+    held: Mutex<Weak<Held>>,
+}
+
+/// A lock taken in Redis: its owner value and the pair's generation then.
+struct Held {
+    shared: Arc<Shared>,
+    owner: String,
+    generation: String,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Redis down: the lock expires by itself.
+        let _ = self.shared.run("cannot release the lock", |c| {
+            RELEASE
+                .key(&self.shared.keys.lock)
+                .arg(&self.owner)
+                .invoke::<i64>(c)
+        });
+    }
+}
+
+struct RedisLock(#[allow(dead_code)] Arc<Held>);
+
+impl StoreLock for RedisLock {}
+
+/// What an attempt at the lock found.
+enum Attempt {
+    Taken { generation: String },
+    Busy { holder: String, left: Duration },
+}
+
+/// An owner value no other process or attempt has: the host and pid (which
+/// the error of a waiter that gives up names) and 64 random bits.
+fn owner_value() -> String {
+    static HOST: Lazy<String> = Lazy::new(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown-host".into())
+    });
+    // fastrand's state is copied by fork; the pid and the time tell the
+    // children apart.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    format!(
+        "{}:{}:{:016x}{:08x}",
+        *HOST,
+        std::process::id(),
+        fastrand::u64(..),
+        nanos
+    )
+}
+
+/// `host:pid:…` → "process PID on host HOST".
+fn describe_holder(holder: &str) -> String {
+    let mut parts = holder.rsplitn(3, ':');
+    let (_, pid, host) = (parts.next(), parts.next(), parts.next());
+    match (host, pid) {
+        (Some(host), Some(pid)) => format!("process {pid} on host {host}"),
+        _ => "another process".into(),
+    }
+}
+
+impl RedisStore {
+    fn keys(&self) -> &Keys {
+        &self.shared.keys
+    }
+
+    fn attempt(&self, owner: &str) -> Result<Attempt> {
+        let ttl = self.shared.lock_ttl.as_millis().max(1) as u64;
+        let (taken, value, left): (i64, String, i64) =
+            self.shared.run("cannot take the refresh lock", |c| {
+                ACQUIRE
+                    .key(&self.keys().lock)
+                    .key(&self.keys().pair)
+                    .arg(owner)
+                    .arg(ttl)
+                    .invoke(c)
+            })?;
+        Ok(if taken == 1 {
+            Attempt::Taken { generation: value }
+        } else {
+            Attempt::Busy {
+                holder: value,
+                left: Duration::from_millis(left.max(0) as u64),
+            }
+        })
+    }
+
+    fn hold(&self, owner: String, generation: String) -> Box<dyn StoreLock> {
+        let held = Arc::new(Held {
+            shared: self.shared.clone(),
+            owner,
+            generation,
+        });
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&held);
+        Box::new(RedisLock(held))
+    }
+
+    fn fault(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        self.shared
+            .target
+            .fault(&format!("key {}: {what}", self.keys().pair), e)
+    }
+}
+
+/// How long past its `wait` a waiter waits for the same holder: the
+/// holder's expiry (`lock_wait`, what the client waits) has passed by then.
+const GRACE: Duration = Duration::from_secs(1);
+
+impl TokenStore for RedisStore {
+    fn version(&self) -> Result<Option<Version>> {
+        let (generation, at): (Option<u64>, Option<u64>) =
+            self.shared.run("cannot read the pair's version", |c| {
+                redis::cmd("HMGET")
+                    .arg(&self.keys().pair)
+                    .arg("gen")
+                    .arg("at")
+                    .query(c)
+            })?;
+        Ok(generation.map(|g| Version::generation(g, at.unwrap_or(0))))
+    }
+
+    fn load(&self) -> Result<Option<(TokenPair, Version)>> {
+        let (json, generation, at): (Option<Vec<u8>>, Option<u64>, Option<u64>) =
+            self.shared.run("cannot read the pair", |c| {
+                redis::cmd("HMGET")
+                    .arg(&self.keys().pair)
+                    .arg("json")
+                    .arg("gen")
+                    .arg("at")
+                    .query(c)
+            })?;
+        let Some(json) = json else {
+            return Ok(None);
+        };
+        if json.len() as u64 > token::MAX_FILE_BYTES {
+            return Err(self.fault("cannot read", "larger than 64 KiB, not a token pair"));
+        }
+        let mut pair = TokenPair::from_json(&json)
+            .and_then(|p| {
+                token::check_token("access_token", &p.access_token)?;
+                p.refresh_token
+                    .as_ref()
+                    .map_or(Ok(()), |r| token::check_token("refresh_token", r))?;
+                Ok(p)
+            })
+            .map_err(|why| self.fault("corrupt", why))?;
+        let at = at.unwrap_or(0);
+        if pair.updated_at == 0 {
+            pair.updated_at = (at / 1_000_000) as i64;
+        }
+        Ok(Some((
+            pair,
+            Version::generation(generation.unwrap_or(0), at),
+        )))
+    }
+
+    fn save(&self, pair: &TokenPair) -> Result<Version> {
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade()
+            .ok_or_else(|| self.fault("not written", "the refresh lock is not held"))?;
+        let json = pair.to_json();
+        let (generation, at): (i64, String) =
+            self.shared
+                .run("cannot write (the previous pair is kept)", |c| {
+                    SAVE.key(&self.keys().pair)
+                        .key(&self.keys().lock)
+                        .key(&self.keys().refused)
+                        .arg(&held.owner)
+                        .arg(&held.generation)
+                        .arg(&json)
+                        .invoke(c)
+                })?;
+        if generation < 0 {
+            let by = if at.is_empty() {
+                "another process, which has stored a newer pair".to_string()
+            } else {
+                describe_holder(&at)
+            };
+            return Err(self
+                .fault(
+                    "not written",
+                    format!(
+                        "this process held the refresh lock past its expiry ({} s) and {by} has taken the lock over; its pair is dropped and the stored one kept",
+                        self.shared.lock_ttl.as_secs()
+                    ),
+                )
+                .with_title(crate::store::LOCK_LOST));
+        }
+        if self.shared.target.redis.sentinel_master.is_some() {
+            // A failover right after this must not lose the pair: wait for
+            // a replica to have it. Best effort: without a replica in time,
+            // the pair is on the primary (and its disk) alone.
+            let wait_ms = self.shared.target.connect_timeout.as_millis() as u64;
+            let _ = self.shared.run("cannot wait for a replica", |c| {
+                redis::cmd("WAIT").arg(1).arg(wait_ms).query::<i64>(c)
+            });
+        }
+        Ok(Version::generation(
+            generation as u64,
+            at.parse().unwrap_or(0),
+        ))
+    }
+
+    fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>> {
+        let owner = owner_value();
+        // Every holder's lock expires within lock_wait, which is what a
+        // client waits: a waiter outlives each holder's expiry by GRACE.
+        let mut deadline = Instant::now() + wait + GRACE;
+        let mut last_holder = String::new();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match self.attempt(&owner)? {
+                Attempt::Taken { generation } => return Ok(self.hold(owner, generation)),
+                Attempt::Busy { holder, left } => {
+                    let now = Instant::now();
+                    if holder != last_holder {
+                        // Another holder: wait for it as long as for any.
+                        deadline = now + wait + GRACE;
+                        last_holder = holder;
+                    } else if now >= deadline {
+                        return Err(self.shared.target.fault(
+                            &format!("lock {}", self.keys().lock),
+                            format!(
+                                "{} held it for over {} s",
+                                describe_holder(&last_holder),
+                                wait.as_secs()
+                            ),
+                        ));
+                    }
+                    std::thread::sleep(pause.min(left.max(Duration::from_millis(1))));
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    fn try_lock(&self) -> Result<Option<Box<dyn StoreLock>>> {
+        let owner = owner_value();
+        Ok(match self.attempt(&owner)? {
+            Attempt::Taken { generation } => Some(self.hold(owner, generation)),
+            Attempt::Busy { .. } => None,
+        })
+    }
+
+    fn location(&self) -> String {
+        format!(
+            "Redis {} key {}",
+            self.shared.target.describe(),
+            self.keys().pair
+        )
+    }
+
+    fn mark_refused(&self, refusal: &Refusal) -> Result<()> {
+        let note = json!({
+            "at": refusal.at,
+            "reason": refusal.reason,
+            "fingerprint": refusal.fingerprint,
+        })
+        .to_string();
+        self.shared.run("cannot write the refusal note", |c| {
+            redis::cmd("SET")
+                .arg(&self.keys().refused)
+                .arg(&note)
+                .query::<()>(c)
+        })
+    }
+
+    fn refused(&self) -> Result<Option<Refusal>> {
+        let note: Option<Vec<u8>> = self.shared.run("cannot read the refusal note", |c| {
+            redis::cmd("GET").arg(&self.keys().refused).query(c)
+        })?;
+        Ok(note.map(|bytes| {
+            // As with the file: a note that cannot be read still says amoCRM
+            // refused the pair stored now.
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            Refusal {
+                at: v["at"].as_i64().unwrap_or(0),
+                reason: v["reason"].as_str().unwrap_or("refused").to_string(),
+                fingerprint: v["fingerprint"].as_str().unwrap_or("").to_string(),
+            }
+        }))
+    }
+}
+
+/// The fleet's budget: the last `limit` send times, by Redis's clock.
+pub struct RedisBudget {
+    shared: Arc<Shared>,
+}
+
+impl Budget for RedisBudget {
+    fn take(&self, limit: u32, window: Duration) -> Result<Option<Duration>> {
+        let wait: i64 = self.shared.run(
+            &format!(
+                "key {}: cannot take a rate-limit slot",
+                self.shared.keys.budget
+            ),
+            |c| {
+                TAKE.key(&self.shared.keys.budget)
+                    .arg(limit.max(1))
+                    .arg(window.as_millis() as u64)
+                    .invoke(c)
+            },
+        )?;
+        Ok((wait > 0).then(|| Duration::from_millis(wait as u64)))
+    }
+}
+
+/// The fleet's counters: one hash, `HINCRBY` per increment.
+pub struct RedisCounters {
+    shared: Arc<Shared>,
+}
+
+impl Counters for RedisCounters {
+    fn add(&self, increments: &[(&str, u64)]) {
+        let _ = self.shared.run("cannot count", |c| {
+            let mut pipe = redis::pipe();
+            for (name, by) in increments {
+                pipe.cmd("HINCRBY")
+                    .arg(&self.shared.keys.counters)
+                    .arg(*name)
+                    .arg(*by)
+                    .ignore();
+            }
+            pipe.query::<()>(c)
+        });
+    }
+
+    fn read(&self) -> Map<String, Value> {
+        self.shared
+            .run("cannot read the counters", |c| {
+                redis::cmd("HGETALL")
+                    .arg(&self.shared.keys.counters)
+                    .query::<std::collections::BTreeMap<String, u64>>(c)
+            })
+            .map(|all| all.into_iter().map(|(k, v)| (k, json!(v))).collect())
+            .unwrap_or_default()
+    }
+}
