@@ -4,6 +4,7 @@ declare(strict_types=1);
 namespace AmoCRM\Tests\Reliability;
 
 use AmoCRM\Tests\AmoTestCase;
+use AmoCRM\Tests\Emulator;
 use AmoCRM\Tests\PhpProcess;
 
 /**
@@ -163,6 +164,109 @@ final class RedisTest extends AmoTestCase
         $this->assertSame(0, $stats['rate_limited'], 'no 429');
         for ($h = 0; $h < 3; $h++) {
             $this->assertFileDoesNotExist("{$this->dir}/host$h/tokens.json", 'nothing falls back to a token file');
+        }
+    }
+
+    /**
+     * Issue 9's "done when": three simulated hosts and ten accounts together
+     * on one Redis, each account its own amoCRM (an emulator each), every
+     * pair made to expire round after round under load: exactly one refresh
+     * per expiry per account, and each account within 7 requests per second.
+     */
+    public function testThreeHostsAndTenAccountsTogether(): void
+    {
+        $redis = $this->redis();
+        $accounts = 10;
+        $emus = [];
+        for ($a = 0; $a < $accounts; $a++) {
+            $emus[$a] = $a === 0 ? $this->emu : Emulator::start();
+        }
+        try {
+            $pairs = [];
+            foreach ($emus as $a => $emu) {
+                $t = $emu->mintTokens();
+                $pairs[$a] = ['access_token' => $t['access_token'], 'refresh_token' => $t['refresh_token'],
+                    'expires_at' => time() + 86400, 'base_domain' => $emu->referer(), 'updated_at' => time()];
+                $this->putPair($redis, "acc-$a", $pairs[$a]);
+            }
+            $perHost = Results::count(2, 4);
+            $rounds = Results::count(3, 10);
+            $round = "{$this->dir}/round";
+            $results = "{$this->dir}/results";
+            file_put_contents($round, '0');
+            // Each process calls every account once a round, each through its own client.
+            $code = <<<PHP
+                for (\$seen = 0;;) {
+                    \$r = (int) @file_get_contents('$round');
+                    if (\$r < 0) {
+                        return 'stopped';
+                    }
+                    if (\$r === \$seen) {
+                        usleep(500);
+                        continue;
+                    }
+                    \$seen = \$r;
+                    for (\$a = 0; \$a < $accounts; \$a++) {
+                        try {
+                            \$outcome = (string) AmoClient::getInstance("acc-\$a")->request('GET', '/api/v4/account')['id'];
+                        } catch (AmoException \$e) {
+                            \$outcome = get_class(\$e) . ': ' . \$e->getMessage();
+                        }
+                        file_put_contents('$results', json_encode([\$r, \$outcome, \$a]) . "\\n", FILE_APPEND | LOCK_EX);
+                    }
+                }
+                PHP;
+            $procs = [];
+            for ($i = 0; $i < 3 * $perHost; $i++) {
+                $procs[] = new PhpProcess($code, $this->hostEnv($i % 3, $redis->url()));
+            }
+            $n = count($procs) * $accounts;
+            $answers = fn (int $r): int => count(array_filter($this->lines($results), fn ($l) => $l[0] === $r));
+            try {
+                file_put_contents($round, '1');
+                $this->waitFor(fn () => $answers(1) >= $n, 'the first round', 60);
+                foreach ($emus as $emu) {
+                    $emu->control('POST', 'reset-stats');
+                }
+                for ($r = 2; $r <= $rounds + 1; $r++) {
+                    for ($a = 0; $a < $accounts; $a++) {
+                        $pair = $this->pairIn($redis, "acc-$a");
+                        $pair['expires_at'] = time() - 60;
+                        $this->putPair($redis, "acc-$a", $pair);
+                    }
+                    file_put_contents($round, (string) $r);
+                    $this->waitFor(fn () => $answers($r) >= $n, "round $r", 60);
+                }
+            } finally {
+                file_put_contents($round, '-1');
+                foreach ($procs as $p) {
+                    $p->wait();
+                }
+            }
+            $failed = array_values(array_filter($this->lines($results), fn ($l) => $l[1] !== '31000001'));
+            $refreshes = $maxRps = $revoked = [];
+            foreach ($emus as $a => $emu) {
+                $stats = $emu->stats();
+                $refreshes[$a] = (int) ($stats['token_calls']['refresh_token/ok'] ?? 0);
+                $revoked[$a] = (int) ($stats['token_calls']['refresh_token/Token has been revoked'] ?? 0);
+                $maxRps[$a] = (int) $stats['max_api_rps'];
+                $this->assertSame('valid', $emu->check(['refresh_token' => $this->pairIn($redis, "acc-$a")['refresh_token']])['refresh_token'],
+                    "acc-$a keeps a pair of its own amoCRM");
+            }
+            Results::row(self::KEY, ["3 hosts × $perHost processes × $accounts accounts (an amoCRM each), every pair expired $rounds times under load",
+                count($procs), $n * $rounds, implode(' ', $refreshes) . " (per account, for $rounds expiries)", max($maxRps) . ' (the busiest account)',
+                count($failed) . ' failed calls, ' . array_sum($revoked) . ' revoked',
+                !$failed && array_unique($refreshes) === [$rounds] && max($maxRps) <= 7 ? 'pass' : 'FAIL']);
+            $this->assertSame([], array_slice($failed, 0, 5), 'every call succeeds');
+            $this->assertSame(array_fill(0, $accounts, $rounds), $refreshes, 'one refresh per expiry per account');
+            $this->assertSame(array_fill(0, $accounts, 0), $revoked);
+            $this->assertLessThanOrEqual(7, max($maxRps), 'each account within 7 requests per second');
+        } finally {
+            foreach ($emus as $a => $emu) {
+                if ($a > 0) {
+                    $emu->stop();
+                }
+            }
         }
     }
 
