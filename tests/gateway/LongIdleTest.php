@@ -16,16 +16,6 @@ final class LongIdleTest extends GatewayTestCase
 {
     private const DAYS = 120;
 
-    /** One simulated day passes. */
-    private function dayPasses(): void
-    {
-        $this->emu()->control('POST', 'clock', ['advance' => 86400]);
-        $pair = $this->storedPair();
-        $pair['expires_at'] -= 86400;
-        $pair['updated_at'] -= 86400;
-        $this->writeTokenFile($pair);
-    }
-
     public function testWithADailyKeepaliveTheAccountStaysAuthorized(): void
     {
         $this->seedTokens();

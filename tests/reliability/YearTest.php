@@ -64,15 +64,6 @@ final class YearTest extends GatewayTestCase
         }
     }
 
-    private function dayPasses(): void
-    {
-        $this->emu()->control('POST', 'clock', ['advance' => 86400]);
-        $pair = $this->storedPair();
-        $pair['expires_at'] -= 86400;
-        $pair['updated_at'] -= 86400;
-        $this->writeTokenFile($pair);
-    }
-
     private function pairAgeDays(): float
     {
         return (time() - $this->storedPair()['updated_at']) / 86400;

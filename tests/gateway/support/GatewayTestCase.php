@@ -286,6 +286,20 @@ abstract class GatewayTestCase extends TestCase
         }
     }
 
+    /**
+     * One simulated day passes: the extension runs on the real clock, so the
+     * emulator's clock moves a day forward and the token file is rewritten as
+     * if written a day earlier.
+     */
+    protected function dayPasses(): void
+    {
+        $this->emu()->control('POST', 'clock', ['advance' => 86400]);
+        $pair = $this->storedPair();
+        $pair['expires_at'] -= 86400;
+        $pair['updated_at'] -= 86400;
+        $this->writeTokenFile($pair);
+    }
+
     protected function writeTokenFile(array $pair): void
     {
         $tmp = $this->tokenPath . '.test-tmp';
