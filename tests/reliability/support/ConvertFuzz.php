@@ -161,7 +161,9 @@ final class ConvertFuzz
      * json_decode($json, true) gives, except where it refuses on purpose
      * (AmoApiException): a bare scalar (amoCRM answers objects and lists),
      * nesting deeper than 128 (json_decode allows 512), a number beyond
-     * float range (json_decode makes it INF).
+     * float range (json_decode makes it INF). The last two are read in the
+     * text, as the extension does: a member that a later duplicate replaces
+     * counts too, although json_decode's array no longer holds it.
      * @return array{0: 'value', 1: mixed}|array{0: 'refused', 1: string}
      */
     public static function expectAnswer(string $json): array
@@ -175,17 +177,46 @@ final class ConvertFuzz
         if (!is_array($want)) {
             return ['refused', 'a bare JSON value'];
         }
-        if (FuzzGen::depth($want) > self::MAX_DEPTH) {
+        // Strings emptied: what is left is brackets, numbers and literals.
+        $bare = self::withoutStrings($json);
+        $brackets = (string) preg_replace('/[^\[\]{}]+/', '', $bare);
+        $depth = $deepest = 0;
+        for ($i = 0, $n = strlen($brackets); $i < $n; $i++) {
+            $depth += $brackets[$i] === '[' || $brackets[$i] === '{' ? 1 : -1;
+            $deepest = max($deepest, $depth);
+        }
+        if ($deepest > self::MAX_DEPTH) {
             return ['refused', 'nested deeper than ' . self::MAX_DEPTH];
         }
-        $infinite = false;
-        array_walk_recursive($want, static function ($x) use (&$infinite) {
-            $infinite = $infinite || (is_float($x) && !is_finite($x));
-        });
-        if ($infinite) {
-            return ['refused', 'a number beyond float range'];
+        preg_match_all('/-?\d+(\.\d+)?([eE][-+]?\d+)?/', $bare, $numbers);
+        foreach ($numbers[0] as $n) {
+            // PHP's json parser and (float) both read numbers with zend_strtod.
+            if (!is_finite((float) $n)) {
+                return ['refused', 'a number beyond float range'];
+            }
         }
         return ['value', $want];
+    }
+
+    /** $json (valid JSON) with every string, keys included, spelled `""`. */
+    public static function withoutStrings(string $json): string
+    {
+        $out = '';
+        $n = strlen($json);
+        for ($i = 0; $i < $n; $i = $j + 1) {
+            $k = strcspn($json, '"', $i);
+            $out .= substr($json, $i, $k);
+            // From the opening quote to the closing one, over escapes.
+            $j = $i + $k;
+            if ($j < $n) {
+                $j++;
+                while (($j += strcspn($json, '"\\', $j)) < $n && $json[$j] === '\\') {
+                    $j += 2;
+                }
+                $out .= '""';
+            }
+        }
+        return $out;
     }
 
     /** $json with every number token `-0` (outside strings) spelled `-0.0`. */
