@@ -10,7 +10,7 @@ use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host;
-use crate::metrics;
+use crate::metrics::{self, Counter};
 use crate::net;
 use crate::oauth;
 use crate::policy::{self, Attempt, Outcome, Step, Why};
@@ -79,7 +79,7 @@ impl AmoCore {
         self.state.tokens.as_ref()
     }
 
-    fn count(&self, increments: &[(&str, u64)]) {
+    fn count(&self, increments: &[(Counter, u64)]) {
         self.state.counters.add(increments);
     }
 
@@ -247,21 +247,23 @@ impl AmoCore {
         Ok(self.adopt(pair, version))
     }
 
-    /// Waits for a slot in the host's shared rate limit (the token endpoint
-    /// counts too), counting the wait.
-    fn acquire_slot(&self) -> Result<()> {
-        let waited = ratelimit::acquire(self.state.budget.as_ref(), self.config.rate_limit)?;
-        self.count_wait(waited);
-        Ok(())
-    }
-
-    fn count_wait(&self, waited: std::time::Duration) {
-        if !waited.is_zero() {
+    /// Waits (at most `max_wait`) for a slot in the shared rate limit (the
+    /// token endpoint counts too), counting the wait; the slot is held until
+    /// the returned guard is dropped, when the request is over.
+    fn acquire_slot(&self, max_wait: Option<std::time::Duration>) -> Result<ratelimit::Slot<'_>> {
+        let (budget, limit) = (self.state.budget.as_ref(), self.config.rate_limit);
+        let hold = self.config.request_deadline();
+        let slot = match max_wait {
+            Some(max) => ratelimit::acquire_within(budget, limit, hold, max)?,
+            None => ratelimit::acquire(budget, limit, hold)?,
+        };
+        if !slot.waited.is_zero() {
             self.count(&[
-                ("rate_limit_waits", 1),
-                ("rate_limit_wait_ms", waited.as_millis() as u64),
+                (Counter::RateLimitWaits, 1),
+                (Counter::RateLimitWaitMs, slot.waited.as_millis() as u64),
             ]);
         }
+        Ok(slot)
     }
 
     /// Refreshes under the lock unless, once the lock is held, the file shows
@@ -295,21 +297,20 @@ impl AmoCore {
         // must not spend the budget). The wait for it fits in the lock's
         // time: a Redis lock expires after lock_wait. An early refresh
         // takes a free slot or leaves the refresh to later.
-        let budget = self.state.budget.as_ref();
-        match slot {
-            Slot::Wait => {
-                let waited = ratelimit::acquire_within(budget, self.config.rate_limit, LOCK_SPARE)?;
-                self.count_wait(waited);
+        let _slot = match slot {
+            Slot::Wait => self.acquire_slot(Some(LOCK_SPARE))?,
+            Slot::TryNow => {
+                let (budget, hold) = (self.state.budget.as_ref(), self.config.request_deadline());
+                match ratelimit::try_acquire(budget, self.config.rate_limit, hold)? {
+                    Some(slot) => slot,
+                    None => return Ok(self.adopt(stored, version)),
+                }
             }
-            Slot::TryNow if !ratelimit::try_acquire(budget, self.config.rate_limit)? => {
-                return Ok(self.adopt(stored, version));
-            }
-            Slot::TryNow => {}
-        }
+        };
         let fresh = match oauth::refresh(&self.config, &stored, now) {
             Ok(fresh) => fresh,
             Err(e) => {
-                self.count(&[("refresh_failures", 1)]);
+                self.count(&[(Counter::RefreshFailures, 1)]);
                 if e.kind == ErrorKind::Auth {
                     let reason = if e.description.is_empty() {
                         e.title.clone()
@@ -334,13 +335,13 @@ impl AmoCore {
         };
         match self.store_pair(fresh.clone()) {
             Ok(fresh) => {
-                self.count(&[("refreshes", 1)]);
+                self.count(&[(Counter::Refreshes, 1)]);
                 Ok(fresh)
             }
             // Another process took the lock over while this one was stopped
             // and stored a newer pair: use that one, like everybody else.
             Err(e) if e.title == crate::store::LOCK_LOST => {
-                self.count(&[("refresh_failures", 1)]);
+                self.count(&[(Counter::RefreshFailures, 1)]);
                 self.reload()?.ok_or_else(|| self.not_authorized())
             }
             // amoCRM gave a new pair, and the disk is full (or read-only):
@@ -350,7 +351,7 @@ impl AmoCore {
             // changes or the token expires; a refresh always starts from the
             // stored pair, never from this one.
             Err(e) if e.kind == ErrorKind::Storage => {
-                self.count(&[("refresh_failures", 1)]);
+                self.count(&[(Counter::RefreshFailures, 1)]);
                 Ok(self.adopt(fresh, version))
             }
             Err(e) => Err(e),
@@ -431,7 +432,7 @@ impl AmoCore {
         // only after it so that a hostile referer costs nothing.
         oauth::check_callback_referer(&self.config, referer.trim())?;
         // The slot before the lock: one admin's callback, no storm.
-        self.acquire_slot()?;
+        let _slot = self.acquire_slot(None)?;
         let _lock = self.store().lock(self.config.lock_wait())?;
         let pair = oauth::exchange_code(&self.config, code, referer, now())?;
         self.store_pair(pair)?;
@@ -571,8 +572,21 @@ impl AmoCore {
         metrics::snapshot(self.state.counters.as_ref())
     }
 
+    /// Sends an API request (see [`AmoCore::send`]) and decodes its answer:
+    /// JSON, or `None` for a 204.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        query: Option<&Value>,
+        body: Option<&Value>,
+        context_user: Option<i64>,
+    ) -> Result<Option<Value>> {
+        transport::decode(self.send(method, path, query, body, context_user)?)
+    }
+
     /// Sends an API request with a fresh token, within the host's shared
-    /// rate limit.
+    /// rate limit, and returns amoCRM's final answer, whatever its status.
     ///
     /// On a 401: re-read storage and retry with a newer pair if another
     /// process stored one; otherwise refresh once under the lock and retry the
@@ -583,14 +597,14 @@ impl AmoCore {
     /// a GET only a timeout, a broken connection or a 502/503/504. A write
     /// that may have reached amoCRM is never sent twice. A 403 account block
     /// is final.
-    pub fn request(
+    pub fn send(
         &self,
         method: &str,
         path: &str,
         query: Option<&Value>,
         body: Option<&Value>,
         context_user: Option<i64>,
-    ) -> Result<Option<Value>> {
+    ) -> Result<transport::Response> {
         let method = parse_method(method)?;
         if !path.starts_with('/')
             || path.contains("://")
@@ -622,7 +636,7 @@ impl AmoCore {
         let mut reauthorized = false;
         let mut retries = 0u32;
         loop {
-            self.acquire_slot()?;
+            let slot = self.acquire_slot(None)?;
             let origin = host::origin(&pair.base_domain, self.config.insecure_http)?;
             let sent = transport::try_send(
                 &client,
@@ -634,6 +648,7 @@ impl AmoCore {
                     context_user,
                 },
             );
+            drop(slot);
             let outcome = match &sent {
                 Ok(r) => Outcome::Answered(r.status),
                 Err(SendError::NotSent(_)) => Outcome::NotSent,
@@ -647,7 +662,7 @@ impl AmoCore {
                 long_lived: pair.refresh_token.is_none(),
             };
             match policy::next_step(outcome, attempt) {
-                Step::Answer => return transport::decode(sent.map_err(SendError::into_error)?),
+                Step::Answer => return sent.map_err(SendError::into_error),
                 Step::Retry => self.backoff(&mut retries),
                 Step::Reauthorize => {
                     reauthorized = true;
@@ -672,9 +687,11 @@ impl AmoCore {
 
     fn count_outcome(&self, outcome: Outcome) {
         match outcome {
-            Outcome::Answered(429) => self.count(&[("api_calls.429", 1), ("rate_limited", 1)]),
-            Outcome::Answered(status) => self.count(&[(&format!("api_calls.{status}"), 1)]),
-            Outcome::NotSent | Outcome::MaybeSent => self.count(&[("api_calls.error", 1)]),
+            Outcome::Answered(429) => {
+                self.count(&[(Counter::ApiCalls(429), 1), (Counter::RateLimited, 1)])
+            }
+            Outcome::Answered(status) => self.count(&[(Counter::ApiCalls(status), 1)]),
+            Outcome::NotSent | Outcome::MaybeSent => self.count(&[(Counter::ApiCallErrors, 1)]),
         }
     }
 
@@ -688,7 +705,7 @@ impl AmoCore {
         let jittered = base / 2 + fastrand::u64(0..=base);
         std::thread::sleep(std::time::Duration::from_millis(jittered.min(60_000)));
         *retries += 1;
-        self.count(&[("retries", 1)]);
+        self.count(&[(Counter::Retries, 1)]);
     }
 }
 

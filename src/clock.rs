@@ -12,6 +12,11 @@ pub fn now_ms() -> u64 {
     since_epoch().as_millis() as u64
 }
 
+/// Unix microseconds.
+pub fn now_us() -> u64 {
+    since_epoch().as_micros() as u64
+}
+
 fn since_epoch() -> std::time::Duration {
     // A clock set before 1970 reads as the epoch rather than failing a request.
     SystemTime::now()

@@ -386,9 +386,14 @@ impl Config {
         }
     }
 
+    /// The longest one request to amoCRM can take.
+    pub fn request_deadline(&self) -> Duration {
+        self.connect_timeout + self.timeout
+    }
+
     /// How long a process waits for another one's refresh before giving up.
     pub fn lock_wait(&self) -> Duration {
-        self.connect_timeout + self.timeout + Duration::from_secs(5)
+        self.request_deadline() + Duration::from_secs(5)
     }
 }
 

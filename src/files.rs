@@ -11,7 +11,14 @@ use std::path::Path;
 /// the lock) stay readable by PHP-FPM's workers. Without root this is a no-op
 /// or fails harmlessly.
 pub fn take_folder_owner(path: &Path) {
-    if let Some(meta) = path.parent().and_then(|d| fs::metadata(d).ok()) {
+    if let Some(dir) = path.parent() {
+        take_owner_of(path, dir);
+    }
+}
+
+/// Gives `path` the owner of `other` (best effort, as above).
+pub fn take_owner_of(path: &Path, other: &Path) {
+    if let Ok(meta) = fs::metadata(other) {
         let _ = std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()));
     }
 }

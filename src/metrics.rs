@@ -1,35 +1,103 @@
 //! Host-wide counters for monitoring (`AmoClient::metrics()`, the gateway's
-//! /metrics): every PHP process adds to one small JSON file beside the token
-//! file, under flock. Best effort by design: a counter that cannot be written
-//! never fails an API call, and a torn file starts the counters again.
+//! /metrics), kept by the state's backend: the shared memory region of the
+//! file store, or a Redis hash. Best effort by design: a counter that
+//! cannot be written never fails an API call.
 
-use crate::shared_file::SharedFile;
 use crate::state::Counters;
 use serde_json::{json, Map, Value};
-use std::path::PathBuf;
 
-/// The counters as `metrics()` shows them: the known ones (0 until counted)
-/// and `api_calls.<status>` gathered into `api_calls`.
+/// What is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Refreshes,
+    RefreshFailures,
+    RateLimited,
+    RateLimitWaits,
+    RateLimitWaitMs,
+    Retries,
+    /// Requests that got no answer (could not connect, timed out, broke off).
+    ApiCallErrors,
+    /// Answers by HTTP status (100–999).
+    ApiCalls(u16),
+}
+
+const NAMED: [Counter; 7] = [
+    Counter::Refreshes,
+    Counter::RefreshFailures,
+    Counter::RateLimited,
+    Counter::RateLimitWaits,
+    Counter::RateLimitWaitMs,
+    Counter::Retries,
+    Counter::ApiCallErrors,
+];
+const FIRST_STATUS: u16 = 100;
+const LAST_STATUS: u16 = 999;
+
+impl Counter {
+    /// How many counters there are (the shared region's table size).
+    pub const COUNT: usize = NAMED.len() + (LAST_STATUS - FIRST_STATUS + 1) as usize;
+
+    /// Its place in the shared region's table.
+    pub fn index(self) -> usize {
+        match self {
+            Counter::ApiCalls(s) => {
+                NAMED.len() + (s.clamp(FIRST_STATUS, LAST_STATUS) - FIRST_STATUS) as usize
+            }
+            named => NAMED
+                .iter()
+                .position(|c| *c == named)
+                .expect("a named counter"),
+        }
+    }
+
+    pub fn all() -> impl Iterator<Item = Counter> {
+        NAMED
+            .into_iter()
+            .chain((FIRST_STATUS..=LAST_STATUS).map(Counter::ApiCalls))
+    }
+
+    /// The name monitoring knows it by (the Redis hash field).
+    pub fn name(self) -> String {
+        match self {
+            Counter::Refreshes => "refreshes".into(),
+            Counter::RefreshFailures => "refresh_failures".into(),
+            Counter::RateLimited => "rate_limited".into(),
+            Counter::RateLimitWaits => "rate_limit_waits".into(),
+            Counter::RateLimitWaitMs => "rate_limit_wait_ms".into(),
+            Counter::Retries => "retries".into(),
+            Counter::ApiCallErrors => "api_calls.error".into(),
+            Counter::ApiCalls(s) => format!("api_calls.{s}"),
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Counter> {
+        if let Some(status) = name.strip_prefix("api_calls.") {
+            if let Ok(s @ FIRST_STATUS..=LAST_STATUS) = status.parse::<u16>() {
+                return Some(Counter::ApiCalls(s));
+            }
+        }
+        NAMED.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// The counters as `metrics()` shows them: the named ones (0 until
+/// counted) and the answers by status gathered into `api_calls`.
 pub fn snapshot(counters: &dyn Counters) -> Value {
     let mut out = Map::new();
     let mut by_status = Map::new();
-    for name in [
-        "refreshes",
-        "refresh_failures",
-        "rate_limited",
-        "rate_limit_waits",
-        "rate_limit_wait_ms",
-        "retries",
-    ] {
-        out.insert(name.into(), json!(0));
+    for c in NAMED.into_iter().filter(|c| *c != Counter::ApiCallErrors) {
+        out.insert(c.name(), json!(0));
     }
-    for (k, v) in counters.read() {
-        match k.strip_prefix("api_calls.") {
-            Some(status) => {
-                by_status.insert(status.to_string(), v);
+    for (c, n) in counters.read() {
+        match c {
+            Counter::ApiCalls(s) => {
+                by_status.insert(s.to_string(), json!(n));
             }
-            None => {
-                out.insert(k, v);
+            Counter::ApiCallErrors => {
+                by_status.insert("error".into(), json!(n));
+            }
+            named => {
+                out.insert(named.name(), json!(n));
             }
         }
     }
@@ -37,72 +105,20 @@ pub fn snapshot(counters: &dyn Counters) -> Value {
     Value::Object(out)
 }
 
-/// The file backend's counters: one small JSON object, rewritten under
-/// flock. A torn file starts the counters again.
-pub struct FileCounters {
-    file: SharedFile,
-}
-
-fn parse(bytes: &[u8]) -> Map<String, Value> {
-    serde_json::from_slice::<Value>(bytes)
-        .ok()
-        .and_then(|v| v.as_object().cloned())
-        .unwrap_or_default()
-}
-
-impl FileCounters {
-    pub fn new(path: PathBuf) -> FileCounters {
-        FileCounters {
-            file: SharedFile::new(path),
-        }
-    }
-}
-
-impl Counters for FileCounters {
-    fn add(&self, increments: &[(&str, u64)]) {
-        let _ = self.file.update(|bytes| {
-            let mut counters = parse(&bytes);
-            for (name, by) in increments {
-                let now = counters.get(*name).and_then(Value::as_u64).unwrap_or(0);
-                counters.insert((*name).to_string(), json!(now.saturating_add(*by)));
-            }
-            (
-                Some(serde_json::to_vec(&counters).expect("a map always serializes")),
-                (),
-            )
-        });
-    }
-
-    fn read(&self) -> Map<String, Value> {
-        self.file
-            .update(|bytes| (None, parse(&bytes)))
-            .unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn counters_add_up_across_instances_and_survive_a_torn_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.json.metrics");
-        let a = FileCounters::new(path.clone());
-        let b = FileCounters::new(path.clone());
-        a.add(&[("refreshes", 1), ("api_calls.200", 2)]);
-        b.add(&[
-            ("api_calls.200", 3),
-            ("api_calls.429", 1),
-            ("rate_limited", 1),
-        ]);
-        let s = snapshot(&a);
-        assert_eq!(s["refreshes"], 1);
-        assert_eq!(s["api_calls"]["200"], 5);
-        assert_eq!(s["api_calls"]["429"], 1);
-        assert_eq!(s["rate_limit_waits"], 0);
-        std::fs::write(&path, b"{\"refreshes\": 4").unwrap();
-        b.add(&[("refreshes", 1)]);
-        assert_eq!(snapshot(&a)["refreshes"], 1);
+    fn names_and_indexes_round_trip() {
+        let all: Vec<Counter> = Counter::all().collect();
+        assert_eq!(all.len(), Counter::COUNT);
+        for (i, c) in all.iter().enumerate() {
+            assert_eq!(c.index(), i);
+            assert_eq!(Counter::from_name(&c.name()), Some(*c));
+        }
+        assert_eq!(Counter::from_name("api_calls.1000"), None);
+        assert_eq!(Counter::from_name("api_calls.99"), None);
+        assert_eq!(Counter::from_name("junk"), None);
     }
 }

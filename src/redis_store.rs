@@ -6,7 +6,7 @@
 //! {prefix}{account}:pair      hash: json (the pair), gen (counted up by every write), at (written, µs)
 //! {prefix}{account}:lock      string: the holder's owner value, with an expiry
 //! {prefix}{account}:refused   string: the refusal note (JSON)
-//! {prefix}{account}:budget    list: the last `limit` send times (ms, Redis's clock)
+//! {prefix}{account}:budget    list: `limit` rate-limit slots, each held until (µs, Redis's clock)
 //! {prefix}{account}:counters  hash: name → count
 //! ```
 //!
@@ -27,7 +27,8 @@
 //!   stored a newer pair, has its write refused.
 //! - **The budget** takes a slot by Redis's clock (`TIME`), so that hosts
 //!   whose clocks differ share one window, and in one script, so that two
-//!   hosts cannot both take the last slot.
+//!   hosts cannot both take the last slot; a second script frees it a
+//!   window after the request ended.
 //! - **The pair's version** is its generation and write time: one `HMGET`
 //!   per API call tells whether another process stored a new pair.
 //!
@@ -37,13 +38,15 @@
 
 use crate::config::{Config, RedisTarget};
 use crate::error::{Error, Result};
+use crate::metrics::Counter;
+use crate::ratelimit::{self, Ticket};
 use crate::redis_conn::{self, Target};
 use crate::state::{Budget, Counters, State};
 use crate::store::{Refusal, StoreLock, TokenStore, Version};
 use crate::token::{self, TokenPair};
 use once_cell::sync::Lazy;
 use redis::Script;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -109,41 +112,55 @@ return {gen, at}
     )
 });
 
-/// Takes a send slot if fewer than `limit` sends were made in the last
-/// `window`, by Redis's clock; otherwise returns the milliseconds until one
-/// frees up. The same rule as the file budget's: the oldest of the last
-/// `limit` sends decides, and a send in the future (the clock went back)
-/// frees its slot. KEYS: budget. ARGV: limit, window (ms).
+/// Takes one of `limit` send slots for a request that may last `hold`, by
+/// Redis's clock (µs): the rule of [`crate::ratelimit::take_slot`], each
+/// slot the time until which it is held. KEYS: budget. ARGV: limit, hold,
+/// window, poll, max hold (µs). Returns {1, index, held until} or {0, µs to
+/// wait, ''}.
 static TAKE: Lazy<Script> = Lazy::new(|| {
     Script::new(
         r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local stamp = string.format('%d', now)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit, hold, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local poll, maxhold = tonumber(ARGV[4]), tonumber(ARGV[5])
+local held_until = string.format('%d', now + hold + window)
+local function took(i)
+  redis.call('PEXPIRE', KEYS[1], math.floor((maxhold + window) / 1000) + 1000)
+  return {1, i, held_until}
+end
 local slots = redis.call('LRANGE', KEYS[1], 0, limit - 1)
 if #slots < limit then
-  redis.call('RPUSH', KEYS[1], stamp)
-else
-  local at, oldest = nil, nil
-  for i, s in ipairs(slots) do
-    local v = tonumber(s) or 0
-    if v > now + window then
-      at, oldest = i, v
-      break
-    end
-    if oldest == nil or v < oldest then
-      at, oldest = i, v
-    end
-  end
-  if oldest + window > now and oldest <= now + window then
-    return oldest + window - now
-  end
-  redis.call('LSET', KEYS[1], at - 1, stamp)
+  redis.call('RPUSH', KEYS[1], held_until)
+  return took(#slots)
 end
-redis.call('LTRIM', KEYS[1], 0, limit - 1)
-redis.call('PEXPIRE', KEYS[1], window + 1000)
+local wait = nil
+for i, s in ipairs(slots) do
+  local held = tonumber(s) or 0
+  if held <= now or held > now + maxhold then
+    redis.call('LSET', KEYS[1], i - 1, held_until)
+    return took(i - 1)
+  end
+  local left = held - now
+  if left > window then left = math.min(left, poll) end
+  if wait == nil or left < wait then wait = left end
+end
+return {0, wait, ''}
+",
+    )
+});
+
+/// The request of a slot is over: the slot is held for a window from now,
+/// unless it was taken over meanwhile. KEYS: budget. ARGV: index, held
+/// until (as taken), window (µs).
+static FREE: Lazy<Script> = Lazy::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if redis.call('LINDEX', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('LSET', KEYS[1], ARGV[1], string.format('%d', now + tonumber(ARGV[3])))
+end
 return 0
 ",
     )
@@ -510,14 +527,15 @@ impl TokenStore for RedisStore {
     }
 }
 
-/// The fleet's budget: the last `limit` send times, by Redis's clock.
+/// The fleet's budget: `limit` slots, by Redis's clock.
 pub struct RedisBudget {
     shared: Arc<Shared>,
 }
 
 impl Budget for RedisBudget {
-    fn take(&self, limit: u32, window: Duration) -> Result<Option<Duration>> {
-        let wait: i64 = self.shared.run(
+    fn take(&self, limit: u32, hold: Duration) -> Result<std::result::Result<Ticket, Duration>> {
+        let us = |d: Duration| d.as_micros() as u64;
+        let (took, n, held_until): (i64, i64, String) = self.shared.run(
             &format!(
                 "key {}: cannot take a rate-limit slot",
                 self.shared.keys.budget
@@ -525,11 +543,30 @@ impl Budget for RedisBudget {
             |c| {
                 TAKE.key(&self.shared.keys.budget)
                     .arg(limit.max(1))
-                    .arg(window.as_millis() as u64)
+                    .arg(us(hold))
+                    .arg(us(ratelimit::WINDOW))
+                    .arg(us(ratelimit::POLL))
+                    .arg(us(ratelimit::MAX_HOLD))
                     .invoke(c)
             },
         )?;
-        Ok((wait > 0).then(|| Duration::from_millis(wait as u64)))
+        if took == 0 {
+            return Ok(Err(Duration::from_micros(n.max(1) as u64)));
+        }
+        Ok(Ok(Ticket {
+            index: n as u32,
+            held_until: held_until.parse().unwrap_or(0),
+        }))
+    }
+
+    fn release(&self, ticket: Ticket) {
+        let _ = self.shared.run("cannot release a rate-limit slot", |c| {
+            FREE.key(&self.shared.keys.budget)
+                .arg(ticket.index)
+                .arg(ticket.held_until.to_string())
+                .arg(ratelimit::WINDOW.as_micros() as u64)
+                .invoke::<i64>(c)
+        });
     }
 }
 
@@ -539,13 +576,13 @@ pub struct RedisCounters {
 }
 
 impl Counters for RedisCounters {
-    fn add(&self, increments: &[(&str, u64)]) {
+    fn add(&self, increments: &[(Counter, u64)]) {
         let _ = self.shared.run("cannot count", |c| {
             let mut pipe = redis::pipe();
-            for (name, by) in increments {
+            for (counter, by) in increments {
                 pipe.cmd("HINCRBY")
                     .arg(&self.shared.keys.counters)
-                    .arg(*name)
+                    .arg(counter.name())
                     .arg(*by)
                     .ignore();
             }
@@ -553,14 +590,18 @@ impl Counters for RedisCounters {
         });
     }
 
-    fn read(&self) -> Map<String, Value> {
+    fn read(&self) -> Vec<(Counter, u64)> {
         self.shared
             .run("cannot read the counters", |c| {
                 redis::cmd("HGETALL")
                     .arg(&self.shared.keys.counters)
                     .query::<std::collections::BTreeMap<String, u64>>(c)
             })
-            .map(|all| all.into_iter().map(|(k, v)| (k, json!(v))).collect())
+            .map(|all| {
+                all.into_iter()
+                    .filter_map(|(k, v)| Some((Counter::from_name(&k)?, v)))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

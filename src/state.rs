@@ -6,26 +6,30 @@
 
 use crate::config::{Config, Store};
 use crate::error::Result;
-use crate::metrics::FileCounters;
-use crate::ratelimit::FileBudget;
+use crate::metrics::Counter;
+use crate::ratelimit::Ticket;
+use crate::region::Region;
 use crate::store::{FileStore, TokenStore};
-use serde_json::{Map, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// The rate limiter's shared budget: the times of the last sends.
+/// The rate limiter's shared budget: `limit` slots, each held by a request
+/// until a window after it ended (see [`crate::ratelimit`]).
 pub trait Budget: Send + Sync {
-    /// Takes a send slot if fewer than `limit` were taken in the last
-    /// `window` (`None`), or says how long to wait for one.
-    fn take(&self, limit: u32, window: Duration) -> Result<Option<Duration>>;
+    /// Takes a free slot for a request that may last `hold`, or says how
+    /// long to wait for one.
+    fn take(&self, limit: u32, hold: Duration) -> Result<std::result::Result<Ticket, Duration>>;
+    /// The request that took `ticket` is over: its slot frees a window later.
+    fn release(&self, ticket: Ticket);
 }
 
 /// Shared counters for monitoring.
 pub trait Counters: Send + Sync {
-    /// Adds to named counters. Best effort: never fails the caller.
-    fn add(&self, increments: &[(&str, u64)]);
-    /// Every counter by name (missing ones are 0).
-    fn read(&self) -> Map<String, Value>;
+    /// Adds to counters. Best effort: never fails the caller.
+    fn add(&self, increments: &[(Counter, u64)]);
+    /// The counters that are not 0.
+    fn read(&self) -> Vec<(Counter, u64)>;
 }
 
 /// The three shared parts of one account's state.
@@ -46,18 +50,14 @@ impl State {
         }
     }
 
-    /// The file backend: the token file, its `.lock` and `.refused`, and the
-    /// `.ratelimit` and `.metrics` files beside it.
+    /// The file backend: the token file with its `.lock` and `.refused`,
+    /// and the shared memory region (`.shm`) of the budget and counters.
     pub fn files(token_path: &Path) -> State {
-        let beside = |suffix: &str| -> PathBuf {
-            let mut p = token_path.as_os_str().to_owned();
-            p.push(suffix);
-            PathBuf::from(p)
-        };
+        let region = Arc::new(Region::new(token_path));
         State {
             tokens: Box::new(FileStore::new(token_path)),
-            budget: Box::new(FileBudget::new(beside(".ratelimit"))),
-            counters: Box::new(FileCounters::new(beside(".metrics"))),
+            budget: Box::new(region.clone()),
+            counters: Box::new(region),
         }
     }
 }

@@ -2,11 +2,10 @@
 //! mapping of its answer to JSON or to an [`Error`].
 
 use crate::error::{excerpt, Error, ErrorKind, RequestInfo, Result};
+use crate::net::Http;
 use crate::secret::Secret;
-use reqwest::blocking::Client;
 use reqwest::Method;
 use serde_json::Value;
-use std::io::Read;
 
 /// The largest answer read. amoCRM's largest page (250 entities with every
 /// `with`) is a few MB; a larger answer is not amoCRM's and is not read.
@@ -49,11 +48,19 @@ impl SendError {
     }
 }
 
-pub fn send(client: &Client, req: &Request<'_>) -> Result<Response> {
-    try_send(client, req).map_err(SendError::into_error)
+pub fn send(http: &Http, req: &Request<'_>) -> Result<Response> {
+    try_send(http, req).map_err(SendError::into_error)
 }
 
-pub fn try_send(client: &Client, req: &Request<'_>) -> std::result::Result<Response, SendError> {
+/// Sends `req` and reads the answer, in the calling thread.
+pub fn try_send(http: &Http, req: &Request<'_>) -> std::result::Result<Response, SendError> {
+    http.block_on(exchange(&http.client, req))
+}
+
+async fn exchange(
+    client: &reqwest::Client,
+    req: &Request<'_>,
+) -> std::result::Result<Response, SendError> {
     let mut info = RequestInfo {
         method: req.method.to_string(),
         url: strip_query(&req.url),
@@ -74,7 +81,7 @@ pub fn try_send(client: &Client, req: &Request<'_>) -> std::result::Result<Respo
             .header("Content-Type", "application/json")
             .body(body.to_vec());
     }
-    let resp = builder.send().map_err(|e| {
+    let mut resp = builder.send().await.map_err(|e| {
         let err = transport_error(&e, &info);
         if e.is_connect() {
             SendError::NotSent(err)
@@ -97,12 +104,16 @@ pub fn try_send(client: &Client, req: &Request<'_>) -> std::result::Result<Respo
     if resp.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES) {
         return Ok(oversize(info));
     }
-    let mut body = Vec::new();
-    resp.take(MAX_ANSWER_BYTES + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| SendError::MaybeSent(read_error(&e, &info)))?;
-    if body.len() as u64 > MAX_ANSWER_BYTES {
-        return Ok(oversize(info));
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| SendError::MaybeSent(read_error(&e, &info)))?
+    {
+        if (body.len() + chunk.len()) as u64 > MAX_ANSWER_BYTES {
+            return Ok(oversize(info));
+        }
+        body.extend_from_slice(&chunk);
     }
     Ok(Response {
         status: info.status,
@@ -117,14 +128,6 @@ fn strip_query(url: &str) -> String {
 }
 
 fn transport_error(e: &reqwest::Error, info: &RequestInfo) -> Error {
-    // reqwest's Display names the URL; ours has no secrets, but keep the
-    // message to the cause chain, which is what an admin needs.
-    let mut cause = String::new();
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        cause = s.to_string();
-        src = s.source();
-    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -134,35 +137,33 @@ fn transport_error(e: &reqwest::Error, info: &RequestInfo) -> Error {
     } else {
         "the request failed"
     };
-    let mut err = Error::new(
-        ErrorKind::Transport,
-        format!(
-            "{} {}: {what}{}",
-            info.method,
-            info.url,
-            if cause.is_empty() {
-                String::new()
-            } else {
-                format!(" ({cause})")
-            }
-        ),
-    )
-    .with_title("Transport error")
-    .with_description(what);
-    err.request = Some(info.clone());
-    err
+    failed(e, what, info)
 }
 
 /// A body that broke off while being read.
-fn read_error(e: &std::io::Error, info: &RequestInfo) -> Error {
-    let what = if e.kind() == std::io::ErrorKind::TimedOut {
+fn read_error(e: &reqwest::Error, info: &RequestInfo) -> Error {
+    let what = if e.is_timeout() {
         "timed out while reading the answer"
     } else {
         "the connection broke while reading the answer"
     };
+    failed(e, what, info)
+}
+
+/// The error for an exchange that failed: what happened, and the innermost
+/// cause. (reqwest's own message names the URL with its query; the cause
+/// is what an admin needs.)
+fn failed(e: &reqwest::Error, what: &str, info: &RequestInfo) -> Error {
+    let mut cause = None;
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        cause = Some(s.to_string());
+        src = s.source();
+    }
+    let cause = cause.map(|c| format!(" ({c})")).unwrap_or_default();
     let mut err = Error::new(
         ErrorKind::Transport,
-        format!("{} {}: {what} ({e})", info.method, info.url),
+        format!("{} {}: {what}{cause}", info.method, info.url),
     )
     .with_title("Transport error")
     .with_description(what);
@@ -172,38 +173,49 @@ fn read_error(e: &std::io::Error, info: &RequestInfo) -> Error {
 
 /// The body as JSON, or `None` for an empty 204.
 pub fn decode(resp: Response) -> Result<Option<Value>> {
-    if resp.oversize {
-        return Err(oversize_error(resp));
+    let Some(resp) = success(resp)? else {
+        return Ok(None);
+    };
+    parse_json(&resp.body)
+        .map(Some)
+        .map_err(|e| not_json(&resp, &e))
+}
+
+/// A 2xx answer with a body to read, `None` for an empty 204, or the
+/// error any other answer (or an empty 2xx body) is.
+pub fn success(resp: Response) -> Result<Option<Response>> {
+    if resp.oversize || !(200..300).contains(&resp.status) {
+        return Err(api_error(resp));
     }
-    if (200..300).contains(&resp.status) {
-        if resp.status == 204 {
-            return Ok(None);
-        }
-        if resp.body.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::new(
-                ErrorKind::Api,
-                format!(
-                    "amoCRM answered {} with an empty body to {} {}",
-                    resp.status, resp.info.method, resp.info.url
-                ),
-            )
-            .with_title("Empty answer")
-            .with_request(resp.info));
-        }
-        return parse_json(&resp.body).map(Some).map_err(|e| {
-            Error::new(
-                ErrorKind::Api,
-                format!(
-                    "amoCRM's answer to {} {} is not JSON ({e})",
-                    resp.info.method, resp.info.url
-                ),
-            )
-            .with_title("Response body is not JSON")
-            .with_description(excerpt(&resp.body, 200))
-            .with_request(resp.info.clone())
-        });
+    if resp.status == 204 {
+        return Ok(None);
     }
-    Err(api_error(resp))
+    if resp.body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::new(
+            ErrorKind::Api,
+            format!(
+                "amoCRM answered {} with an empty body to {} {}",
+                resp.status, resp.info.method, resp.info.url
+            ),
+        )
+        .with_title("Empty answer")
+        .with_request(resp.info));
+    }
+    Ok(Some(resp))
+}
+
+/// The error for a 2xx answer whose body is not JSON amoCRM would send.
+pub fn not_json(resp: &Response, e: &serde_json::Error) -> Error {
+    Error::new(
+        ErrorKind::Api,
+        format!(
+            "amoCRM's answer to {} {} is not JSON ({e})",
+            resp.info.method, resp.info.url
+        ),
+    )
+    .with_title("Response body is not JSON")
+    .with_description(excerpt(&resp.body, 200))
+    .with_request(resp.info.clone())
 }
 
 fn oversize_error(resp: Response) -> Error {
@@ -436,6 +448,45 @@ mod tests {
             let v = decode(resp(200, &format!("[{text}]"))).unwrap().unwrap();
             let exact = text.parse::<f64>().unwrap();
             assert_eq!(v[0].as_f64().unwrap().to_bits(), exact.to_bits(), "{text}");
+        }
+    }
+
+    /// Found by fuzzing (fuzz/corpus/php_answers/regression-number-beyond-
+    /// float-in-dropped-member.json): `1e400` in a member that a later
+    /// duplicate replaces. json_decode reads it as INF and then drops it;
+    /// the answer is refused all the same, as any number beyond float range
+    /// is. Numbers are read as PHP reads them (zend_strtod, correctly
+    /// rounded; serde_json's `float_roundtrip`): a spelling PHP reads as a
+    /// finite float, underflow and the edges of the range included, gives
+    /// the same bits, and only one PHP reads as INF is refused.
+    #[test]
+    fn numbers_are_read_as_php_reads_them() {
+        let tiny_times_huge = format!("0.{}1e330", "0".repeat(325));
+        for (text, bits) in [
+            ("1e-400", 0),
+            ("-1e-400", 0x8000_0000_0000_0000),
+            ("1e-999999999999999999", 0),
+            ("0e999999999999999999", 0),
+            ("123456789012345678901234567890e-400", 0),
+            ("2.4703282292062327e-324", 0),
+            ("2.4703282292062328e-324", 1),
+            ("4.9406564584124654e-324", 1),
+            ("2.2250738585072011e-308", 0x000f_ffff_ffff_ffff),
+            ("1.7976931348623158e308", 0x7fef_ffff_ffff_ffff),
+            (tiny_times_huge.as_str(), 10000f64.to_bits()),
+        ] {
+            let v = decode(resp(200, &format!("[{text}]"))).unwrap().unwrap();
+            assert_eq!(v[0].as_f64().map(f64::to_bits), Some(bits), "{text}");
+        }
+        for text in [
+            "[1.7976931348623159e308]",
+            "[1e400]",
+            "[-1e400]",
+            r#"{"":[null,1e400],"":{"16":":}&_"}"#,
+        ] {
+            let e = decode(resp(200, text)).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Api, "{text}");
+            assert!(e.message.contains("number out of range"), "{}", e.message);
         }
     }
 

@@ -1,6 +1,6 @@
 //! `AmoClient`: the process's client, its OAuth verbs and its services.
 
-use super::convert::{hashtable_to_json, json_result, json_to_array, zval_to_json};
+use super::convert::{hashtable_to_json, json_result, zval_to_json};
 use super::exceptions::to_php;
 use super::services::{
     AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService, AmoWebhooksService,
@@ -201,19 +201,15 @@ impl AmoClient {
             }
             _ => None,
         };
-        let answer = core
-            .request(
-                &method,
-                &path,
-                query.as_ref(),
-                body.as_ref(),
-                self.context_user,
-            )
-            .map_err(to_php)?;
-        answer
-            .map(|v| json_to_array(&v))
-            .transpose()
-            .map_err(to_php)
+        core.send(
+            &method,
+            &path,
+            query.as_ref(),
+            body.as_ref(),
+            self.context_user,
+        )
+        .and_then(super::decode::response)
+        .map_err(to_php)
     }
 
     /// A handle that sends X-Context-User-ID with every request.

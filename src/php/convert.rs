@@ -28,21 +28,18 @@ pub fn json_to_array(v: &Value) -> crate::error::Result<ZBox<ZendHashTable>> {
     }
 }
 
-extern "C" {
-    /// PHP's own count of the request's allocated memory (Zend/zend_alloc.h).
-    fn zend_memory_usage(real_usage: bool) -> usize;
-}
-
 /// Refuses an answer whose PHP arrays would not fit in `memory_limit`: PHP
 /// would end the request with a fatal error in the middle of building them.
 fn fits_in_memory(v: &Value) -> crate::error::Result<()> {
-    let Some(limit) = super::ini_lookup("memory_limit").and_then(|s| parse_quantity(&s)) else {
+    let Some(limit) =
+        super::ini_lookup("memory_limit").and_then(|s| super::decode::parse_quantity(&s))
+    else {
         return Ok(());
     };
     // PHP checks memory_limit against the memory it took from the system,
     // in 2 MB chunks: compare that, with a chunk to spare.
     // SAFETY: called on the request's thread, inside a request.
-    let used = unsafe { zend_memory_usage(true) };
+    let used = unsafe { super::decode::zend_memory_usage(true) };
     let need = php_cost(v) / 8 * 9 + (2 << 20); // an eighth more for the allocator's bins
     if used.saturating_add(need) <= limit {
         return Ok(());
@@ -58,26 +55,6 @@ fn fits_in_memory(v: &Value) -> crate::error::Result<()> {
         ),
     )
     .with_title("Answer too large for memory_limit"))
-}
-
-/// php.ini's quantity syntax: `128M`, `1G`, `524288`; `-1` (or 0) is no limit.
-fn parse_quantity(s: &str) -> Option<usize> {
-    let s = s.trim();
-    let (digits, unit) = match s.char_indices().last()? {
-        (i, c) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_lowercase()),
-        _ => (s, ' '),
-    };
-    let n: i64 = digits.trim().parse().ok()?;
-    if n <= 0 {
-        return None;
-    }
-    let shift = match unit {
-        'k' => 10,
-        'm' => 20,
-        'g' => 30,
-        _ => 0,
-    };
-    usize::try_from(n).ok()?.checked_shl(shift)
 }
 
 /// About what `v` costs as PHP values (PHP 8.2): a zend_array is 56 bytes

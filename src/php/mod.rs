@@ -10,6 +10,7 @@
 
 mod client;
 mod convert;
+mod decode;
 mod exceptions;
 mod sensitive;
 mod services;
@@ -166,12 +167,42 @@ extern "C" fn startup(_ty: i32, mod_num: i32) -> i32 {
     // A panic here would abort PHP: catch it and fail the module instead.
     let ok = std::panic::catch_unwind(|| {
         IniEntryDef::register(ini_entries(), mod_num);
+        if forks_workers() {
+            preload_tls();
+        }
         register_exceptions().is_ok()
     });
     if matches!(ok, Ok(true)) {
         0
     } else {
         -1
+    }
+}
+
+/// Whether this SAPI starts its request workers by forking after module
+/// start-up (php-fpm, Apache's prefork handler, php-cgi's children).
+fn forks_workers() -> bool {
+    let name = ext_php_rs::zend::SapiModule::get().name;
+    if name.is_null() {
+        return false;
+    }
+    // SAFETY: the SAPI's name is a static C string.
+    let name = unsafe { std::ffi::CStr::from_ptr(name) };
+    matches!(
+        name.to_bytes(),
+        b"fpm-fcgi" | b"apache2handler" | b"cgi-fcgi" | b"litespeed"
+    )
+}
+
+/// Parses the trust store for the configured `ca_file` in the parent, so
+/// that every forked worker inherits it parsed instead of reading it again
+/// on its first HTTPS request.
+fn preload_tls() {
+    let cfg = sources(config::DEFAULT_ACCOUNT, &Default::default()).and_then(Config::from_sources);
+    match cfg {
+        Ok(cfg) if cfg.insecure_http => {}
+        Ok(cfg) => crate::net::preload_tls(cfg.ca_file.as_deref()),
+        Err(_) => crate::net::preload_tls(None),
     }
 }
 

@@ -48,7 +48,7 @@ final class ConfigReloadTest extends GatewayTestCase
         }
         $r = $this->api('GET', '/api/leads/999999999');
         $this->assertSame(404, $r->status, 'API calls work with the new options: ' . $r->describe());
-        $this->assertFileExists($moved . '.ratelimit', 'the rate limit now lives beside the new token file');
+        $this->assertFileExists($moved . '.shm', 'the rate limit now lives beside the new token file');
 
         // An invalid value is a configuration problem (not a stale client), and fixing it heals every worker.
         $this->writeEnv(['AMOCRM_TOKEN_PATH' => $moved, 'AMOCRM_TIMEOUT' => 'soon'] + $this->envValues());

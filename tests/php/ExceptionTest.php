@@ -44,8 +44,8 @@ final class ExceptionTest extends AmoTestCase
 
     /**
      * An answer whose PHP arrays would not fit in memory_limit is refused
-     * before they are built: PHP would otherwise end with a fatal error in
-     * the middle of the extension's code.
+     * while they are built (what was built is freed): PHP would otherwise end
+     * with a fatal error in the middle of the extension's code.
      */
     public function testAnAnswerTooBigForMemoryLimitIsAnExceptionNotAFatalError(): void
     {

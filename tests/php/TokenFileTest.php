@@ -119,6 +119,6 @@ final class TokenFileTest extends AmoTestCase
         $this->assertSame(0600, fileperms($this->tokenPath) & 0777);
         $left = array_values(array_diff(scandir($this->dir), ['.', '..']));
         sort($left);
-        $this->assertSame(['tokens.json', 'tokens.json.lock', 'tokens.json.metrics', 'tokens.json.ratelimit'], $left, 'no temp files are left behind');
+        $this->assertSame(['tokens.json', 'tokens.json.lock', 'tokens.json.shm'], $left, 'no temp files are left behind');
     }
 }

@@ -22,7 +22,7 @@ use AmoCRM\Tests\PhpProcess;
  * every HTTP answer (head and body), every stdout and stderr, the php-fpm,
  * nginx and php -S logs, every file under the data dir (spool, cache,
  * idempotency, throttle, OAuth states) and beside the token file (.lock,
- * .ratelimit, .metrics, .refused). Not searched: the .env files and the token
+ * .shm, .refused). Not searched: the .env files and the token
  * file, which must hold them. Zero hits.
  *
  * A hit is the whole value, its base64 (an echoed Basic credential), or the
@@ -297,7 +297,7 @@ final class SecretHygieneTest extends GatewayTestCase
             usleep(300000); // the deferred handlers of the last deliveries
         }
 
-        foreach (['.lock', '.ratelimit', '.metrics'] as $beside) {
+        foreach (['.lock', '.shm'] as $beside) {
             $this->assertFileExists($this->tokenPath . $beside, 'searched: the file beside the token file');
         }
         foreach (['cache', 'idempotency', 'throttle', 'oauth-states', 'webhooks/done', 'webhooks/failed'] as $sub) {
@@ -401,7 +401,7 @@ final class SecretHygieneTest extends GatewayTestCase
             $r = $this->runCli('webhooks:replay, a data dir that cannot be made', ['webhooks:replay'], 1, $badEnv);
             $this->assertStringNotContainsString('Stack trace', $r['err'] . $r['out']);
 
-            foreach (['.lock', '.metrics', '.refused'] as $beside) {
+            foreach (['.lock', '.shm', '.refused'] as $beside) {
                 $this->assertFileExists($this->tokenPath . $beside, 'searched: the file beside the token file');
             }
             $this->report('every command of php/bin/amocrm: success, failure (amoCRM refusing, unreachable, 500), usage errors, bad .env, a corrupt token file, a refused refresh token',

@@ -1,0 +1,435 @@
+//! The file backend's shared memory: the rate limiter's slots and the
+//! counters of one account, in a small file beside the token file
+//! (`<token_path>.shm`) that every PHP process of the host maps into its
+//! memory. An API call updates it with a few atomic operations — no system
+//! call, no lock, no parsing.
+//!
+//! Layout: 64-bit words, native byte order; a magic word, then
+//! [`SLOTS`] rate-limit slots, then one counter per [`Counter`] index.
+//!
+//! A page of a mapped file that the file system must find room for when it
+//! is written (copy-on-write file systems, btrfs and ZFS, on a full disk)
+//! would kill the process with SIGBUS. So the file is written whole when it
+//! is made, and it is mapped only on file systems that write a page in
+//! place (ext2/3/4, XFS, tmpfs, overlayfs); elsewhere the region lives in
+//! `/dev/shm` under a name derived from the token path. Made or mapped
+//! nowhere (no room, no permission), the process keeps a private region:
+//! its own requests stay within the limit, and its counts are its own.
+//!
+//! A request in flight also holds a lock on one byte of the file per slot
+//! (an open file description lock, which the kernel drops when the process
+//! dies): a slot whose holder was killed mid-request is told apart from one
+//! still in flight, and freed a window later instead of at its deadline.
+//!
+//! A process checks at most once a second that the file it mapped is still
+//! the one at that path (deleted or replaced, the new one is mapped), and
+//! maps it again after a fork (locks belong to the process that took them).
+
+use crate::metrics::Counter;
+use crate::ratelimit::{self, Ticket};
+use crate::state::{Budget, Counters};
+use memmap2::MmapRaw;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MAGIC: u64 = u64::from_le_bytes(*b"AMOSHM01");
+/// Rate-limit slots: more than the largest `rate_limit` (100).
+pub const SLOTS: usize = 128;
+const FIRST_SLOT: usize = 8;
+const FIRST_COUNTER: usize = FIRST_SLOT + SLOTS;
+const WORDS: usize = FIRST_COUNTER + Counter::COUNT;
+/// The file's size: whole pages.
+const SIZE: usize = (WORDS * 8).next_multiple_of(4096);
+const RECHECK: Duration = Duration::from_secs(1);
+
+struct Mapped {
+    map: MmapRaw,
+    /// The file's device and inode (none for a private region).
+    identity: Option<(u64, u64)>,
+    /// This process's own open file: the claims on slots are locks on it.
+    file: Option<File>,
+    /// The fork generation that opened it (claims are per process).
+    generation: u64,
+}
+
+impl Mapped {
+    fn words(&self) -> &[AtomicU64] {
+        // SAFETY: the mapping is SIZE bytes, page-aligned, shared only with
+        // other processes that touch it through atomics, and lives as long
+        // as `self`.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr() as *const AtomicU64, WORDS) }
+    }
+
+    fn slots(&self) -> &[AtomicU64] {
+        &self.words()[FIRST_SLOT..FIRST_COUNTER]
+    }
+
+    fn counter(&self, c: Counter) -> &AtomicU64 {
+        &self.words()[FIRST_COUNTER + c.index()]
+    }
+
+    fn private() -> Mapped {
+        let map = MmapRaw::from(
+            memmap2::MmapMut::map_anon(SIZE).expect("an anonymous mapping of a few pages"),
+        );
+        Mapped {
+            map,
+            identity: None,
+            file: None,
+            generation: crate::net::fork_generation(),
+        }
+    }
+
+    /// Sets or clears this process's lock on slot `i`'s byte (an open file
+    /// description lock: the kernel drops it when the process dies).
+    fn lock(&self, i: usize, kind: libc::c_short) -> bool {
+        use std::os::fd::AsRawFd;
+        let Some(file) = &self.file else {
+            return true;
+        };
+        // SAFETY: a zeroed flock is valid; the fd is open for the call.
+        let mut l: libc::flock = unsafe { std::mem::zeroed() };
+        l.l_type = kind;
+        l.l_whence = libc::SEEK_SET as libc::c_short;
+        l.l_start = (SIZE + i) as libc::off_t;
+        l.l_len = 1;
+        unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &l) == 0 }
+    }
+}
+
+impl ratelimit::Claims for Mapped {
+    fn claim(&self, i: usize) -> bool {
+        self.lock(i, libc::F_WRLCK as libc::c_short)
+    }
+
+    fn unclaim(&self, i: usize) {
+        self.lock(i, libc::F_UNLCK as libc::c_short);
+    }
+
+    fn tells_death(&self) -> bool {
+        self.file.is_some()
+    }
+}
+
+pub struct Region {
+    path: PathBuf,
+    /// The token folder, whose owner the file takes when root makes it.
+    folder: PathBuf,
+    mapped: Mutex<(Option<Arc<Mapped>>, Option<Instant>)>,
+}
+
+impl Region {
+    /// The region for the token file at `token_path` (nothing is opened yet).
+    pub fn new(token_path: &Path) -> Region {
+        let mut p = token_path.as_os_str().to_owned();
+        p.push(".shm");
+        let beside = PathBuf::from(p);
+        let folder = token_path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let path = if in_place_writes(&folder) {
+            beside
+        } else {
+            dev_shm_path(token_path)
+        };
+        Region {
+            path,
+            folder,
+            mapped: Mutex::new((None, None)),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The mapping, made on first use (and again after a fork), and
+    /// re-checked once a second.
+    fn mapped(&self) -> Arc<Mapped> {
+        let mut guard = self.mapped.lock().unwrap_or_else(|e| e.into_inner());
+        let (current, checked) = &mut *guard;
+        if current
+            .as_ref()
+            .is_some_and(|m| m.generation != crate::net::fork_generation())
+        {
+            *current = None;
+        }
+        let due = checked.is_none_or(|t| t.elapsed() >= RECHECK);
+        if let (Some(m), false) = (current.as_ref(), due) {
+            return m.clone();
+        }
+        *checked = Some(Instant::now());
+        if let Some(m) = current.as_ref() {
+            let on_disk = std::fs::metadata(&self.path)
+                .ok()
+                .map(|m| (m.dev(), m.ino()));
+            if m.identity.is_some() && m.identity == on_disk {
+                return m.clone();
+            }
+        }
+        let fresh = Arc::new(open(&self.path, &self.folder).unwrap_or_else(|_| Mapped::private()));
+        *current = Some(fresh.clone());
+        fresh
+    }
+}
+
+/// Opens (or makes) the region file and maps it.
+fn open(path: &Path, folder: &Path) -> std::io::Result<Mapped> {
+    crate::files::ensure_folder(folder)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let meta = file.metadata()?;
+    // In /dev/shm, anyone may have made the file first: it must be ours.
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid && euid != 0 {
+        return Err(std::io::Error::other(
+            "the region file belongs to another user",
+        ));
+    }
+    fs2::FileExt::lock_exclusive(&file)?;
+    let made = (|| {
+        let mut magic = [0u8; 8];
+        let whole = file.metadata()?.len() >= SIZE as u64
+            && file.read_exact(&mut magic).is_ok()
+            && u64::from_ne_bytes(magic) == MAGIC;
+        if !whole {
+            // Written whole, so that no page needs room later.
+            let mut bytes = vec![0u8; SIZE];
+            bytes[..8].copy_from_slice(&MAGIC.to_ne_bytes());
+            import_old_counters(path, &mut bytes);
+            file.set_len(0)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            crate::files::take_owner_of(path, folder);
+        }
+        MmapRaw::map_raw(&file)
+    })();
+    let _ = fs2::FileExt::unlock(&file);
+    let map = made?;
+    if map.len() < SIZE {
+        return Err(std::io::Error::other("the region file is too small"));
+    }
+    Ok(Mapped {
+        map,
+        identity: Some((meta.dev(), meta.ino())),
+        file: Some(file),
+        generation: crate::net::fork_generation(),
+    })
+}
+
+/// The counters of the JSON `.metrics` file that earlier versions kept
+/// beside the token file, carried into a new region; the old file and the
+/// old `.ratelimit` log are removed.
+fn import_old_counters(region: &Path, bytes: &mut [u8]) {
+    let Some(token) = region.to_str().and_then(|p| p.strip_suffix(".shm")) else {
+        return;
+    };
+    let old = format!("{token}.metrics");
+    if let Ok(json) = std::fs::read(&old) {
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&json).unwrap_or_default();
+        for (name, v) in map {
+            if let (Some(c), Some(n)) = (Counter::from_name(&name), v.as_u64()) {
+                let at = (FIRST_COUNTER + c.index()) * 8;
+                bytes[at..at + 8].copy_from_slice(&n.to_ne_bytes());
+            }
+        }
+        let _ = std::fs::remove_file(&old);
+    }
+    let _ = std::fs::remove_file(format!("{token}.ratelimit"));
+}
+
+/// Whether a written page of a file in `dir` stays written without needing
+/// room again (statfs: ext2/3/4, XFS, tmpfs, ramfs, overlayfs).
+fn in_place_writes(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let mut dir = dir.to_path_buf();
+    // The folder may not exist yet: ask about the nearest one that does.
+    while !dir.exists() {
+        if !dir.pop() {
+            return false;
+        }
+    }
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a zeroed statfs is a valid out-parameter; `c` is a C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    matches!(
+        st.f_type as u64,
+        0xEF53 | 0x5846_5342 | 0x0102_1994 | 0x8584_58f6 | 0x794c_7630
+    )
+}
+
+/// `/dev/shm/amocrm-<hash of the token path>.shm`.
+fn dev_shm_path(token_path: &Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let absolute = std::path::absolute(token_path).unwrap_or_else(|_| token_path.to_path_buf());
+    let hash = Sha256::digest(absolute.as_os_str().as_encoded_bytes());
+    let hex: String = hash[..12].iter().map(|b| format!("{b:02x}")).collect();
+    PathBuf::from(format!("/dev/shm/amocrm-{hex}.shm"))
+}
+
+fn now_us() -> u64 {
+    crate::clock::now_us()
+}
+
+impl Budget for Arc<Region> {
+    fn take(&self, limit: u32, hold: Duration) -> crate::error::Result<Result<Ticket, Duration>> {
+        let m = self.mapped();
+        let slots = &m.slots()[..(limit as usize).clamp(1, SLOTS)];
+        Ok(ratelimit::take_slot(
+            slots,
+            &*m,
+            now_us(),
+            hold.as_micros() as u64,
+            ratelimit::WINDOW.as_micros() as u64,
+        )
+        .map_err(Duration::from_micros))
+    }
+
+    fn release(&self, ticket: Ticket) {
+        let m = self.mapped();
+        ratelimit::release_slot(
+            m.slots(),
+            &*m,
+            ticket,
+            now_us(),
+            ratelimit::WINDOW.as_micros() as u64,
+        );
+    }
+}
+
+impl Counters for Arc<Region> {
+    fn add(&self, increments: &[(Counter, u64)]) {
+        let m = self.mapped();
+        for (c, by) in increments {
+            m.counter(*c).fetch_add(*by, Ordering::Relaxed);
+        }
+    }
+
+    fn read(&self) -> Vec<(Counter, u64)> {
+        let m = self.mapped();
+        Counter::all()
+            .map(|c| (c, m.counter(c).load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_mappings_of_one_file_share_counters_and_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("t.json");
+        std::fs::write(
+            dir.path().join("t.json.metrics"),
+            br#"{"refreshes":3,"api_calls.200":5,"junk":1}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("t.json.ratelimit"), [0u8; 16]).unwrap();
+        let a = Arc::new(Region::new(&token));
+        let b = Arc::new(Region::new(&token));
+        a.add(&[(Counter::Refreshes, 1), (Counter::ApiCalls(200), 2)]);
+        b.add(&[(Counter::ApiCalls(429), 1)]);
+        let mut seen = b.read();
+        seen.sort_by_key(|(c, _)| c.index());
+        assert_eq!(
+            seen,
+            vec![
+                (Counter::Refreshes, 4),
+                (Counter::ApiCalls(200), 7),
+                (Counter::ApiCalls(429), 1)
+            ]
+        );
+        assert!(!dir.path().join("t.json.metrics").exists());
+        assert!(!dir.path().join("t.json.ratelimit").exists());
+        let meta = std::fs::metadata(a.path()).unwrap();
+        assert_eq!(meta.len() as usize, SIZE);
+        assert_eq!(meta.mode() & 0o777, 0o600);
+
+        let hold = Duration::from_secs(30);
+        let t = a.take(2, hold).unwrap().unwrap();
+        let u = b.take(2, hold).unwrap().unwrap();
+        // Both in flight: look again soon.
+        assert_eq!(a.take(2, hold).unwrap(), Err(ratelimit::POLL));
+        a.release(t);
+        b.release(u);
+        let wait = b.take(2, hold).unwrap().unwrap_err();
+        assert!(wait > Duration::from_millis(900), "{wait:?}");
+    }
+
+    /// Two mappings of one file stand for two processes: closing one's
+    /// file drops its locks as the kernel does when a process dies.
+    #[test]
+    fn a_slot_whose_holder_died_in_flight_frees_a_window_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("t.json");
+        let hold = Duration::from_secs(30);
+        let alive = Arc::new(Region::new(&token));
+        let other = Arc::new(Region::new(&token));
+        let t = alive.take(1, hold).unwrap().unwrap();
+        // In flight, its holder alive: look again soon.
+        assert_eq!(other.take(1, hold).unwrap(), Err(ratelimit::POLL));
+        alive.release(t);
+        let wait = other.take(1, hold).unwrap().unwrap_err();
+        assert!(wait > Duration::from_millis(900), "{wait:?}");
+
+        let dying = Arc::new(Region::new(&token));
+        std::thread::sleep(ratelimit::WINDOW);
+        let _in_flight = dying.take(1, hold).unwrap().unwrap();
+        drop(dying);
+        // Not held to its deadline (30 s): a window from when the death was seen.
+        let wait = other.take(1, hold).unwrap().unwrap_err();
+        assert!(
+            wait > Duration::from_millis(900) && wait <= ratelimit::WINDOW,
+            "{wait:?}"
+        );
+        std::thread::sleep(wait);
+        assert!(other.take(1, hold).unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_deleted_or_torn_file_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("t.json");
+        let a = Arc::new(Region::new(&token));
+        a.add(&[(Counter::Retries, 1)]);
+        std::fs::remove_file(a.path()).unwrap();
+        std::fs::write(a.path(), b"{\"torn").unwrap();
+        // Within the second, the old mapping is still used.
+        a.add(&[(Counter::Retries, 1)]);
+        assert_eq!(a.read(), vec![(Counter::Retries, 2)]);
+        std::thread::sleep(RECHECK);
+        assert_eq!(a.read(), vec![]);
+        a.add(&[(Counter::Retries, 1)]);
+        let b = Arc::new(Region::new(&token));
+        assert_eq!(b.read(), vec![(Counter::Retries, 1)]);
+    }
+
+    #[test]
+    fn an_unusable_folder_gives_a_private_region() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, b"").unwrap();
+        let a = Arc::new(Region::new(&file.join("t.json")));
+        a.add(&[(Counter::Retries, 2)]);
+        assert_eq!(a.read(), vec![(Counter::Retries, 2)]);
+    }
+}
