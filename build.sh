@@ -8,6 +8,9 @@
 #   ./build.sh test --long  the same with the long counts; writes docs/reliability.md
 #   ./build.sh run        the gateway on 127.0.0.1:9095 (demo mode with the bundled emulator
 #                         when php/.env has no amoCRM credentials)
+#   ./build.sh bench      the side-by-side benchmark against hand-written PHP curl (bench/README.md);
+#                         writes bench/results.md, exits 1 when a row misses its target
+#   ./build.sh bench --quick  fewer rounds, for development (writes target/bench-results-quick.md)
 #
 # On Debian as root, missing packages are installed first.
 set -euo pipefail
@@ -22,10 +25,12 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # openssl makes the private CA of the HTTPS tests; redis-server and redis-sentinel:
 # the Redis store's tests start their own on loopback ports (never the system's service).
 PACKAGES=(php-cli php-dev php-xml php-mbstring php-curl php-fpm clang libclang-dev phpunit nginx chromium composer openssl redis-server redis-sentinel)
+# What `./build.sh bench` needs besides: wrk, the load generator of its php-fpm workload.
+BENCH_PACKAGES=(wrk)
 
 ensure_packages() {
     local missing=()
-    for p in "${PACKAGES[@]}"; do
+    for p in "${PACKAGES[@]}" "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -78,7 +83,7 @@ cmd_test() {
     log "cargo clippy"
     cargo clippy --workspace --all-targets -- -D warnings
     log "php -l"
-    find php tests/php tests/gateway tests/reliability -name '*.php' -print0 | xargs -0 -n1 php -l >/dev/null
+    find php tests/php tests/gateway tests/reliability bench -name '*.php' -print0 | xargs -0 -n1 php -l >/dev/null
     log "cargo test"
     cargo test --workspace
     build_release
@@ -154,6 +159,16 @@ ensure_e2e() {
     fi
 }
 
+# The benchmark (bench/README.md): not part of `test`. Builds the release
+# workspace first; the extension is loaded with -d extension=, never installed.
+cmd_bench() {
+    ensure_packages "${BENCH_PACKAGES[@]}"
+    build_release
+    export AMOCRM_EXT="$(ext_path)" AMOCRM_EMULATOR="$ROOT/target/release/amocrm-emulator"
+    log "bench $*"
+    php bench/run.php "$@"
+}
+
 # Installs the built extension unless the installed one is the same file.
 install_if_needed() {
     local installed
@@ -183,5 +198,6 @@ case "${1:-build}" in
     install) ensure_packages; cmd_install ;;
     test) shift; cmd_test "$@" ;;
     run) cmd_run ;;
-    *) echo "usage: $0 [build|install|test|run]" >&2; exit 2 ;;
+    bench) shift; cmd_bench "$@" ;;
+    *) echo "usage: $0 [build|install|test|run|bench [--quick]]" >&2; exit 2 ;;
 esac

@@ -49,6 +49,15 @@ pub fn links_json(shared: &Shared) -> Value {
     )
 }
 
+/// `{"api_us": [unix µs, …], "not_kept": n}`: when each API request arrived.
+pub fn arrivals_json(shared: &Shared) -> Value {
+    let st = shared.lock();
+    json!({
+        "api_us": st.stats.api_arrival_times_us,
+        "not_kept": st.stats.api_arrivals_not_kept,
+    })
+}
+
 fn rate_limit_json(shared: &Shared) -> Value {
     shared.lock().limiter.to_json(Instant::now())
 }
@@ -81,6 +90,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
     let m = req.method.as_str();
     match (m, route) {
         ("GET", "stats") => ok(stats_json(shared)),
+        ("GET", "arrivals") => ok(arrivals_json(shared)),
         ("POST", "reset-stats") => {
             shared.lock().stats = Stats::default();
             ok(stats_json(shared))
@@ -176,8 +186,8 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
         }
         (
             _,
-            "stats" | "reset-stats" | "clock" | "code" | "tokens" | "check" | "faults" | "leads"
-            | "links" | "rate-limit" | "block",
+            "stats" | "arrivals" | "reset-stats" | "clock" | "code" | "tokens" | "check" | "faults"
+            | "leads" | "links" | "rate-limit" | "block",
         ) => err(405, "method not allowed"),
         (_, r) if r.starts_with("entities/") => err(405, "method not allowed"),
         _ => err(404, "unknown control route"),

@@ -209,6 +209,12 @@ impl Emulator {
         control::stats_json(&self.shared)
     }
 
+    /// When each API request arrived since the last reset, as
+    /// `GET /_emulator/arrivals`: `{"api_us": [unix µs, …], "not_kept": n}`.
+    pub fn arrivals(&self) -> Value {
+        control::arrivals_json(&self.shared)
+    }
+
     /// Zero the counters, as `POST /_emulator/reset-stats`.
     pub fn reset_stats(&self) {
         self.shared.lock().stats = state::Stats::default();

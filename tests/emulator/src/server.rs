@@ -120,7 +120,7 @@ fn serve_conn(shared: Arc<Shared>, stream: TcpStream) {
             st.stats.requests += 1;
             if is_api(&req.path) {
                 st.stats
-                    .api_arrival(&req.method, crate::util::real_now_ms());
+                    .api_arrival(&req.method, crate::util::real_now_us());
             }
         }
         let fault = if is_control(&req.path) {

@@ -13,10 +13,10 @@ pub fn real_now() -> i64 {
     }
 }
 
-/// Real unix time in milliseconds.
-pub fn real_now_ms() -> u64 {
+/// Real unix time in microseconds.
+pub fn real_now_us() -> u64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as u64,
+        Ok(d) => d.as_micros() as u64,
         Err(_) => 0,
     }
 }

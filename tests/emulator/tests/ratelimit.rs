@@ -243,3 +243,40 @@ fn binary_flag() {
     let _ = child.wait();
     assert!(out.contains("\"rps\":0"), "{out}");
 }
+
+#[test]
+fn arrival_times_in_microseconds() {
+    let (emu, at) = setup(EmulatorConfig {
+        rate_limit: 0,
+        ..EmulatorConfig::default()
+    });
+    emu.reset_stats();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let (rs, _) = burst(&emu, &at, "GET", "/api/v4/account", 3);
+    assert_eq!(statuses(&rs), [200, 200, 200]);
+    // The token endpoint and the control API are not API arrivals.
+    let _ = get(&emu, "/_emulator/stats");
+    let a = get(&emu, "/_emulator/arrivals").json();
+    assert_eq!(a, emu.arrivals());
+    let times: Vec<u64> = a["api_us"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap())
+        .collect();
+    assert_eq!(times.len(), 3);
+    assert!(
+        times[0] >= before && times.windows(2).all(|w| w[0] <= w[1]),
+        "{times:?}"
+    );
+    assert_eq!(a["not_kept"], 0);
+    emu.reset_stats();
+    assert_eq!(emu.arrivals()["api_us"], json!([]));
+    assert_eq!(
+        request(&emu, "POST", "/_emulator/arrivals", &[], b"").status,
+        405
+    );
+}
