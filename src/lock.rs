@@ -131,8 +131,14 @@ fn open(path: &Path) -> Result<(File, FileId)> {
     Ok((file, id))
 }
 
+/// How often a waiter looks at the lock: first soon (a refresh takes a few
+/// ms), then every `MAX_PAUSE`, which bounds how long the lock stays unused
+/// after its holder lets go. A look is a flock and a stat, a few µs.
+const FIRST_PAUSE: Duration = Duration::from_micros(500);
+const MAX_PAUSE: Duration = Duration::from_millis(4);
+
 fn wait_for(file: &File, id: FileId, path: &Path, deadline: Instant) -> Result<Waited> {
-    let mut pause = Duration::from_millis(2);
+    let mut pause = FIRST_PAUSE;
     loop {
         match fs2::FileExt::try_lock_exclusive(file) {
             // Locked, but maybe a file that was taken over meanwhile.
@@ -149,7 +155,7 @@ fn wait_for(file: &File, id: FileId, path: &Path, deadline: Instant) -> Result<W
                     return Ok(Waited::TimedOut);
                 }
                 std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(25));
+                pause = (pause * 2).min(MAX_PAUSE);
             }
             Err(e) => return Err(fault(path, "cannot lock", e)),
         }

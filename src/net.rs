@@ -52,34 +52,38 @@ impl Http {
     }
 }
 
+/// The clients of this process: one per distinct options (accounts with
+/// different timeouts or CAs keep their own connections), made after the
+/// fork that `generation` counts.
+#[derive(Default)]
 struct PerProcess {
     generation: u64,
-    options: ClientOptions,
-    http: Arc<Http>,
+    clients: Vec<(ClientOptions, Arc<Http>)>,
 }
 
-static CLIENT: Lazy<Mutex<Option<PerProcess>>> = Lazy::new(|| Mutex::new(None));
+/// Beyond this many, the oldest client (and its connections) is dropped.
+const MAX_CLIENTS: usize = 8;
 
-/// The process's HTTP client, made on first use after the last fork.
+static CLIENTS: Lazy<Mutex<PerProcess>> = Lazy::new(|| Mutex::new(PerProcess::default()));
+
+/// The process's HTTP client for `options`, made on first use after the
+/// last fork.
 pub fn client(options: &ClientOptions) -> Result<Arc<Http>> {
     let generation = fork_generation();
-    let mut slot = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(existing) = slot.as_ref() {
-        if existing.generation == generation && existing.options == *options {
-            return Ok(existing.http.clone());
-        }
+    let mut known = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if known.generation != generation {
+        // Inherited from the parent: leaked, never dropped.
+        std::mem::forget(std::mem::take(&mut known.clients));
+        known.generation = generation;
+    }
+    if let Some((_, http)) = known.clients.iter().find(|(o, _)| o == options) {
+        return Ok(http.clone());
     }
     let http = Arc::new(build(options)?);
-    if let Some(previous) = slot.take() {
-        if previous.generation != generation {
-            std::mem::forget(previous);
-        }
+    if known.clients.len() >= MAX_CLIENTS {
+        known.clients.remove(0);
     }
-    *slot = Some(PerProcess {
-        generation,
-        options: options.clone(),
-        http: http.clone(),
-    });
+    known.clients.push((options.clone(), http.clone()));
     Ok(http)
 }
 

@@ -473,7 +473,8 @@ impl TokenStore for RedisStore {
                         ));
                     }
                     std::thread::sleep(pause.min(left.max(Duration::from_millis(1))));
-                    pause = (pause * 2).min(Duration::from_millis(50));
+                    // A look is a round trip to Redis: at most every 10 ms.
+                    pause = (pause * 2).min(Duration::from_millis(10));
                 }
             }
         }

@@ -4,6 +4,7 @@
 
 use crate::client::AmoCore;
 use crate::error::{Error, ErrorKind, Result};
+use crate::transport::Response;
 use serde_json::{json, Map, Value};
 
 /// What a service supports; anything else is refused before any I/O.
@@ -216,9 +217,39 @@ pub fn id_segment(id: &Value) -> Result<String> {
     }
 }
 
+/// An answer as the caller holds it: serde_json's tree in Rust, PHP arrays
+/// in the binding (decoded straight from the bytes, no tree in between).
+pub trait Answer: Sized {
+    /// The final answer's body, `None` for an empty 204; any other status
+    /// is the error it means.
+    fn decode(resp: Response) -> Result<Option<Self>>;
+    /// Takes `_embedded.<key>` out of the answer, if it is a list.
+    fn take_embedded(&mut self, key: &str) -> Option<Self>;
+    /// `_links.next.href`, if there is one.
+    fn next_href(&self) -> Option<&str>;
+    /// An empty list (the page of a 204).
+    fn empty_list() -> Self;
+}
+
+impl Answer for Value {
+    fn decode(resp: Response) -> Result<Option<Self>> {
+        crate::transport::decode(resp)
+    }
+    fn take_embedded(&mut self, key: &str) -> Option<Self> {
+        let list = self.get_mut("_embedded")?.get_mut(key)?;
+        list.is_array().then(|| list.take())
+    }
+    fn next_href(&self) -> Option<&str> {
+        self.pointer("/_links/next/href")?.as_str()
+    }
+    fn empty_list() -> Self {
+        Value::Array(Vec::new())
+    }
+}
+
 /// A page of a list: its items and the path of the next page, if any.
-pub struct Page {
-    pub items: Vec<Value>,
+pub struct Page<A> {
+    pub items: A,
     pub next: Option<String>,
 }
 
@@ -266,24 +297,27 @@ pub fn list_query(params: &Value) -> Result<Value> {
     Ok(Value::Object(obj))
 }
 
-fn embedded(svc: &Service, answer: &Value, what: &str) -> Result<Vec<Value>> {
-    match answer.get("_embedded").and_then(|e| e.get(svc.key)) {
-        Some(Value::Array(items)) => Ok(items.clone()),
-        _ => Err(Error::new(
-            ErrorKind::Api,
-            format!(
-                "amoCRM's answer to {what} {} has no `_embedded.{}` list",
-                svc.path, svc.key
-            ),
-        )
-        .with_title("Unexpected answer")),
+fn embedded(svc: &Service, answer: &mut Value, what: &str) -> Result<Vec<Value>> {
+    match answer.take_embedded(svc.key) {
+        Some(Value::Array(items)) => Ok(items),
+        _ => Err(no_list(svc, what)),
     }
+}
+
+fn no_list(svc: &Service, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Api,
+        format!(
+            "amoCRM's answer to {what} {} has no `_embedded.{}` list",
+            svc.path, svc.key
+        ),
+    )
+    .with_title("Unexpected answer")
 }
 
 /// The next page's path and query from `_links.next.href`, only when it
 /// points at the same API path (never follow a link to another host).
-fn next_path(svc: &Service, answer: &Value) -> Option<String> {
-    let href = answer.pointer("/_links/next/href")?.as_str()?;
+fn next_path(svc: &Service, href: &str) -> Option<String> {
     let url = url::Url::parse(href)
         .or_else(|_| url::Url::parse("http://placeholder.invalid")?.join(href))
         .ok()?;
@@ -296,50 +330,68 @@ fn next_path(svc: &Service, answer: &Value) -> Option<String> {
     })
 }
 
-pub fn page(core: &AmoCore, svc: &Service, params: &Value, ctx: Option<i64>) -> Result<Page> {
+/// The first page of a list.
+pub fn page<A: Answer>(
+    core: &AmoCore,
+    svc: &Service,
+    params: &Value,
+    ctx: Option<i64>,
+) -> Result<Page<A>> {
     svc.require(verb::LIST, "get")?;
     let query = list_query(params)?;
-    let answer = core.request("GET", &svc.path, Some(&query), None, ctx)?;
+    let answer = A::decode(core.send("GET", &svc.path, Some(&query), None, ctx)?)?;
     parse_page(svc, answer)
 }
 
 /// The page at a path taken from a previous page's `_links.next`.
-pub fn page_at(core: &AmoCore, svc: &Service, path: &str, ctx: Option<i64>) -> Result<Page> {
-    let answer = core.request("GET", path, None, None, ctx)?;
+pub fn page_at<A: Answer>(
+    core: &AmoCore,
+    svc: &Service,
+    path: &str,
+    ctx: Option<i64>,
+) -> Result<Page<A>> {
+    let answer = A::decode(core.send("GET", path, None, None, ctx)?)?;
     parse_page(svc, answer)
 }
 
-fn parse_page(svc: &Service, answer: Option<Value>) -> Result<Page> {
-    match answer {
-        None => Ok(Page {
-            items: Vec::new(),
+fn parse_page<A: Answer>(svc: &Service, answer: Option<A>) -> Result<Page<A>> {
+    let Some(mut answer) = answer else {
+        return Ok(Page {
+            items: A::empty_list(),
             next: None,
-        }),
-        Some(a) => Ok(Page {
-            items: embedded(svc, &a, "GET")?,
-            next: next_path(svc, &a),
-        }),
-    }
+        });
+    };
+    let next = answer.next_href().and_then(|href| next_path(svc, href));
+    let items = answer
+        .take_embedded(svc.key)
+        .ok_or_else(|| no_list(svc, "GET"))?;
+    Ok(Page { items, next })
 }
 
-pub fn get(core: &AmoCore, svc: &Service, params: &Value, ctx: Option<i64>) -> Result<Vec<Value>> {
+/// One page of entities: the list inside `_embedded`.
+pub fn get<A: Answer>(
+    core: &AmoCore,
+    svc: &Service,
+    params: &Value,
+    ctx: Option<i64>,
+) -> Result<A> {
     page(core, svc, params, ctx).map(|p| p.items)
 }
 
-pub fn get_one(
+pub fn get_one<A: Answer>(
     core: &AmoCore,
     svc: &Service,
     id: &Value,
     with: &[String],
     ctx: Option<i64>,
-) -> Result<Option<Value>> {
+) -> Result<Option<A>> {
     svc.require(verb::ONE, "getOne")?;
     let query = if with.is_empty() {
         None
     } else {
         Some(json!({ "with": with }))
     };
-    core.request("GET", &svc.item_path(id)?, query.as_ref(), None, ctx)
+    A::decode(core.send("GET", &svc.item_path(id)?, query.as_ref(), None, ctx)?)
 }
 
 fn items_list(items: &Value, name: &str) -> Result<Vec<Value>> {
@@ -426,7 +478,7 @@ fn batched(
 
 fn embedded_or_empty(svc: &Service, answer: Option<Value>, what: &str) -> Result<Vec<Value>> {
     match answer {
-        Some(a) => embedded(svc, &a, what),
+        Some(mut a) => embedded(svc, &mut a, what),
         None => Ok(Vec::new()),
     }
 }
@@ -438,10 +490,10 @@ fn created_in_order(
     answer: Option<Value>,
     request_ids: &[Value],
 ) -> Result<Vec<Value>> {
-    let Some(answer) = answer else {
+    let Some(mut answer) = answer else {
         return Ok(Vec::new());
     };
-    let mut got = embedded(svc, &answer, "POST")?;
+    let mut got = embedded(svc, &mut answer, "POST")?;
     if let Some(Value::Array(errors)) = answer.pointer("/_embedded/errors") {
         got.extend(errors.iter().cloned());
         let position = |v: &Value| {

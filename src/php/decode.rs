@@ -22,10 +22,10 @@ use rustc_hash::FxHashMap;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
-/// Keys longer than this are not shared (they rarely repeat).
-const MAX_SHARED_KEY: usize = 64;
-/// At most this many distinct keys are shared per answer.
-const MAX_SHARED_KEYS: usize = 4096;
+/// Strings longer than this are not shared (they rarely repeat).
+const MAX_SHARED_LEN: usize = 48;
+/// At most this many distinct strings are shared per answer.
+const MAX_SHARED: usize = 4096;
 /// Memory is checked after this many values, and before any long string.
 const CHECK_EVERY: u32 = 1024;
 const LONG_STRING: usize = 64 << 10;
@@ -43,18 +43,19 @@ pub fn answer(bytes: &[u8]) -> std::result::Result<ZBox<ZendHashTable>, Refusal>
     let mut b = Builder {
         pending: Vec::new(),
         open: Vec::new(),
-        keys: FxHashMap::default(),
+        strings: FxHashMap::with_capacity_and_hasher(256, Default::default()),
+        seen: Vec::with_capacity(256),
         top: None,
         limit,
         since_check: 0,
         too_big: None,
     };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    de.disable_recursion_limit();
-    let parsed = Seed(&mut b).deserialize(&mut de).and_then(|z| {
-        de.end()?;
-        Ok(z)
-    });
+    // Valid UTF-8 (nearly always) is read without checking each string
+    // again; otherwise serde_json finds and names the fault.
+    let parsed = match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => parse(&mut b, serde_json::Deserializer::from_str(text)),
+        Err(_) => parse(&mut b, serde_json::Deserializer::from_slice(bytes)),
+    };
     match (parsed, b.top.take()) {
         (Ok(_), Some(top)) => Ok(top),
         (Ok(scalar), None) => Err(Refusal::Bare(describe_scalar(&scalar))),
@@ -63,6 +64,16 @@ pub fn answer(bytes: &[u8]) -> std::result::Result<ZBox<ZendHashTable>, Refusal>
             None => Err(Refusal::Json(e)),
         },
     }
+}
+
+fn parse<'de, R: serde_json::de::Read<'de>>(
+    b: &mut Builder,
+    mut de: serde_json::Deserializer<R>,
+) -> serde_json::Result<Zval> {
+    de.disable_recursion_limit();
+    let z = Seed(b).deserialize(&mut de)?;
+    de.end()?;
+    Ok(z)
 }
 
 /// Why an answer did not become PHP arrays.
@@ -94,22 +105,32 @@ enum Key {
     /// A list element.
     None,
     Index(i64),
-    /// Shared: one of `Builder::keys`.
-    Shared(SharedKey),
+    /// Shared: one of `Builder::strings`.
+    Shared(SharedStr),
     /// Used once.
     Own(ZBox<ZendStr>),
 }
 
-/// A shared key string; the builder holds one reference, each array that
-/// uses it another.
-struct SharedKey(*const ZendStr);
+/// A shared string; the builder holds one reference, each array that uses
+/// it as a key or a value another.
+#[derive(Clone, Copy)]
+struct SharedStr(*const ZendStr);
+
+/// A string seen before: the PHP string (the builder's reference to it),
+/// and the integer PHP makes of it as an array key (`"12"` is the key 12).
+struct Seen {
+    string: Zval,
+    index: Option<i64>,
+}
 
 struct Builder {
     /// The elements of the open arrays, innermost last.
     pending: Vec<(Key, Zval)>,
     /// Where each open array's elements start in `pending`.
     open: Vec<usize>,
-    keys: FxHashMap<Box<str>, ZBox<ZendStr>>,
+    /// Keys and short values, each made once per answer: where in `seen`.
+    strings: FxHashMap<Box<str>, usize>,
+    seen: Vec<Seen>,
     /// The outermost array, once closed.
     top: Option<ZBox<ZendHashTable>>,
     limit: Option<usize>,
@@ -119,22 +140,57 @@ struct Builder {
 }
 
 impl Builder {
+    /// The shared PHP string for `s`, made on first sight; None when `s` is
+    /// too long to share or the table is full. One hash lookup when seen.
+    fn shared(&mut self, s: &str) -> Option<&Seen> {
+        if s.len() > MAX_SHARED_LEN {
+            return None;
+        }
+        let at = match self.strings.get(s) {
+            Some(&at) => at,
+            None if self.seen.len() >= MAX_SHARED => return None,
+            None => {
+                let index = match ArrayKey::from(s) {
+                    ArrayKey::Long(i) => Some(i),
+                    _ => None,
+                };
+                let mut string = Zval::new();
+                string.set_zend_string(ZendStr::new(s, false));
+                self.seen.push(Seen { string, index });
+                let at = self.seen.len() - 1;
+                self.strings.insert(s.into(), at);
+                at
+            }
+        };
+        self.seen.get(at)
+    }
+
     fn key(&mut self, k: &str) -> Key {
-        if let ArrayKey::Long(i) = ArrayKey::from(k) {
-            return Key::Index(i);
+        match self.shared(k) {
+            Some(Seen { index: Some(i), .. }) => Key::Index(*i),
+            Some(seen) => match seen.string.zend_str() {
+                Some(s) => Key::Shared(SharedStr(s)),
+                None => unreachable!("a shared string is a string"),
+            },
+            None => match ArrayKey::from(k) {
+                ArrayKey::Long(i) => Key::Index(i),
+                _ => Key::Own(ZendStr::new(k, false)),
+            },
         }
-        if k.len() <= MAX_SHARED_KEY {
-            if let Some(s) = self.keys.get(k) {
-                return Key::Shared(SharedKey(&**s));
-            }
-            if self.keys.len() < MAX_SHARED_KEYS {
-                let s = ZendStr::new(k, false);
-                let ptr: *const ZendStr = &*s;
-                self.keys.insert(k.into(), s);
-                return Key::Shared(SharedKey(ptr));
+    }
+
+    /// A string value: shared when short (field names, types, enum values
+    /// repeat on every entity), else a string of its own.
+    fn string(&mut self, v: &str) -> Zval {
+        match self.shared(v) {
+            // Another reference to the same PHP string.
+            Some(seen) => seen.string.shallow_clone(),
+            None => {
+                let mut z = Zval::new();
+                z.set_zend_string(ZendStr::new(v, false));
+                z
             }
         }
-        Key::Own(ZendStr::new(k, false))
     }
 
     /// Whether `more` bytes (and the growth of the open arrays) still fit
@@ -260,9 +316,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Zval, E> {
         self.0.room_for::<E>(v.len() + 32)?;
-        let mut z = Zval::new();
-        z.set_zend_string(ZendStr::new(v, false));
-        Ok(z)
+        Ok(self.0.string(v))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Zval, A::Error> {

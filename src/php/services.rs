@@ -2,7 +2,7 @@
 //! is a one-line delegation to [`crate::services`]; the classes differ only
 //! in which verbs amoCRM offers for them.
 
-use super::convert::{hashtable_to_json, json_to_array, json_to_zval, null_zval, zval_to_json};
+use super::convert::{hashtable_to_json, json_to_array, null_zval, zval_to_json};
 use super::exceptions::to_php;
 use crate::client::AmoCore;
 use crate::error::Error;
@@ -75,10 +75,7 @@ impl Handle {
     }
 
     fn get(&self, params: Option<&ZendHashTable>) -> Array {
-        list(
-            services::get(&self.core, &self.svc, &arg("params", params)?, self.ctx)
-                .map_err(to_php)?,
-        )
+        services::get(&self.core, &self.svc, &arg("params", params)?, self.ctx).map_err(to_php)
     }
 
     fn iterate(&self, params: Option<&ZendHashTable>) -> PhpResult<AmoEntityIterator> {
@@ -86,7 +83,7 @@ impl Handle {
         Ok(AmoEntityIterator {
             handle: self.clone(),
             params,
-            page: Vec::new(),
+            page: ZendHashTable::new(),
             pos: 0,
             key: 0,
             next: None,
@@ -99,10 +96,7 @@ impl Handle {
         with: Option<&ZendHashTable>,
     ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
         let id = zarg("id", id)?;
-        optional(
-            services::get_one(&self.core, &self.svc, &id, &with_list(with)?, self.ctx)
-                .map_err(to_php)?,
-        )
+        services::get_one(&self.core, &self.svc, &id, &with_list(with)?, self.ctx).map_err(to_php)
     }
 
     fn add(&self, items: &ZendHashTable) -> Array {
@@ -154,6 +148,28 @@ impl Handle {
     }
 }
 
+/// An answer as PHP arrays, decoded straight from amoCRM's bytes; a page's
+/// list is moved out of the answer (a copy of its outer table only).
+impl services::Answer for ZBox<ZendHashTable> {
+    fn decode(resp: crate::transport::Response) -> crate::error::Result<Option<Self>> {
+        super::decode::response(resp)
+    }
+    fn take_embedded(&mut self, key: &str) -> Option<Self> {
+        let list = self.get_mut("_embedded")?.array_mut()?.get_mut(key)?;
+        let list = std::mem::replace(list, Zval::new());
+        // A list, as in Rust: a JSON object there is not amoCRM's shape.
+        let list = list.array().filter(|a| a.has_sequential_keys())?;
+        Some(list.to_owned())
+    }
+    fn next_href(&self) -> Option<&str> {
+        let links = self.get("_links")?.array()?;
+        links.get("next")?.array()?.get("href")?.str()
+    }
+    fn empty_list() -> Self {
+        ZendHashTable::new()
+    }
+}
+
 /// A lazy walk over every entity of a list, one page in memory at a time,
 /// following amoCRM's `_links.next`. Use it with foreach.
 #[php_class]
@@ -162,7 +178,7 @@ impl Handle {
 pub struct AmoEntityIterator {
     handle: Handle,
     params: Value,
-    page: Vec<Value>,
+    page: ZBox<ZendHashTable>,
     pos: usize,
     key: i64,
     /// The next page's path, when there is one.
@@ -170,7 +186,7 @@ pub struct AmoEntityIterator {
 }
 
 impl AmoEntityIterator {
-    fn load(&mut self, page: Page) {
+    fn load(&mut self, page: Page<ZBox<ZendHashTable>>) {
         self.page = page.items;
         self.next = page.next;
         self.pos = 0;
@@ -196,8 +212,8 @@ impl AmoEntityIterator {
     /// The current entity.
     pub fn current(&self) -> Zval {
         self.page
-            .get(self.pos)
-            .map(json_to_zval)
+            .get_index(self.pos as i64)
+            .map(Zval::shallow_clone)
             .unwrap_or_else(null_zval)
     }
 
