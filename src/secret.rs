@@ -3,16 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// A secret string. `Debug` prints `Secret([redacted])`; the value is reached
-/// only through [`Secret::expose`].
+/// only through [`Secret::expose`]. Shared, not copied, when cloned: a
+/// token travels from the cached pair to every request.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub struct Secret(Arc<str>);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret(Arc::from(value.into()))
     }
 
     /// The secret itself: call only where it goes on the wire or to disk.

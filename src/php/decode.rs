@@ -24,6 +24,9 @@ use std::fmt;
 
 /// Strings longer than this are not shared (they rarely repeat).
 const MAX_SHARED_LEN: usize = 48;
+/// An answer shorter than this is one entity or a few: nothing repeats
+/// enough to pay for the index, and no string is shared.
+const SHARE_FROM: usize = 8 << 10;
 /// At most this many distinct strings are shared per answer.
 const MAX_SHARED: usize = 4096;
 /// Memory is checked after this many values, and before any long string.
@@ -43,8 +46,9 @@ pub fn answer(bytes: &[u8]) -> std::result::Result<ZBox<ZendHashTable>, Refusal>
     let mut b = Builder {
         pending: Vec::new(),
         open: Vec::new(),
-        strings: FxHashMap::with_capacity_and_hasher(256, Default::default()),
-        seen: Vec::with_capacity(256),
+        strings: FxHashMap::default(),
+        seen: Vec::new(),
+        share: bytes.len() >= SHARE_FROM,
         top: None,
         limit,
         since_check: 0,
@@ -128,6 +132,8 @@ struct Builder {
     pending: Vec<(Key, Zval)>,
     /// Where each open array's elements start in `pending`.
     open: Vec<usize>,
+    /// Whether strings are shared at all (a large answer).
+    share: bool,
     /// Keys and short values, each made once per answer: where in `seen`.
     strings: FxHashMap<Box<str>, usize>,
     seen: Vec<Seen>,
@@ -143,7 +149,7 @@ impl Builder {
     /// The shared PHP string for `s`, made on first sight; None when `s` is
     /// too long to share or the table is full. One hash lookup when seen.
     fn shared(&mut self, s: &str) -> Option<&Seen> {
-        if s.len() > MAX_SHARED_LEN {
+        if !self.share || s.len() > MAX_SHARED_LEN {
             return None;
         }
         let at = match self.strings.get(s) {
