@@ -28,7 +28,16 @@ use std::sync::Mutex;
 struct Cached {
     pair: Option<TokenPair>,
     version: Option<Version>,
+    /// When the store last showed `version`.
+    seen_at: Option<std::time::Instant>,
 }
+
+/// A pair the store showed this recently is used without looking again (a
+/// stat of the token file, or a round trip to Redis): a tight loop of calls
+/// looks once per this, not once per call. The store may change just after
+/// any look, so this adds nothing new: a pair replaced while a request is on
+/// its way is what the 401 path handles (re-read, then retry).
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
 
 pub struct AmoCore {
     config: Config,
@@ -108,10 +117,18 @@ impl AmoCore {
         if let Some(p) = self.long_lived() {
             return Ok(Some(p));
         }
-        let version = self.store().version()?;
+        let now = std::time::Instant::now();
         {
             let cache = self.cache();
+            if cache.pair.is_some() && cache.seen_at.is_some_and(|t| now - t < RECHECK) {
+                return Ok(cache.pair.clone());
+            }
+        }
+        let version = self.store().version()?;
+        {
+            let mut cache = self.cache();
             if version.is_some() && cache.version == version {
+                cache.seen_at = Some(now);
                 return Ok(cache.pair.clone());
             }
         }
@@ -125,6 +142,7 @@ impl AmoCore {
             Some((pair, version)) => {
                 cache.pair = Some(pair.clone());
                 cache.version = Some(version);
+                cache.seen_at = Some(std::time::Instant::now());
                 Ok(Some(pair))
             }
             None => {
@@ -138,6 +156,7 @@ impl AmoCore {
         let mut cache = self.cache();
         cache.pair = Some(pair.clone());
         cache.version = Some(version);
+        cache.seen_at = Some(std::time::Instant::now());
         pair
     }
 
