@@ -20,7 +20,7 @@ use crate::state::State;
 use crate::store::{Refusal, StoreLock, TokenStore, Version};
 use crate::token::TokenPair;
 use crate::transport::{self, Request, SendError};
-use reqwest::Method;
+use hyper::Method;
 use serde_json::{json, Value};
 use std::sync::Mutex;
 

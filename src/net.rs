@@ -1,9 +1,10 @@
 //! The process-wide HTTP client, driven in the calling thread.
 //!
-//! reqwest's async client runs on a current-thread tokio runtime that this
-//! process's PHP thread drives itself (`block_on`): a request is written,
-//! waited for and read without handing it to another thread and back, and
-//! between PHP requests nothing runs. Its keep-alive connections to amoCRM
+//! hyper's HTTP/1.1 client connection, on a current-thread tokio runtime
+//! that this process's PHP thread drives itself (`block_on`): a request is
+//! written, waited for and read by the very future that drives its
+//! connection, with no task, channel or thread in between, and between PHP
+//! requests nothing runs. Idle connections (at most 4 per host, for 55 s)
 //! survive from one PHP request to the next. Names are resolved inline
 //! (getaddrinfo in the calling thread), so the client starts no thread.
 //!
@@ -13,8 +14,8 @@
 //! with the parent. An inherited client is leaked, never dropped (dropping
 //! it would deregister the parent's sockets).
 //!
-//! TLS trusts the roots compiled in (Mozilla's, via webpki-roots), the
-//! system's trust store (rustls-native-certs: `/etc/ssl/certs`, or
+//! TLS (rustls) trusts the roots compiled in (Mozilla's, via webpki-roots),
+//! the system's trust store (rustls-native-certs: `/etc/ssl/certs`, or
 //! `SSL_CERT_FILE` / `SSL_CERT_DIR`), and the PEM bundle of `ca_file`.
 //! Reading and parsing them costs a few ms; [`preload_tls`] does it once at
 //! module start-up, before php-fpm forks, so that every worker inherits the
@@ -22,12 +23,18 @@
 //! (`insecure_http`, loopback only) needs none of it.
 
 use crate::error::{Error, ErrorKind, Result};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 /// What a client is built from; a change makes a new client.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,17 +46,233 @@ pub struct ClientOptions {
     pub tls: bool,
 }
 
-/// The client and the runtime that drives it.
+/// An idle connection is closed after this long (amoCRM's side closes
+/// them too, and a connection it closed is found dead on the next use).
+const IDLE: Duration = Duration::from_secs(55);
+/// At most this many idle connections are kept per host.
+const IDLE_PER_HOST: usize = 4;
+
+/// The client: its runtime, its options, its TLS and its idle connections.
 pub struct Http {
     runtime: tokio::runtime::Runtime,
-    pub client: reqwest::Client,
+    pub options: ClientOptions,
+    tls: Option<tokio_rustls::TlsConnector>,
+    idle: Mutex<Vec<Idle>>,
+}
+
+/// Where a connection goes: scheme, host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+/// The bytes a connection carries, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// One HTTP/1.1 connection: the handle requests are sent through, and the
+/// link that moves its bytes (polled alongside each request).
+pub struct Conn {
+    pub sender: SendRequest<Full<Bytes>>,
+    pub link: Link,
+    /// The socket, to look at while the connection is idle.
+    fd: std::os::fd::RawFd,
+    /// It carried a request before (a reused connection may have been
+    /// closed by the server meanwhile).
+    pub reused: bool,
+}
+
+/// The future that moves a connection's bytes.
+pub struct Link {
+    driver: Driver,
+    /// The driver finished: the connection is closed.
+    done: bool,
+}
+
+struct Idle {
+    origin: Origin,
+    conn: Conn,
+    since: Instant,
+}
+
+/// Why a connection could not be made: what to say, and the cause.
+pub struct ConnectError {
+    pub timed_out: bool,
+    pub cause: String,
+}
+
+impl Link {
+    /// Runs `work` (a request on this connection) to completion while the
+    /// connection's own future moves its bytes.
+    pub async fn drive<F: Future>(&mut self, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+            self.poll(cx);
+            // The driver may have delivered what the request waits for.
+            work.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) {
+        if !self.done && self.driver.as_mut().poll(cx).is_ready() {
+            self.done = true;
+        }
+    }
+}
+
+impl Conn {
+    /// Lets the connection finish the last exchange (so that it is ready
+    /// for the next one) and says whether it can be kept.
+    pub fn settle(&mut self) -> bool {
+        self.link
+            .poll(&mut Context::from_waker(std::task::Waker::noop()));
+        !self.link.done && self.sender.is_ready()
+    }
+
+    /// Whether an idle connection is still open: the server may have
+    /// closed it meanwhile, which the runtime has not seen (it runs only
+    /// during requests). An idle connection has nothing to read: a FIN
+    /// (0), a TLS alert or an HTTP 408 (bytes) means it is done.
+    fn still_open(&self) -> bool {
+        let mut byte = 0u8;
+        // SAFETY: `fd` is this connection's socket, open while it lives;
+        // MSG_PEEK leaves whatever is there for hyper.
+        let n = unsafe {
+            libc::recv(
+                self.fd,
+                (&raw mut byte).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+    }
 }
 
 impl Http {
     /// Runs `f` to completion in the calling thread.
-    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)
     }
+
+    /// An idle connection to `origin` that is still open, if any.
+    pub fn checkout(&self, origin: &Origin) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        idle.retain(|i| now.duration_since(i.since) < IDLE);
+        while let Some(at) = idle.iter().rposition(|i| i.origin == *origin) {
+            let mut conn = idle.swap_remove(at).conn;
+            // A connection the server closed while idle is found here.
+            if conn.still_open() && conn.settle() {
+                conn.reused = true;
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Keeps `conn` for the next request to `origin`, if it can be reused.
+    pub fn checkin(&self, origin: &Origin, mut conn: Conn) {
+        if !conn.settle() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.iter().filter(|i| i.origin == *origin).count() >= IDLE_PER_HOST {
+            return;
+        }
+        idle.push(Idle {
+            origin: origin.clone(),
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    /// A new connection to `origin`: resolve, connect, TLS, within
+    /// `connect_timeout`.
+    pub async fn connect(&self, origin: &Origin) -> std::result::Result<Conn, ConnectError> {
+        match tokio::time::timeout(self.options.connect_timeout, self.open(origin)).await {
+            Ok(conn) => conn,
+            Err(_) => Err(ConnectError {
+                timed_out: true,
+                cause: format!(
+                    "no connection within the {} s connect_timeout",
+                    self.options.connect_timeout.as_secs_f64()
+                ),
+            }),
+        }
+    }
+
+    async fn open(&self, origin: &Origin) -> std::result::Result<Conn, ConnectError> {
+        let fail = |cause: String| ConnectError {
+            timed_out: false,
+            cause,
+        };
+        let addrs: Vec<std::net::SocketAddr> = (origin.host.as_str(), origin.port)
+            .to_socket_addrs()
+            .map_err(|e| fail(format!("cannot resolve {}: {e}", origin.host)))?
+            .collect();
+        let mut last = format!("{} resolves to no address", origin.host);
+        let mut tcp = None;
+        for addr in addrs {
+            match tokio::net::TcpStream::connect(addr).await {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        let tcp = tcp.ok_or_else(|| fail(last))?;
+        let _ = tcp.set_nodelay(true);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+        let io: Box<dyn Io> = match (&self.tls, origin.https) {
+            (Some(tls), true) => {
+                let name =
+                    rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|e| {
+                        fail(format!("`{}` is not a TLS server name: {e}", origin.host))
+                    })?;
+                Box::new(
+                    tls.connect(name, tcp)
+                        .await
+                        .map_err(|e| fail(innermost(&e)))?,
+                )
+            }
+            (None, true) => return Err(fail("TLS is off (insecure_http)".into())),
+            (_, false) => Box::new(tcp),
+        };
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .map_err(|e| fail(innermost(&e)))?;
+        Ok(Conn {
+            sender,
+            link: Link {
+                driver: Box::pin(conn),
+                done: false,
+            },
+            fd,
+            reused: false,
+        })
+    }
+}
+
+/// The innermost cause of an error: what an admin needs to read.
+pub fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        cause = s.to_string();
+        src = s.source();
+    }
+    cause
 }
 
 /// The clients of this process: one per distinct options (accounts with
@@ -88,51 +311,33 @@ pub fn client(options: &ClientOptions) -> Result<Arc<Http>> {
 }
 
 fn build(options: &ClientOptions) -> Result<Http> {
-    let fault = |what: &str, e: &dyn std::fmt::Display| {
-        Error::new(
-            ErrorKind::Transport,
-            format!("cannot create the {what}: {e}"),
-        )
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
-        .map_err(|e| fault("HTTP client's runtime", &e))?;
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(options.connect_timeout)
-        .timeout(options.timeout)
-        .pool_idle_timeout(Duration::from_secs(55))
-        .pool_max_idle_per_host(4)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("amocrm-php-ext/", env!("CARGO_PKG_VERSION")))
-        .dns_resolver(Arc::new(InlineResolver));
-    if options.tls {
-        builder = builder.use_preconfigured_tls((*tls_config(options.ca_file.as_deref())?).clone());
-    } else if let Some(path) = &options.ca_file {
-        // Not used over plain http, but a wrong one is still reported.
-        ca_bundle(path)?;
-    }
-    let client = {
-        // reqwest registers its timer with the runtime it is built in.
-        let _in = runtime.enter();
-        builder.build().map_err(|e| fault("HTTP client", &e))?
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Transport,
+                format!("cannot create the HTTP client's runtime: {e}"),
+            )
+        })?;
+    let tls = if options.tls {
+        Some(tokio_rustls::TlsConnector::from(tls_config(
+            options.ca_file.as_deref(),
+        )?))
+    } else {
+        if let Some(path) = &options.ca_file {
+            // Not used over plain http, but a wrong one is still reported.
+            ca_bundle(path)?;
+        }
+        None
     };
-    Ok(Http { runtime, client })
-}
-
-/// getaddrinfo in the calling thread: a client that starts no thread.
-/// (`connect_timeout` does not bound it; the resolver's own timeouts do.)
-struct InlineResolver;
-
-impl reqwest::dns::Resolve for InlineResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let found = (name.as_str(), 0)
-            .to_socket_addrs()
-            .map(|addrs| Box::new(addrs.collect::<Vec<_>>().into_iter()) as reqwest::dns::Addrs)
-            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
-        Box::pin(std::future::ready(found))
-    }
+    Ok(Http {
+        runtime,
+        options: options.clone(),
+        tls,
+        idle: Mutex::new(Vec::new()),
+    })
 }
 
 /// Parsed trust stores by `ca_file`, kept for the life of the process and

@@ -8,7 +8,7 @@ use crate::net;
 use crate::secret::Secret;
 use crate::token::TokenPair;
 use crate::transport::{self, Request};
-use reqwest::Method;
+use hyper::Method;
 use serde_json::{json, Value};
 
 pub const MODES: &[&str] = &["post_message", "popup"];

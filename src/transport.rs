@@ -2,10 +2,14 @@
 //! mapping of its answer to JSON or to an [`Error`].
 
 use crate::error::{excerpt, Error, ErrorKind, RequestInfo, Result};
-use crate::net::Http;
+use crate::net::{self, Conn, Http, Origin};
 use crate::secret::Secret;
-use reqwest::Method;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Method;
 use serde_json::Value;
+#[cfg(test)]
+use std::time::Duration;
 
 /// The largest answer read. amoCRM's largest page (250 entities with every
 /// `with`) is a few MB; a larger answer is not amoCRM's and is not read.
@@ -52,69 +56,145 @@ pub fn send(http: &Http, req: &Request<'_>) -> Result<Response> {
     try_send(http, req).map_err(SendError::into_error)
 }
 
-/// Sends `req` and reads the answer, in the calling thread.
+/// Sends `req` and reads the answer, in the calling thread, within the
+/// client's `timeout` (connecting within `connect_timeout`).
 pub fn try_send(http: &Http, req: &Request<'_>) -> std::result::Result<Response, SendError> {
-    http.block_on(exchange(&http.client, req))
-}
-
-async fn exchange(
-    client: &reqwest::Client,
-    req: &Request<'_>,
-) -> std::result::Result<Response, SendError> {
-    let mut info = RequestInfo {
+    let info = RequestInfo {
         method: req.method.to_string(),
         url: strip_query(&req.url),
         status: 0,
         request_id: None,
     };
-    let mut builder = client
-        .request(req.method.clone(), &req.url)
-        .header("Accept", "application/json");
-    if let Some(token) = req.bearer {
-        builder = builder.bearer_auth(token.expose());
-    }
-    if let Some(user) = req.context_user {
-        builder = builder.header("X-Context-User-ID", user.to_string());
-    }
-    if let Some(body) = req.json {
-        builder = builder
-            .header("Content-Type", "application/json")
-            .body(body.to_vec());
-    }
-    let mut resp = builder.send().await.map_err(|e| {
-        let err = transport_error(&e, &info);
-        if e.is_connect() {
-            SendError::NotSent(err)
-        } else {
-            SendError::MaybeSent(err)
+    let Some((origin, target)) = split_url(&req.url) else {
+        let what = "the request failed (not an absolute http(s) URL)";
+        return Err(SendError::NotSent(failed(what, None, &info)));
+    };
+    let timeout = http.options.timeout;
+    let connected = std::cell::Cell::new(false);
+    let work = exchange(http, &origin, target, req, info.clone(), &connected);
+    match http.block_on(async { tokio::time::timeout(timeout, work).await }) {
+        Ok(done) => done,
+        Err(_) => {
+            let cause = format!(
+                "no complete answer within the {} s timeout",
+                timeout.as_secs_f64()
+            );
+            let err = failed("timed out", Some(cause), &info);
+            // Once connected, the request may have been written.
+            Err(if connected.get() {
+                SendError::MaybeSent(err)
+            } else {
+                SendError::NotSent(err)
+            })
         }
-    })?;
+    }
+}
+
+/// `https://host:port/path?query` → the origin and `/path?query`.
+fn split_url(url: &str) -> Option<(Origin, &str)> {
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        (false, url.strip_prefix("http://")?)
+    };
+    let at = rest.find('/').unwrap_or(rest.len());
+    let (authority, target) = rest.split_at(at);
+    let authority: hyper::http::uri::Authority = authority.parse().ok()?;
+    let origin = Origin {
+        https,
+        host: authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
+    };
+    Some((origin, if target.is_empty() { "/" } else { target }))
+}
+
+async fn exchange(
+    http: &Http,
+    origin: &Origin,
+    target: &str,
+    req: &Request<'_>,
+    mut info: RequestInfo,
+    connected: &std::cell::Cell<bool>,
+) -> std::result::Result<Response, SendError> {
+    let mut conn = match http.checkout(origin) {
+        Some(conn) => conn,
+        None => connect(http, origin, &info).await?,
+    };
+    connected.set(true);
+    // A reused connection the server closed meanwhile fails before the
+    // request is written: send it again on a new one, once.
+    let sent = match send_on(&mut conn, origin, target, req).await {
+        Err(Unsent) if conn.reused => {
+            conn = connect(http, origin, &info).await?;
+            send_on(&mut conn, origin, target, req).await
+        }
+        other => other,
+    };
+    let mut resp = match sent {
+        Ok(resp) => resp,
+        Err(Unsent) => {
+            return Err(SendError::NotSent(failed(
+                "could not connect",
+                Some("the connection closed before the request was sent".into()),
+                &info,
+            )))
+        }
+        Err(Failed(e)) => {
+            return Err(SendError::MaybeSent(failed(
+                "the request failed",
+                Some(net::innermost(&e)),
+                &info,
+            )))
+        }
+    };
     info.status = resp.status().as_u16();
     info.request_id = resp
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let length = resp
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let oversize = |info: RequestInfo| Response {
         status: info.status,
         body: Vec::new(),
         oversize: true,
         info,
     };
-    if resp.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES) {
+    // An answer too large to read is not read: its connection is dropped.
+    if length.is_some_and(|n| n > MAX_ANSWER_BYTES) {
         return Ok(oversize(info));
     }
-    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| SendError::MaybeSent(read_error(&e, &info)))?
-    {
-        if (body.len() + chunk.len()) as u64 > MAX_ANSWER_BYTES {
-            return Ok(oversize(info));
+    let mut body = Vec::with_capacity(length.unwrap_or(0).min(MAX_ANSWER_BYTES) as usize);
+    loop {
+        let frame = match conn.link.drive(resp.body_mut().frame()).await {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                let what = "the connection broke while reading the answer";
+                return Err(SendError::MaybeSent(failed(
+                    what,
+                    Some(net::innermost(&e)),
+                    &info,
+                )));
+            }
+        };
+        if let Ok(chunk) = frame.into_data() {
+            if (body.len() + chunk.len()) as u64 > MAX_ANSWER_BYTES {
+                return Ok(oversize(info));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
     }
+    drop(resp);
+    http.checkin(origin, conn);
     Ok(Response {
         status: info.status,
         body,
@@ -123,43 +203,90 @@ async fn exchange(
     })
 }
 
+async fn connect(
+    http: &Http,
+    origin: &Origin,
+    info: &RequestInfo,
+) -> std::result::Result<Conn, SendError> {
+    http.connect(origin).await.map_err(|e| {
+        let what = if e.timed_out {
+            "timed out while connecting"
+        } else {
+            "could not connect"
+        };
+        SendError::NotSent(failed(what, Some(e.cause), info))
+    })
+}
+
+/// Why a request got no answer on a connection.
+enum SendFailure {
+    /// It was not written: the connection was closed already.
+    Unsent,
+    /// It may have been written.
+    Failed(hyper::Error),
+}
+use SendFailure::{Failed, Unsent};
+
+/// Writes the request on `conn` and waits for the answer's head.
+async fn send_on(
+    conn: &mut Conn,
+    origin: &Origin,
+    target: &str,
+    req: &Request<'_>,
+) -> std::result::Result<hyper::Response<hyper::body::Incoming>, SendFailure> {
+    let host = if (origin.https && origin.port == 443) || (!origin.https && origin.port == 80) {
+        origin.host.clone()
+    } else {
+        format!("{}:{}", origin.host, origin.port)
+    };
+    let mut builder = hyper::Request::builder()
+        .method(req.method.clone())
+        .uri(target)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::USER_AGENT, USER_AGENT)
+        .header(hyper::header::ACCEPT, "application/json");
+    if let Some(token) = req.bearer {
+        builder = builder.header(
+            hyper::header::AUTHORIZATION,
+            format!("Bearer {}", token.expose()),
+        );
+    }
+    if let Some(user) = req.context_user {
+        builder = builder.header("X-Context-User-ID", user);
+    }
+    let body = match req.json {
+        Some(json) => {
+            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+            Full::new(Bytes::copy_from_slice(json))
+        }
+        None => Full::new(Bytes::new()),
+    };
+    // The parts were checked before: a path, a host, a token of visible ASCII.
+    let request = builder.body(body).map_err(|_| Unsent)?;
+    let Conn { sender, link, .. } = conn;
+    let sent = async move {
+        if sender.ready().await.is_err() {
+            return Err(Unsent);
+        }
+        sender.try_send_request(request).await.map_err(|mut e| {
+            if e.take_message().is_some() {
+                Unsent
+            } else {
+                Failed(e.into_error())
+            }
+        })
+    };
+    link.drive(sent).await
+}
+
+const USER_AGENT: &str = concat!("amocrm-php-ext/", env!("CARGO_PKG_VERSION"));
+
 fn strip_query(url: &str) -> String {
     url.split('?').next().unwrap_or(url).to_string()
 }
 
-fn transport_error(e: &reqwest::Error, info: &RequestInfo) -> Error {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "the connection broke while reading the answer"
-    } else {
-        "the request failed"
-    };
-    failed(e, what, info)
-}
-
-/// A body that broke off while being read.
-fn read_error(e: &reqwest::Error, info: &RequestInfo) -> Error {
-    let what = if e.is_timeout() {
-        "timed out while reading the answer"
-    } else {
-        "the connection broke while reading the answer"
-    };
-    failed(e, what, info)
-}
-
-/// The error for an exchange that failed: what happened, and the innermost
-/// cause. (reqwest's own message names the URL with its query; the cause
-/// is what an admin needs.)
-fn failed(e: &reqwest::Error, what: &str, info: &RequestInfo) -> Error {
-    let mut cause = None;
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        cause = Some(s.to_string());
-        src = s.source();
-    }
+/// The error for an exchange that failed: what happened, and its cause.
+fn failed(what: &str, cause: Option<String>, info: &RequestInfo) -> Error {
     let cause = cause.map(|c| format!(" ({c})")).unwrap_or_default();
     let mut err = Error::new(
         ErrorKind::Transport,
@@ -303,7 +430,7 @@ pub fn api_error(resp: Response) -> Error {
             .map(str::to_string)
     };
     let title = field("title").unwrap_or_else(|| {
-        reqwest::StatusCode::from_u16(resp.status)
+        hyper::StatusCode::from_u16(resp.status)
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("Error")
@@ -363,6 +490,75 @@ pub fn api_error(resp: Response) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Read as _, Write as _};
+
+    /// A server that answers one request per connection and then closes it
+    /// (as a server closes a kept connection after its idle timeout);
+    /// returns its port and the request lines it read.
+    fn one_answer_per_connection() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut length = 0;
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if h == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                log.lock().unwrap().push(line.trim().to_string());
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"ok\":true}")
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                // Closed while the client keeps the connection for later.
+            }
+        });
+        (port, seen)
+    }
+
+    #[test]
+    fn a_kept_connection_the_server_closed_is_replaced_and_a_post_is_sent_once() {
+        let (port, seen) = one_answer_per_connection();
+        let http = net::client(&net::ClientOptions {
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+            ca_file: None,
+            tls: false,
+        })
+        .unwrap();
+        let request = |method: Method, json: Option<&'static [u8]>| Request {
+            method,
+            url: format!("http://127.0.0.1:{port}/api/v4/leads"),
+            bearer: None,
+            json,
+            context_user: None,
+        };
+        assert_eq!(
+            send(&http, &request(Method::GET, None)).unwrap().status,
+            200
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let posted = send(&http, &request(Method::POST, Some(b"[{\"name\":\"x\"}]"))).unwrap();
+        assert_eq!(posted.body, b"{\"ok\":true}");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["GET /api/v4/leads HTTP/1.1", "POST /api/v4/leads HTTP/1.1"]
+        );
+    }
 
     fn resp(status: u16, body: &str) -> Response {
         Response {
