@@ -129,12 +129,13 @@ impl Link {
 }
 
 impl Conn {
-    /// Lets the connection finish the last exchange (so that it is ready
-    /// for the next one) and says whether it can be kept.
+    /// Lets the connection move on from the last exchange and says whether
+    /// it can be kept: open, though perhaps not ready yet (the next request
+    /// waits for it to be, driving it).
     pub fn settle(&mut self) -> bool {
         self.link
             .poll(&mut Context::from_waker(std::task::Waker::noop()));
-        !self.link.done && self.sender.is_ready()
+        !self.link.done && !self.sender.is_closed()
     }
 
     /// Whether an idle connection is still open: the server may have
