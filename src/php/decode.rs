@@ -22,8 +22,11 @@ use rustc_hash::FxHashMap;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
-/// Strings longer than this are not shared (they rarely repeat).
+/// Keys longer than this are not shared (they rarely repeat).
 const MAX_SHARED_LEN: usize = 48;
+/// Values longer than this are not shared: most are an entity's own (names,
+/// comments), and looking each up would cost more than it saves.
+const MAX_SHARED_VALUE: usize = 16;
 /// An answer shorter than this is one entity or a few: nothing repeats
 /// enough to pay for the index, and no string is shared.
 const SHARE_FROM: usize = 8 << 10;
@@ -185,10 +188,15 @@ impl Builder {
         }
     }
 
-    /// A string value: shared when short (field names, types, enum values
+    /// A string value: shared when short (types, enum values, cities
     /// repeat on every entity), else a string of its own.
     fn string(&mut self, v: &str) -> Zval {
-        match self.shared(v) {
+        let shared = if v.len() <= MAX_SHARED_VALUE {
+            self.shared(v)
+        } else {
+            None
+        };
+        match shared {
             // Another reference to the same PHP string.
             Some(seen) => seen.string.shallow_clone(),
             None => {
