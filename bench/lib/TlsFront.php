@@ -87,11 +87,29 @@ final class TlsFront
         return 'localhost:' . $this->port;
     }
 
-    /** Where the access log ends now: connectionsSince() counts from here. */
+    /**
+     * Where the access log ends once it is quiet: connectionsSince() counts
+     * from here. wrk stops a thread once it has sent its share, leaving up
+     * to one request per connection in flight; those still reach this front
+     * (a new connection each, on the curl route) and are logged as they end.
+     * Waiting until nothing was logged for 300 ms (at most 10 s) keeps them
+     * out of the next round's count.
+     */
     public function mark(): int
     {
-        clearstatcache(true, $this->accessLog);
-        return (int) filesize($this->accessLog);
+        $size = -1;
+        $quietSince = microtime(true);
+        $deadline = $quietSince + 10;
+        while (true) {
+            clearstatcache(true, $this->accessLog);
+            $now = (int) filesize($this->accessLog);
+            if ($now !== $size) {
+                [$size, $quietSince] = [$now, microtime(true)];
+            } elseif (microtime(true) - $quietSince >= 0.3 || microtime(true) > $deadline) {
+                return $size;
+            }
+            usleep(50000);
+        }
     }
 
     /**
