@@ -64,6 +64,8 @@ pub struct Http {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     pub https: bool,
+    /// `host[:port]` as the URL wrote it: the Host header.
+    pub authority: String,
     pub host: String,
     pub port: u16,
 }

@@ -8,8 +8,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Method;
 use serde_json::Value;
-#[cfg(test)]
-use std::time::Duration;
 
 /// The largest answer read. amoCRM's largest page (250 entities with every
 /// `with`) is a few MB; a larger answer is not amoCRM's and is not read.
@@ -102,6 +100,7 @@ fn split_url(url: &str) -> Option<(Origin, &str)> {
     let authority: hyper::http::uri::Authority = authority.parse().ok()?;
     let origin = Origin {
         https,
+        authority: authority.as_str().to_string(),
         host: authority
             .host()
             .trim_start_matches('[')
@@ -234,15 +233,10 @@ async fn send_on(
     target: &str,
     req: &Request<'_>,
 ) -> std::result::Result<hyper::Response<hyper::body::Incoming>, SendFailure> {
-    let host = if (origin.https && origin.port == 443) || (!origin.https && origin.port == 80) {
-        origin.host.clone()
-    } else {
-        format!("{}:{}", origin.host, origin.port)
-    };
     let mut builder = hyper::Request::builder()
         .method(req.method.clone())
         .uri(target)
-        .header(hyper::header::HOST, host)
+        .header(hyper::header::HOST, origin.authority.as_str())
         .header(hyper::header::USER_AGENT, USER_AGENT)
         .header(hyper::header::ACCEPT, "application/json");
     if let Some(token) = req.bearer {
@@ -491,6 +485,7 @@ pub fn api_error(resp: Response) -> Error {
 mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Read as _, Write as _};
+    use std::time::Duration;
 
     /// A server that answers one request per connection and then closes it
     /// (as a server closes a kept connection after its idle timeout);
