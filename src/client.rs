@@ -104,7 +104,9 @@ impl AmoCore {
         let token = self.config.long_lived_token.clone()?;
         let base_domain = self.config.base_domain.clone()?;
         Some(TokenPair {
-            expires_at: jwt_exp(&token).unwrap_or(i64::MAX),
+            expires_at: crate::token::jwt_claim(&token, "exp")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(i64::MAX),
             access_token: token,
             refresh_token: None,
             base_domain,
@@ -316,7 +318,7 @@ impl AmoCore {
         // must not spend the budget). The wait for it fits in the lock's
         // time: a Redis lock expires after lock_wait. An early refresh
         // takes a free slot or leaves the refresh to later.
-        let _slot = match slot {
+        let slot = match slot {
             Slot::Wait => self.acquire_slot(Some(LOCK_SPARE))?,
             Slot::TryNow => {
                 let (budget, hold) = (self.state.budget.as_ref(), self.config.request_deadline());
@@ -326,7 +328,24 @@ impl AmoCore {
                 }
             }
         };
-        let fresh = match oauth::refresh(&self.config, &stored, now) {
+        let refreshed = match oauth::refresh(&self.config, &stored, now) {
+            // The old host of an account whose subdomain changed refuses
+            // (401) or knows nothing (404): ask where it went, and refresh
+            // there once. The old host did not take the refresh token.
+            Err(e) if e.status == 401 || e.status == 404 => {
+                drop(slot);
+                match self.current_host(&stored)? {
+                    Ok(host) => {
+                        let moved = self.move_stored(&host)?;
+                        let _slot = self.acquire_slot(Some(LOCK_SPARE))?;
+                        oauth::refresh(&self.config, &moved, now)
+                    }
+                    Err(why) => Err(e.context(|m| format!("{m} ({why})"))),
+                }
+            }
+            other => other,
+        };
+        let fresh = match refreshed {
             Ok(fresh) => fresh,
             Err(e) => {
                 self.count(&[(Counter::RefreshFailures, 1)]);
@@ -653,6 +672,7 @@ impl AmoCore {
 
         let mut pair = self.fresh_pair()?;
         let mut reauthorized = false;
+        let mut relocated = false;
         let mut retries = 0u32;
         loop {
             let slot = self.acquire_slot(None)?;
@@ -665,10 +685,12 @@ impl AmoCore {
                     bearer: Some(&pair.access_token),
                     json: body.as_deref(),
                     context_user,
+                    refresh_token: None,
                 },
             );
             drop(slot);
             let outcome = match &sent {
+                Ok(r) if r.status == 404 && !transport::is_json(r) => Outcome::NoAccount,
                 Ok(r) => Outcome::Answered(r.status),
                 Err(SendError::NotSent(_)) => Outcome::NotSent,
                 Err(SendError::MaybeSent(_)) => Outcome::MaybeSent,
@@ -679,6 +701,7 @@ impl AmoCore {
                 retry_left: retries < self.config.max_retries,
                 reauthorized,
                 long_lived: pair.refresh_token.is_none(),
+                relocated,
             };
             match policy::next_step(outcome, attempt) {
                 Step::Answer => return sent.map_err(SendError::into_error),
@@ -687,21 +710,81 @@ impl AmoCore {
                     reauthorized = true;
                     pair = self.newer_pair(&pair)?;
                 }
+                Step::Relocate => {
+                    relocated = true;
+                    match self.relocate(&pair)? {
+                        Ok(moved) => pair = moved,
+                        Err(why) => {
+                            return sent
+                                .map_err(SendError::into_error)
+                                .and_then(|r| Err(transport::api_error(r)))
+                                .map_err(|e| e.context(|m| format!("{m} ({why})")))
+                        }
+                    }
+                }
                 Step::Fail(why) => return Err(failure(why, sent, &method, retries)),
             }
         }
     }
 
-    /// After a 401: a pair another process stored meanwhile, rather than
-    /// spend the refresh token; otherwise one refresh under the lock.
+    /// After a 401: a pair (or an account host) another process stored
+    /// meanwhile, rather than spend the refresh token; else, for a pair that
+    /// should still work, the account's new host if its subdomain changed;
+    /// otherwise one refresh under the lock.
     fn newer_pair(&self, rejected: &TokenPair) -> Result<TokenPair> {
         let stored = self.reload()?.ok_or_else(|| self.not_authorized())?;
-        if stored.access_token != rejected.access_token
+        if (stored.access_token != rejected.access_token
+            || stored.base_domain != rejected.base_domain)
             && !stored.is_expiring(now(), self.config.refresh_margin)
         {
             return Ok(stored);
         }
+        if rejected.expires_in(now()) > 0 {
+            if let Ok(moved) = self.relocate(rejected)? {
+                return Ok(moved);
+            }
+        }
         self.refresh_locked(&rejected.access_token, Want::Rejected)
+    }
+
+    /// Asks amoCRM where the account lives now (`seen`'s refresh token is
+    /// shown, never spent) and, when it moved, stores the new host with the
+    /// same pair under the lock. `Err(why)` when it did not move or the
+    /// lookup cannot tell.
+    fn relocate(&self, seen: &TokenPair) -> Result<std::result::Result<TokenPair, String>> {
+        let host = match self.current_host(seen)? {
+            Ok(host) => host,
+            Err(why) => return Ok(Err(why)),
+        };
+        let _lock = self.store().lock(self.config.lock_wait())?;
+        self.move_stored(&host).map(Ok)
+    }
+
+    /// The subdomain lookup, within the shared rate limit; `Err(why)` when
+    /// the account's host is unknown or unchanged.
+    fn current_host(&self, seen: &TokenPair) -> Result<std::result::Result<String, String>> {
+        let _slot = self.acquire_slot(Some(LOCK_SPARE))?;
+        Ok(oauth::current_host(&self.config, seen).and_then(|host| {
+            if host.eq_ignore_ascii_case(&seen.base_domain) {
+                Err(format!("amoCRM says the account is still at {host}"))
+            } else {
+                Ok(host)
+            }
+        }))
+    }
+
+    /// Stores the account's new host with the stored pair (the lock is
+    /// held): re-read first, since another process may have moved it, or
+    /// refreshed, already.
+    fn move_stored(&self, host: &str) -> Result<TokenPair> {
+        let (mut stored, version) = self.store().load()?.ok_or_else(|| self.not_authorized())?;
+        if stored.base_domain.eq_ignore_ascii_case(host) {
+            return Ok(self.adopt(stored, version));
+        }
+        stored.base_domain = host.to_string();
+        let moved = self.store_pair(stored)?;
+        self.count(&[(Counter::Relocations, 1)]);
+        Ok(moved)
     }
 
     fn count_outcome(&self, outcome: Outcome) {
@@ -710,6 +793,7 @@ impl AmoCore {
                 self.count(&[(Counter::ApiCalls(429), 1), (Counter::RateLimited, 1)])
             }
             Outcome::Answered(status) => self.count(&[(Counter::ApiCalls(status), 1)]),
+            Outcome::NoAccount => self.count(&[(Counter::ApiCalls(404), 1)]),
             Outcome::NotSent | Outcome::MaybeSent => self.count(&[(Counter::ApiCallErrors, 1)]),
         }
     }
@@ -790,20 +874,6 @@ fn parse_method(m: &str) -> Result<Method> {
             format!("must be GET, POST, PATCH, PUT or DELETE, got `{m}`"),
         )),
     }
-}
-
-/// The `exp` claim of a JWT, read without verifying it (amoCRM's key is not
-/// available client-side): enough to know when a long-lived token ends.
-fn jwt_exp(token: &Secret) -> Option<i64> {
-    use base64::Engine;
-    let payload = token.expose().split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice::<Value>(&bytes)
-        .ok()?
-        .get("exp")?
-        .as_i64()
 }
 
 /// Encodes nested query parameters the way amoCRM (and PHP's
@@ -983,13 +1053,5 @@ mod tests {
         let e = encode_query(&long).unwrap_err();
         assert!(e.message.contains("a URL may carry"), "{}", e.message);
         assert!(encode_query(&json!({"query": "я".repeat(MAX_QUERY_BYTES / 6 - 10)})).is_ok());
-    }
-
-    #[test]
-    fn jwt_exp_is_read_without_verification() {
-        use base64::Engine;
-        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1234}"#);
-        assert_eq!(jwt_exp(&Secret::new(format!("h.{claims}.s"))), Some(1234));
-        assert_eq!(jwt_exp(&Secret::new("opaque")), None);
     }
 }

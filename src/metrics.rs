@@ -19,6 +19,8 @@ pub enum Counter {
     ApiCallErrors,
     /// Answers by HTTP status (100–999).
     ApiCalls(u16),
+    /// The account's subdomain changed and its new host was stored.
+    Relocations,
 }
 
 const NAMED: [Counter; 7] = [
@@ -32,10 +34,19 @@ const NAMED: [Counter; 7] = [
 ];
 const FIRST_STATUS: u16 = 100;
 const LAST_STATUS: u16 = 999;
+const STATUSES: usize = (LAST_STATUS - FIRST_STATUS + 1) as usize;
+/// Named counters added later go after the statuses, so that a region made
+/// by an earlier version keeps every counter where it was.
+const LATER: [Counter; 1] = [Counter::Relocations];
+
+/// Every named counter.
+fn named() -> impl Iterator<Item = Counter> {
+    NAMED.into_iter().chain(LATER)
+}
 
 impl Counter {
     /// How many counters there are (the shared region's table size).
-    pub const COUNT: usize = NAMED.len() + (LAST_STATUS - FIRST_STATUS + 1) as usize;
+    pub const COUNT: usize = NAMED.len() + STATUSES + LATER.len();
 
     /// Its place in the shared region's table.
     pub fn index(self) -> usize {
@@ -43,10 +54,17 @@ impl Counter {
             Counter::ApiCalls(s) => {
                 NAMED.len() + (s.clamp(FIRST_STATUS, LAST_STATUS) - FIRST_STATUS) as usize
             }
-            named => NAMED
-                .iter()
-                .position(|c| *c == named)
-                .expect("a named counter"),
+            named => match NAMED.iter().position(|c| *c == named) {
+                Some(i) => i,
+                None => {
+                    NAMED.len()
+                        + STATUSES
+                        + LATER
+                            .iter()
+                            .position(|c| *c == named)
+                            .expect("a named counter")
+                }
+            },
         }
     }
 
@@ -54,6 +72,7 @@ impl Counter {
         NAMED
             .into_iter()
             .chain((FIRST_STATUS..=LAST_STATUS).map(Counter::ApiCalls))
+            .chain(LATER)
     }
 
     /// The name monitoring knows it by (the Redis hash field).
@@ -67,6 +86,7 @@ impl Counter {
             Counter::Retries => "retries".into(),
             Counter::ApiCallErrors => "api_calls.error".into(),
             Counter::ApiCalls(s) => format!("api_calls.{s}"),
+            Counter::Relocations => "relocations".into(),
         }
     }
 
@@ -76,7 +96,7 @@ impl Counter {
                 return Some(Counter::ApiCalls(s));
             }
         }
-        NAMED.into_iter().find(|c| c.name() == name)
+        named().find(|c| c.name() == name)
     }
 }
 
@@ -85,7 +105,7 @@ impl Counter {
 pub fn snapshot(counters: &dyn Counters) -> Value {
     let mut out = Map::new();
     let mut by_status = Map::new();
-    for c in NAMED.into_iter().filter(|c| *c != Counter::ApiCallErrors) {
+    for c in named().filter(|c| *c != Counter::ApiCallErrors) {
         out.insert(c.name(), json!(0));
     }
     for (c, n) in counters.read() {

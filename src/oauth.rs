@@ -87,6 +87,79 @@ pub fn refresh(cfg: &Config, pair: &TokenPair, now: i64) -> Result<TokenPair> {
     post_token(cfg, &pair.base_domain, &body, Grant::Refresh, now)
 }
 
+/// Asks amoCRM where the account lives now (its subdomain can change, and
+/// the old host then answers 401 or 404 while the pair is still good):
+/// `GET https://{api_domain}/oauth2/account/current/subdomain` with the
+/// refresh token in `X-Refresh-Token`. The refresh token is shown, not
+/// spent. `api_domain` is the access token's claim (tokens since August
+/// 2024); it and the answer's host must be within `allowed_domains`, since
+/// the refresh token goes to the one and every token to the other.
+///
+/// The account's host, or why it is not known (the caller keeps its own
+/// error and adds this to it).
+pub fn current_host(cfg: &Config, pair: &TokenPair) -> std::result::Result<String, String> {
+    let refresh_token = pair
+        .refresh_token
+        .as_ref()
+        .ok_or("a long-lived token has no refresh token to ask with")?;
+    let api_domain = crate::token::jwt_claim(&pair.access_token, "api_domain")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .ok_or("the access token names no api_domain (tokens before August 2024 do not)")?;
+    host::check_account_host(&api_domain, &cfg.allowed_domains)
+        .map_err(|why| format!("the access token's api_domain {why}; nothing was sent to it"))?;
+    let origin = host::origin(&api_domain, cfg.insecure_http).map_err(|e| e.message.clone())?;
+    let client = net::client(&cfg.client_options()).map_err(|e| e.message.clone())?;
+    let resp = transport::send(
+        &client,
+        &Request {
+            method: Method::GET,
+            url: format!("{origin}/oauth2/account/current/subdomain"),
+            bearer: None,
+            json: None,
+            context_user: None,
+            refresh_token: Some(refresh_token),
+        },
+    )
+    .map_err(|e| format!("the subdomain lookup failed: {}", e.message))?;
+    if resp.status != 200 {
+        return Err(format!(
+            "the subdomain lookup answered {} ({})",
+            resp.status,
+            excerpt(&resp.body, 120)
+        ));
+    }
+    let j: Value = serde_json::from_slice(&resp.body).map_err(|_| {
+        format!(
+            "the subdomain lookup's answer is not JSON: {}",
+            excerpt(&resp.body, 120)
+        )
+    })?;
+    let field = |k: &str| j.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let host = account_host(field("subdomain"), field("domain"))
+        .ok_or("the subdomain lookup's answer has no `domain` or `subdomain`")?;
+    host::check_account_host(&host, &cfg.allowed_domains)
+        .map_err(|why| format!("amoCRM named the account's host {why}; nothing was sent to it"))?;
+    Ok(host)
+}
+
+/// The account's host from the lookup's answer. The official library uses
+/// `domain` as the whole host (`example.amocrm.ru`); should `domain` be only
+/// the base (`amocrm.ru`), the subdomain goes in front of it.
+fn account_host(subdomain: Option<&str>, domain: Option<&str>) -> Option<String> {
+    match (subdomain, domain) {
+        (Some(sub), Some(d)) => {
+            let first = d.split(['.', ':']).next().unwrap_or("");
+            Some(if first.eq_ignore_ascii_case(sub) {
+                d.to_string()
+            } else {
+                format!("{sub}.{d}")
+            })
+        }
+        (None, Some(d)) => Some(d.to_string()),
+        (Some(_), None) | (None, None) => None,
+    }
+}
+
 /// The callback's `referer`: an account host within `allowed_domains`, and
 /// without a port — amoCRM sends a bare host, and a port would send the
 /// client secret to whatever listens there. Ports pass only in
@@ -125,6 +198,7 @@ fn post_token(cfg: &Config, host: &str, body: &Value, grant: Grant, now: i64) ->
             bearer: None,
             json: Some(&bytes),
             context_user: None,
+            refresh_token: None,
         },
     )
     .map_err(|e| match grant {
@@ -203,4 +277,35 @@ fn parse_grant(body: &[u8], host: &str, now: i64) -> std::result::Result<TokenPa
     };
     pair.check(now)?;
     Ok(pair)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::account_host;
+
+    #[test]
+    fn the_lookups_domain_is_the_whole_host_or_its_base() {
+        let host = |s, d| account_host(s, d);
+        assert_eq!(
+            host(Some("new"), Some("new.amocrm.ru")).as_deref(),
+            Some("new.amocrm.ru")
+        );
+        assert_eq!(
+            host(Some("new"), Some("amocrm.ru")).as_deref(),
+            Some("new.amocrm.ru")
+        );
+        assert_eq!(
+            host(Some("new"), Some("kommo.com")).as_deref(),
+            Some("new.kommo.com")
+        );
+        assert_eq!(
+            host(None, Some("new.kommo.com")).as_deref(),
+            Some("new.kommo.com")
+        );
+        assert_eq!(
+            host(Some("127"), Some("127.0.0.1:8080")).as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(host(Some("new"), None), None);
+    }
 }

@@ -12,6 +12,9 @@ pub enum Outcome {
     /// Failed after the request may have reached amoCRM (timeout, a dropped
     /// or cut-off answer).
     MaybeSent,
+    /// 404 without amoCRM's JSON: the host knows no such account (its
+    /// subdomain changed). Nothing was acted on.
+    NoAccount,
 }
 
 /// What is known about the request besides the outcome.
@@ -28,6 +31,8 @@ pub struct Attempt {
     pub reauthorized: bool,
     /// A long-lived token, which cannot be refreshed.
     pub long_lived: bool,
+    /// The account's current host was already looked up for this request.
+    pub relocated: bool,
 }
 
 /// The next step.
@@ -37,8 +42,11 @@ pub enum Step {
     Answer,
     /// Wait (backoff with jitter), then send the same request again.
     Retry,
-    /// Get a newer pair (re-read storage, else refresh once), then send again.
+    /// Get a newer pair (re-read storage, else the account's new host if
+    /// it moved, else refresh once), then send again.
     Reauthorize,
+    /// Ask amoCRM for the account's current host; send again there if it moved.
+    Relocate,
     /// Stop with this reason.
     Fail(Why),
 }
@@ -68,6 +76,9 @@ pub fn next_step(outcome: Outcome, a: Attempt) -> Step {
         Outcome::Answered(401) if a.long_lived => Step::Fail(Why::LongLivedRefused),
         Outcome::Answered(401) if a.reauthorized => Step::Fail(Why::RefusedAfterReauthorizing),
         Outcome::Answered(401) => Step::Reauthorize,
+        // Only a refresh token can ask where the account went.
+        Outcome::NoAccount if a.relocated || a.long_lived => Step::Answer,
+        Outcome::NoAccount => Step::Relocate,
         // A 429 did nothing at amoCRM: any method may be sent again.
         Outcome::Answered(429) if a.retry_left => Step::Retry,
         Outcome::Answered(429) => Step::Fail(Why::RateLimited),
@@ -88,6 +99,7 @@ mod tests {
             retry_left: true,
             reauthorized: false,
             long_lived: false,
+            relocated: false,
         };
         let write = Attempt { read: false, ..get };
         let spent = |a: Attempt| Attempt {
@@ -132,6 +144,23 @@ mod tests {
             (Answered(502), write, Step::Answer),
             (Answered(504), spent(get), Step::Answer),
             (Answered(500), get, Step::Answer),
+            (NoAccount, write, Step::Relocate),
+            (
+                NoAccount,
+                Attempt {
+                    relocated: true,
+                    ..write
+                },
+                Step::Answer,
+            ),
+            (
+                NoAccount,
+                Attempt {
+                    long_lived: true,
+                    ..get
+                },
+                Step::Answer,
+            ),
         ] {
             assert_eq!(next_step(outcome, attempt), step, "{outcome:?} {attempt:?}");
         }

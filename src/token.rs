@@ -117,6 +117,20 @@ impl TokenPair {
     }
 }
 
+/// A claim of a JWT (amoCRM's access tokens are JWTs), read without
+/// verifying the signature: amoCRM's key is not available client-side, so
+/// a claim is a hint (`exp` of a long-lived token, `api_domain`), never a
+/// proof. `None` for an opaque token or a missing claim.
+pub fn jwt_claim(token: &Secret, name: &str) -> Option<Value> {
+    use base64::Engine;
+    let payload = token.expose().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let mut claims: Value = serde_json::from_slice(&bytes).ok()?;
+    Some(claims.get_mut(name)?.take())
+}
+
 /// A token goes into an `Authorization` header and a form body: visible
 /// ASCII only (no space, CR, LF or NUL), and a sane length.
 pub fn check_token(name: &str, token: &Secret) -> Result<(), String> {
@@ -174,6 +188,21 @@ fn int_field(obj: &Map<String, Value>, key: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jwt_claims_are_read_without_verification() {
+        use base64::Engine;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"exp":1234,"api_domain":"api-b.amocrm.ru"}"#);
+        let token = Secret::new(format!("h.{claims}.s"));
+        assert_eq!(jwt_claim(&token, "exp"), Some(json!(1234)));
+        assert_eq!(
+            jwt_claim(&token, "api_domain"),
+            Some(json!("api-b.amocrm.ru"))
+        );
+        assert_eq!(jwt_claim(&token, "sub"), None);
+        assert_eq!(jwt_claim(&Secret::new("opaque"), "exp"), None);
+    }
 
     #[test]
     fn reads_both_formats_and_writes_ours() {

@@ -29,6 +29,8 @@ pub struct Request<'a> {
     pub bearer: Option<&'a Secret>,
     pub json: Option<&'a [u8]>,
     pub context_user: Option<i64>,
+    /// `X-Refresh-Token`: only the subdomain lookup sends it.
+    pub refresh_token: Option<&'a Secret>,
 }
 
 /// A failed exchange, told apart by whether the request may have reached amoCRM.
@@ -248,6 +250,9 @@ async fn send_on(
     if let Some(user) = req.context_user {
         builder = builder.header("X-Context-User-ID", user);
     }
+    if let Some(token) = req.refresh_token {
+        builder = builder.header("X-Refresh-Token", token.expose());
+    }
     let body = match req.json {
         Some(json) => {
             builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
@@ -290,6 +295,15 @@ fn failed(what: &str, cause: Option<String>, info: &RequestInfo) -> Error {
     .with_description(what);
     err.request = Some(info.clone());
     err
+}
+
+/// Whether the answer's body looks like JSON (amoCRM's API answers and
+/// problem documents do; its nginx pages are HTML).
+pub fn is_json(resp: &Response) -> bool {
+    resp.body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'{' | b'['))
 }
 
 /// The body as JSON, or `None` for an empty 204.
@@ -541,6 +555,7 @@ mod tests {
             bearer: None,
             json,
             context_user: None,
+            refresh_token: None,
         };
         assert_eq!(
             send(&http, &request(Method::GET, None)).unwrap().status,

@@ -264,6 +264,9 @@ fn a_refused_refresh_token_is_sent_once_then_never_again() {
     }
     assert_eq!(token_calls(&emu, "refresh_token/Token has been revoked"), 1);
     assert_eq!(emu.stats()["token_calls"].as_object().unwrap().len(), 1);
+    // The refusal might have been an account that moved: one subdomain
+    // lookup (the same token, refused there too) before it is noted.
+    assert_eq!(emu.stats()["subdomain_lookups"], json!({"refused": 1}));
 
     // A new pair ends it.
     seed(&emu, &path, -60);
@@ -271,4 +274,135 @@ fn a_refused_refresh_token_is_sent_once_then_never_again() {
     core.request("GET", "/api/v4/account", None, None, None)
         .unwrap();
     assert_eq!(token_calls(&emu, "refresh_token/ok"), 1);
+}
+
+/// The pair in the token file.
+fn stored(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// An account whose subdomain changed: its old host answers 401 (or an HTML
+/// 404) to a pair that is still good. Every client finds the new host with
+/// the subdomain lookup, the file keeps the same pair with the new host, the
+/// refresh token is never spent, and a POST answered 401 is sent once more
+/// (401: not acted on) and creates one lead.
+#[test]
+fn a_renamed_account_keeps_working_without_spending_the_refresh_token() {
+    for old_host_status in [401, 404] {
+        let emu = Emulator::start(EmulatorConfig {
+            rate_limit: 0,
+            ..EmulatorConfig::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        let seeded = seed(&emu, &path, 86_400);
+        let allowed = [("allowed_domains", "localhost,127.0.0.1")];
+        let first = AmoCore::new(config(&emu, &path, &allowed));
+        first
+            .request("GET", "/api/v4/account", None, None, None)
+            .unwrap();
+
+        let new_host = format!("127.0.0.1:{}", emu.port());
+        emu.rename(&new_host, old_host_status);
+        let n = 4;
+        let barrier = Arc::new(Barrier::new(n));
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let core = AmoCore::new(config(&emu, &path, &allowed));
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let lead = json!([{"name": format!("after the rename {i}")}]);
+                    core.request("POST", "/api/v4/leads", None, Some(&lead), None)
+                        .map(|v| v.unwrap()["_embedded"]["leads"][0]["id"].clone())
+                })
+            })
+            .collect();
+        for h in handles {
+            let id = h
+                .join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{old_host_status}: {e}"));
+            assert!(id.as_i64().is_some(), "{old_host_status}: {id}");
+        }
+        // The first client had the old host in memory: it moves too.
+        first
+            .request("GET", "/api/v4/account", None, None, None)
+            .unwrap();
+
+        let pair = stored(&path);
+        assert_eq!(pair["base_domain"], new_host.as_str());
+        assert_eq!(pair["access_token"], seeded["access_token"]);
+        assert_eq!(pair["refresh_token"], seeded["refresh_token"]);
+        let stats = emu.stats();
+        assert_eq!(token_calls(&emu, "refresh_token/ok"), 0, "{stats}");
+        let lookups = emu.stats()["subdomain_lookups"]["ok"].as_u64().unwrap_or(0);
+        assert!((1..=n as u64 + 1).contains(&lookups), "{stats}");
+        assert_eq!(
+            emu.leads().as_array().unwrap().len(),
+            n,
+            "one lead per POST"
+        );
+    }
+}
+
+/// A pair that expires after the rename: the refresh on the old host is
+/// refused (404), the lookup finds the new host, the refresh happens there
+/// once, and the new pair is stored with the new host.
+#[test]
+fn a_refresh_refused_by_the_old_host_is_made_on_the_new_one() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    let seeded = seed(&emu, &path, -60);
+    let new_host = format!("127.0.0.1:{}", emu.port());
+    emu.rename(&new_host, 401);
+    let core = AmoCore::new(config(
+        &emu,
+        &path,
+        &[("allowed_domains", "localhost,127.0.0.1")],
+    ));
+    let account = core
+        .request("GET", "/api/v4/account", None, None, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(account["id"], 31000001);
+    let pair = stored(&path);
+    assert_eq!(pair["base_domain"], new_host.as_str());
+    assert_ne!(pair["refresh_token"], seeded["refresh_token"]);
+    assert_eq!(emu.stats()["token_calls"], json!({"refresh_token/ok": 1}));
+    assert_eq!(emu.stats()["subdomain_lookups"], json!({"ok": 1}));
+    assert_eq!(core.metrics()["relocations"], 1);
+}
+
+/// A lookup that names a host outside allowed_domains moves nothing: the
+/// call fails naming why, the file is kept, no token is spent or refused.
+#[test]
+fn a_new_host_outside_allowed_domains_is_not_followed() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    let seeded = seed(&emu, &path, 86_400);
+    emu.rename(&format!("127.0.0.1:{}", emu.port()), 401);
+    let core = AmoCore::new(config(&emu, &path, &[]));
+    let err = core
+        .request("GET", "/api/v4/account", None, None, None)
+        .unwrap_err();
+    assert!(
+        err.message.contains("not within allowed_domains"),
+        "{}",
+        err.message
+    );
+    assert_eq!(stored(&path), seeded);
+    assert_eq!(token_calls(&emu, "refresh_token/ok"), 0);
+    assert!(!dir.path().join("t.json.refused").exists());
+    // Once allowed, the next call moves.
+    let core = AmoCore::new(config(
+        &emu,
+        &path,
+        &[("allowed_domains", "localhost,127.0.0.1")],
+    ));
+    core.request("GET", "/api/v4/account", None, None, None)
+        .unwrap();
 }

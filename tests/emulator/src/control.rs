@@ -27,6 +27,7 @@ pub fn stats_json(shared: &Shared) -> Value {
         "api_requests_by_method": s.api_requests_by_method,
         "api_writes_applied": s.api_writes_applied,
         "context_user_requests": s.context_user_requests,
+        "subdomain_lookups": s.subdomain_lookups,
     })
 }
 
@@ -85,6 +86,20 @@ fn clock_json(shared: &Shared) -> Value {
     })
 }
 
+/// Moves the account to `host` (its subdomain changed): the old host
+/// answers API calls with `old_host_status`; `{"host","former_hosts"}`.
+pub fn rename(shared: &Shared, host: &str, old_host_status: u16) -> Value {
+    let mut st = shared.lock();
+    let old = st
+        .account_host
+        .replace(host.to_string())
+        .unwrap_or_else(|| shared.referer.clone());
+    st.former_hosts.push(old.to_ascii_lowercase());
+    st.former_hosts.retain(|h| !h.eq_ignore_ascii_case(host));
+    st.old_host_status = old_host_status;
+    json!({"host": host, "former_hosts": st.former_hosts})
+}
+
 pub fn handle(shared: &Shared, req: &Request) -> Response {
     let route = req.path.trim_start_matches("/_emulator").trim_matches('/');
     let m = req.method.as_str();
@@ -114,6 +129,25 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
             "referer": shared.referer,
         })),
         ("POST", "tokens") => ok(crate::oauth::mint_tokens(shared)),
+        ("POST", "rename") => {
+            let b = match body(req) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let status = b
+                .get("old_host_status")
+                .and_then(Value::as_u64)
+                .unwrap_or(401);
+            match b.get("host").and_then(Value::as_str) {
+                Some(host) if !host.is_empty() && matches!(status, 401 | 404) => {
+                    ok(rename(shared, host, status as u16))
+                }
+                _ => err(
+                    400,
+                    "body must be {\"host\": \"new-host:port\", \"old_host_status\"?: 401|404}",
+                ),
+            }
+        }
         ("POST", "check") => {
             let b = match body(req) {
                 Ok(b) => b,

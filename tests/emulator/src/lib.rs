@@ -260,6 +260,12 @@ impl Emulator {
         control::links_json(&self.shared)
     }
 
+    /// Move the account to another host, as `POST /_emulator/rename`: the
+    /// old host then answers API calls `old_host_status` (401 or 404).
+    pub fn rename(&self, host: &str, old_host_status: u16) -> Value {
+        control::rename(&self.shared, host, old_host_status)
+    }
+
     /// Change the rate limit, as `POST /_emulator/rate-limit`:
     /// `{"rps"?, "block_after"?, "block_seconds"?}` (all or nothing).
     pub fn set_rate_limit(&self, v: Value) -> Result<(), String> {

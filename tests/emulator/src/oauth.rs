@@ -206,6 +206,41 @@ pub fn check_tokens(shared: &Shared, access: Option<&str>, refresh: Option<&str>
     Value::Object(out)
 }
 
+/// `GET /oauth2/account/current/subdomain` with `X-Refresh-Token`: where
+/// the account lives now. The refresh token is looked at, not spent.
+pub fn current_subdomain(shared: &Shared, req: &Request) -> Response {
+    if req.method != "GET" {
+        return crate::api::problem(405, "Method Not Allowed", "Method not allowed")
+            .with_header("Allow", "GET");
+    }
+    let now = shared.now();
+    let mut st = shared.lock();
+    let token = req.header("x-refresh-token").unwrap_or("");
+    let valid = refresh_status(&st, token, now) == "valid";
+    bump(
+        &mut st.stats.subdomain_lookups,
+        if valid { "ok" } else { "refused" },
+    );
+    if !valid {
+        return OAuthError::unauthorized("Token has been revoked").response();
+    }
+    let host = st
+        .account_host
+        .clone()
+        .unwrap_or_else(|| shared.referer.clone());
+    let name = host.split(':').next().unwrap_or(&host);
+    Response::json(
+        200,
+        "application/json",
+        &json!({
+            "id": ACCOUNT_ID,
+            "subdomain": name.split('.').next().unwrap_or(name),
+            "domain": host,
+            "top_level_domain": name.rsplit('.').next().unwrap_or(name),
+        }),
+    )
+}
+
 /// `POST /oauth2/access_token`
 pub fn token_endpoint(shared: &Shared, req: &Request) -> Response {
     if req.method != "POST" {

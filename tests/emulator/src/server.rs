@@ -59,6 +59,26 @@ fn nginx_page(status: u16) -> Response {
     )
 }
 
+/// A request to a host the account had before a rename: amoCRM's old
+/// subdomain answers API calls 401 (or 404) and knows no token endpoint.
+fn former_host(shared: &Shared, req: &Request) -> Option<Response> {
+    let host = req.header("host")?.to_ascii_lowercase();
+    let st = shared.lock();
+    if !st.former_hosts.contains(&host) {
+        return None;
+    }
+    let p = req.path.as_str();
+    if p == "/oauth2/access_token" {
+        Some(nginx_page(404))
+    } else if is_api(p) && st.old_host_status == 401 {
+        Some(api::unauthorized())
+    } else if is_api(p) {
+        Some(nginx_page(404))
+    } else {
+        None
+    }
+}
+
 fn is_api(path: &str) -> bool {
     path == "/api/v4" || path.starts_with("/api/v4/")
 }
@@ -70,7 +90,12 @@ fn is_control(path: &str) -> bool {
 /// Route a request to its handler.
 pub fn dispatch(shared: &Shared, req: &Request) -> Response {
     let p = req.path.as_str();
-    if p == "/oauth2/access_token" {
+    if let Some(answer) = former_host(shared, req) {
+        return answer;
+    }
+    if p == "/oauth2/account/current/subdomain" {
+        oauth::current_subdomain(shared, req)
+    } else if p == "/oauth2/access_token" {
         oauth::token_endpoint(shared, req)
     } else if p == "/oauth" || p == "/oauth/" {
         oauth::consent_page(shared, req)

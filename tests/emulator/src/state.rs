@@ -73,6 +73,8 @@ pub struct Stats {
     /// Writes (POST, PATCH, PUT, DELETE) the API applied: answered 2xx by
     /// the real handler, whether or not the answer reached the client.
     pub api_writes_applied: BTreeMap<String, u64>,
+    /// `GET /oauth2/account/current/subdomain` by outcome (`ok`, `refused`).
+    pub subdomain_lookups: BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -322,6 +324,13 @@ pub struct State {
     pub limiter: crate::ratelimit::Limiter,
     pub stats: Stats,
     pub faults: Vec<FaultRule>,
+    /// The account's host after a rename (`None`: the configured referer).
+    pub account_host: Option<String>,
+    /// Hosts the account had before a rename, lower-case: they answer API
+    /// calls with `old_host_status` and the token endpoint with 404.
+    pub former_hosts: Vec<String>,
+    /// 401 (amoCRM's JSON) or 404 (an nginx page).
+    pub old_host_status: u16,
 }
 
 impl State {
