@@ -477,6 +477,38 @@ impl AmoCore {
         self.status()
     }
 
+    /// `exchangeApiKey()`: an authorization code for an old API key, sent by
+    /// amoCRM to the redirect URI. The account is `account`, or the stored
+    /// pair's.
+    pub fn exchange_api_key(
+        &self,
+        login: &str,
+        api_key: &str,
+        account: Option<&str>,
+    ) -> Result<()> {
+        let account = match account {
+            Some(a) => a.trim().to_string(),
+            None => match self.current()? {
+                Some(pair) => pair.base_domain,
+                None => {
+                    return Err(Error::argument(
+                        "accountHost",
+                        "is needed: no token pair is stored to take the account's host from",
+                    ))
+                }
+            },
+        };
+        let _slot = self.acquire_slot(None)?;
+        oauth::exchange_api_key(&self.config, &account, login, api_key)
+    }
+
+    /// `parseDisposableToken()`: a widget's disposable token, checked with
+    /// the client secret; its claims.
+    pub fn parse_disposable_token(&self, token: &str) -> Result<Value> {
+        let (_, secret) = self.config.credentials()?;
+        crate::disposable::parse(token, secret, &self.config.redirect_uri, now())
+    }
+
     pub fn authorization_url(&self, state: &str, mode: &str) -> Result<String> {
         oauth::authorization_url(&self.config, state, mode)
     }

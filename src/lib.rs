@@ -9,6 +9,7 @@
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod disposable;
 pub mod error;
 pub mod files;
 pub mod host;

@@ -87,6 +87,59 @@ pub fn refresh(cfg: &Config, pair: &TokenPair, now: i64) -> Result<TokenPair> {
     post_token(cfg, &pair.base_domain, &body, Grant::Refresh, now)
 }
 
+/// Asks amoCRM to send an authorization code for an old API key to the
+/// integration's redirect URI (`POST https://{account}/oauth2/exchange_api_key`,
+/// answered 202; the code then arrives at the callback like any other). The
+/// body carries the client secret and the API key, so the host passes the
+/// callback's checks first; neither appears in any message.
+pub fn exchange_api_key(cfg: &Config, account: &str, login: &str, api_key: &str) -> Result<()> {
+    check_callback_referer(cfg, account)
+        .map_err(|e| Error::argument("accountHost", e.message.trim_start_matches("referer: ")))?;
+    if login.trim().is_empty() {
+        return Err(Error::argument("login", "is empty"));
+    }
+    if api_key.trim().is_empty() {
+        return Err(Error::argument("apiKey", "is empty"));
+    }
+    let (client_id, secret) = cfg.credentials()?;
+    let body = json!({
+        "login": login.trim(),
+        "api_key": api_key.trim(),
+        "client_uuid": client_id,
+        "client_secret": secret.expose(),
+    });
+    let bytes = serde_json::to_vec(&body).expect("a JSON object always serializes");
+    let client = net::client(&cfg.client_options())?;
+    let resp = transport::send(
+        &client,
+        &Request {
+            method: Method::POST,
+            url: format!(
+                "{}/oauth2/exchange_api_key",
+                host::origin(account, cfg.insecure_http)?
+            ),
+            bearer: None,
+            json: Some(&bytes),
+            context_user: None,
+            refresh_token: None,
+        },
+    )?;
+    if resp.status == 202 {
+        return Ok(());
+    }
+    // The OAuth endpoints say why in `hint`, which the API's errors lack.
+    let hint = serde_json::from_slice::<Value>(&resp.body)
+        .ok()
+        .and_then(|j| {
+            j.get("hint")
+                .and_then(Value::as_str)
+                .map(|h| format!(" ({h})"))
+        })
+        .unwrap_or_default();
+    Err(transport::api_error(resp)
+        .context(|m| format!("amoCRM did not accept the API-key exchange{hint}: {m}")))
+}
+
 /// Asks amoCRM where the account lives now (its subdomain can change, and
 /// the old host then answers 401 or 404 while the pair is still good):
 /// `GET https://{api_domain}/oauth2/account/current/subdomain` with the

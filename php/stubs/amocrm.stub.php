@@ -118,6 +118,19 @@ class AmoClient
     public function events(): AmoEntityService {}
 
     /**
+     * Asks amoCRM to send an authorization code for an old API key to the
+     * integration's redirect URI (POST /oauth2/exchange_api_key, answered 202); the
+     * code then arrives at the callback, to be exchanged with exchangeCode(). The
+     * request carries the client secret, which PHP code never sees.
+     *
+     * @param string $accountHost the account's host (e.g. example.amocrm.ru); default: the stored pair's base_domain
+     * @throws AmoConfigException for a host outside allowed_domains, or none known (nothing is sent)
+     * @throws AmoAuthException when amoCRM refuses the login, key or client
+     * @throws AmoTransportException|AmoApiException
+     */
+    public function exchangeApiKey(string $login, string $apiKey, ?string $accountHost = null): void {}
+
+    /**
      * Exchanges the OAuth callback's code for a token pair and stores it. The
      * referer is checked against allowed_domains before any network I/O.
      *
@@ -198,7 +211,7 @@ class AmoClient
     /**
      * Host-wide counters since the token folder was set up, shared by every PHP process.
      *
-     * @return array{refreshes: int, refresh_failures: int, rate_limited: int, rate_limit_waits: int, rate_limit_wait_ms: int, retries: int, api_calls: array<string, int>}
+     * @return array{refreshes: int, refresh_failures: int, rate_limited: int, rate_limit_waits: int, rate_limit_wait_ms: int, retries: int, relocations: int, api_calls: array<string, int>}
      */
     public function metrics(): array {}
 
@@ -209,6 +222,17 @@ class AmoClient
      * @throws AmoConfigException for another entity type
      */
     public function notes(string $entityType): AmoEntityService {}
+
+    /**
+     * Checks a widget's disposable token (amoCRM signs it HS256 with the client
+     * secret, for the scheme and host of redirect_uri; exp and nbf within 30 s) and
+     * returns its claims.
+     *
+     * @return array{token_uuid: ?string, client_uuid: ?string, account_domain: ?string, account_subdomain: ?string, account_id: ?int, user_id: ?int, is_admin: bool, expires_at: int}
+     * @throws AmoAuthException titled 'Invalid signature', 'Wrong audience', 'Token expired' or 'Malformed token'
+     * @throws AmoConfigException when client_secret or redirect_uri is not set
+     */
+    public function parseDisposableToken(string $token): array {}
 
     /**
      * Lead pipelines, each with its statuses in _embedded.statuses.

@@ -147,6 +147,31 @@ impl AmoClient {
         json_result(core.exchange_code(&code, &referer))
     }
 
+    /// Asks amoCRM to send an authorization code for an old API key to the
+    /// redirect URI (POST /oauth2/exchange_api_key, answered 202); the code
+    /// then arrives at the callback. `accountHost` defaults to the stored
+    /// pair's base_domain; it must be within allowed_domains.
+    #[php(defaults(accountHost = None))]
+    pub fn exchange_api_key(
+        &self,
+        login: String,
+        apiKey: String,
+        accountHost: Option<String>,
+    ) -> PhpResult<()> {
+        let core = self.core()?;
+        core.exchange_api_key(&login, &apiKey, accountHost.as_deref())
+            .map_err(to_php)
+    }
+
+    /// Checks a widget's disposable token (an HS256 JWT signed with the client
+    /// secret, for the scheme and host of redirect_uri, not expired) and
+    /// returns its claims: token_uuid, client_uuid, account_domain,
+    /// account_subdomain, account_id, user_id, is_admin, expires_at.
+    pub fn parse_disposable_token(&self, token: String) -> PhpResult<ZBox<ZendHashTable>> {
+        let core = self.core()?;
+        json_result(core.parse_disposable_token(&token))
+    }
+
     /// authorized, mode, base_domain, expires_at, expires_in, updated_at,
     /// refresh_expires_at, token_path — never a token or the secret.
     pub fn token_status(&self) -> PhpResult<ZBox<ZendHashTable>> {

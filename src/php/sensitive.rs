@@ -1,6 +1,7 @@
 //! PHP's `#[\SensitiveParameter]` on the parameters that take a secret:
 //! `AmoClient::configure()`'s options (the client secret, a long-lived
-//! token), `importTokens()`'s pair and `exchangeCode()`'s code. A stack
+//! token), `importTokens()`'s pair, `exchangeCode()`'s code,
+//! `exchangeApiKey()`'s API key and `parseDisposableToken()`'s token. A stack
 //! trace (an exception's, `debug_backtrace()`'s) then holds a
 //! `SensitiveParameterValue` in their place, so `var_dump($e)`, `print_r`,
 //! `var_export` and `serialize` of an exception show no secret even where
@@ -37,6 +38,8 @@ const SENSITIVE: &[(&str, &str, u32)] = &[
     ("AmoClient", "configure", 0),
     ("AmoClient", "importtokens", 0),
     ("AmoClient", "exchangecode", 0),
+    ("AmoClient", "exchangeapikey", 1),
+    ("AmoClient", "parsedisposabletoken", 0),
 ];
 
 static MARKED: Once = Once::new();

@@ -111,6 +111,7 @@ final class StatusController
             $sample('amocrm_rate_limit_waits_total', $a, $m['rate_limit_waits']);
             $sample('amocrm_rate_limit_wait_seconds_total', $a, sprintf('%.3F', $m['rate_limit_wait_ms'] / 1000));
             $sample('amocrm_retries_total', $a, $m['retries']);
+            $sample('amocrm_relocations_total', $a, $m['relocations']);
         }
         $spool = new Spool($this->config);
         $sample('gateway_webhooks_pending', '', $spool->count('pending'));
@@ -128,6 +129,7 @@ final class StatusController
             'amocrm_rate_limit_waits_total' => ['counter', 'Requests that waited for the account\'s shared 7-per-second budget.'],
             'amocrm_rate_limit_wait_seconds_total' => ['counter', 'Time spent waiting for the account\'s shared budget.'],
             'amocrm_retries_total' => ['counter', 'Requests sent again after a 429, a refused connection or an idempotent failure.'],
+            'amocrm_relocations_total' => ['counter', 'Times the account\'s subdomain changed and its new host was stored.'],
             'gateway_webhooks_pending' => ['gauge', 'Webhook deliveries stored but not yet handled (all accounts).'],
             'gateway_webhooks_failed' => ['gauge', 'Webhook deliveries whose handler failed (run webhooks:replay; all accounts).'],
         ];

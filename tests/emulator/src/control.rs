@@ -129,6 +129,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
             "referer": shared.referer,
         })),
         ("POST", "tokens") => ok(crate::oauth::mint_tokens(shared)),
+        ("GET", "api-key-codes") => ok(json!({"codes": shared.lock().api_key_codes})),
         ("POST", "rename") => {
             let b = match body(req) {
                 Ok(b) => b,

@@ -206,6 +206,49 @@ pub fn check_tokens(shared: &Shared, access: Option<&str>, refresh: Option<&str>
     Value::Object(out)
 }
 
+/// The one user whose old API key the emulated account knows.
+pub const API_KEY_LOGIN: &str = "admin@example.com";
+pub const API_KEY: &str = "emulator-api-key";
+
+/// `POST /oauth2/exchange_api_key` `{login, api_key, client_uuid, client_secret}`:
+/// 202, and amoCRM sends an authorization code to the redirect URI; here the
+/// code is kept for the test to pick up (`GET /_emulator/api-key-codes`).
+pub fn exchange_api_key(shared: &Shared, req: &Request) -> Response {
+    if req.method != "POST" {
+        return crate::api::problem(405, "Method Not Allowed", "Method not allowed")
+            .with_header("Allow", "POST");
+    }
+    let params = body_params(req);
+    let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
+    let now = shared.now();
+    let mut st = shared.lock();
+    let result = if get("client_uuid") != shared.cfg.client_id
+        || get("client_secret") != shared.cfg.client_secret
+    {
+        Err(OAuthError::invalid_client())
+    } else if get("login") != API_KEY_LOGIN || get("api_key") != API_KEY {
+        Err(OAuthError::unauthorized("Invalid login or api key"))
+    } else {
+        Ok(())
+    };
+    let outcome = match &result {
+        Ok(()) => "ok",
+        Err(e) => e.outcome(),
+    };
+    bump(
+        &mut st.stats.token_calls,
+        format!("exchange_api_key/{outcome}"),
+    );
+    match result {
+        Ok(()) => {
+            let code = new_code(&mut st, now);
+            st.api_key_codes.push(code);
+            Response::empty(202)
+        }
+        Err(e) => e.response(),
+    }
+}
+
 /// `GET /oauth2/account/current/subdomain` with `X-Refresh-Token`: where
 /// the account lives now. The refresh token is looked at, not spent.
 pub fn current_subdomain(shared: &Shared, req: &Request) -> Response {

@@ -95,6 +95,8 @@ pub fn dispatch(shared: &Shared, req: &Request) -> Response {
     }
     if p == "/oauth2/account/current/subdomain" {
         oauth::current_subdomain(shared, req)
+    } else if p == "/oauth2/exchange_api_key" {
+        oauth::exchange_api_key(shared, req)
     } else if p == "/oauth2/access_token" {
         oauth::token_endpoint(shared, req)
     } else if p == "/oauth" || p == "/oauth/" {

@@ -331,6 +331,8 @@ pub struct State {
     pub former_hosts: Vec<String>,
     /// 401 (amoCRM's JSON) or 404 (an nginx page).
     pub old_host_status: u16,
+    /// Codes amoCRM "sent to the redirect URI" for an API-key exchange.
+    pub api_key_codes: Vec<String>,
 }
 
 impl State {

@@ -810,7 +810,7 @@ abstract class GatewayRoutesTestCase extends GatewayTestCase
         // The names the README documents.
         foreach (['amocrm_authorized', 'amocrm_token_expires_in_seconds', 'amocrm_refresh_token_expires_in_seconds', 'amocrm_token_warning', 'amocrm_refreshes_total',
                   'amocrm_refresh_failures_total', 'amocrm_api_calls_total', 'amocrm_rate_limited_total', 'amocrm_rate_limit_waits_total',
-                  'amocrm_rate_limit_wait_seconds_total', 'amocrm_retries_total', 'gateway_webhooks_pending', 'gateway_webhooks_failed'] as $name) {
+                  'amocrm_rate_limit_wait_seconds_total', 'amocrm_retries_total', 'amocrm_relocations_total', 'gateway_webhooks_pending', 'gateway_webhooks_failed'] as $name) {
             $this->assertMatchesRegularExpression('/^# TYPE ' . $name . ' (counter|gauge)$/m', $text, $name);
         }
         $this->assertSame(1.0, self::sample($text, 'amocrm_retries_total{account="default"}'), $text);
