@@ -655,8 +655,11 @@ impl Writer<'_> {
     /// A request whose success is its status (202 with no body: closing a
     /// talk, adding an online chat): the body, if any, is not read.
     pub fn act(&self, method: &str, path: &str, body: Option<&Value>) -> Result<()> {
-        crate::transport::success(self.core.send(method, path, None, body, self.ctx)?)?;
-        Ok(())
+        let resp = self.core.send(method, path, None, body, self.ctx)?;
+        if !resp.oversize && (200..300).contains(&resp.status) {
+            return Ok(());
+        }
+        crate::transport::success(resp).map(|_| ())
     }
 
     /// `POST /customers/{id}/transactions?accrue_bonus=…`: purchases of one
