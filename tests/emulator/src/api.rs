@@ -16,8 +16,8 @@ use serde_json::{json, Map, Value};
 
 use crate::entities::{self as ent, ENTITY_TYPES};
 use crate::extra;
-use crate::more;
 use crate::http::{Request, Response};
+use crate::more;
 use crate::oauth::access_status;
 use crate::ratelimit::{self, Verdict};
 use crate::state::{bump, Collection, State};

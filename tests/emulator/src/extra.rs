@@ -1048,7 +1048,9 @@ fn check_product_metadata(st: &State, meta: &Value, errs: &mut Vec<FieldError>) 
         let is_price = p
             .as_u64()
             .and_then(|p| get_obj(st, entity_def("custom_fields"), p))
-            .is_some_and(|f| f.get("type") == Some(&json!("price")) && f.get("__scope") == scope.as_ref());
+            .is_some_and(|f| {
+                f.get("type") == Some(&json!("price")) && f.get("__scope") == scope.as_ref()
+            });
         if !is_price {
             errs.push(FieldError::missing("metadata.price_id"));
         }

@@ -240,7 +240,13 @@ pub const TRANSACTIONS: EntityDef = EntityDef {
     name: "transactions",
     first_id: 26_000_001,
     max_batch: MAX_LIMIT,
-    filter_fields: &["id", "customer_id", "created_at", "updated_at", "completed_at"],
+    filter_fields: &[
+        "id",
+        "customer_id",
+        "created_at",
+        "updated_at",
+        "completed_at",
+    ],
     filter_alias: &[],
     id_field: "id",
     template: |id, now| {
@@ -267,7 +273,10 @@ pub const TRANSACTIONS: EntityDef = EntityDef {
     },
     apply: |o, item, _| {
         copy_fields(o, item, TRANSACTION_SPEC);
-        if let Some(Value::Array(els)) = item.get("_embedded").and_then(|e| e.get("catalog_elements")) {
+        if let Some(Value::Array(els)) = item
+            .get("_embedded")
+            .and_then(|e| e.get("catalog_elements"))
+        {
             let els: Vec<Value> = els
                 .iter()
                 .map(|e| {
@@ -313,7 +322,10 @@ const TRANSACTION_SPEC: Spec = &[
 /// `_embedded.catalog_elements`: each `{id, metadata: {catalog_id, quantity}}`
 /// of an existing element of that catalog.
 fn check_elements(item: &Obj, st: &State, errs: &mut Vec<FieldError>) {
-    let Some(els) = item.get("_embedded").and_then(|e| e.get("catalog_elements")) else {
+    let Some(els) = item
+        .get("_embedded")
+        .and_then(|e| e.get("catalog_elements"))
+    else {
         return;
     };
     let Some(els) = els.as_array() else {
@@ -350,9 +362,16 @@ fn check_elements(item: &Obj, st: &State, errs: &mut Vec<FieldError>) {
 /// purchase of `price` (negative: one taken back).
 fn account_purchase(st: &mut State, customer: u64, price: i64, count: i64) {
     let def = crate::api::entity_def("customers");
-    if let Some(c) = collection(&mut st.collections, def).items.get_mut(&customer) {
+    if let Some(c) = collection(&mut st.collections, def)
+        .items
+        .get_mut(&customer)
+    {
         let ltv = c.get("ltv").and_then(Value::as_i64).unwrap_or(0) + price;
-        let n = c.get("purchases_count").and_then(Value::as_i64).unwrap_or(0) + count;
+        let n = c
+            .get("purchases_count")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + count;
         c.insert("ltv".into(), json!(ltv.max(0)));
         c.insert("purchases_count".into(), json!(n.max(0)));
         c.insert(
@@ -415,10 +434,7 @@ fn transactions_add(rq: &Rq, sc: &Scope, customer: u64) -> Response {
         .as_deref()
         .is_some_and(|v| !matches!(v, "true" | "false" | "1" | "0"))
     {
-        return validation_error(vec![(
-            "0".into(),
-            vec![FieldError::bool("accrue_bonus")],
-        )]);
+        return validation_error(vec![("0".into(), vec![FieldError::bool("accrue_bonus")])]);
     }
     let prices: Vec<i64> = match parse_json(&rq.req.body) {
         Ok(v) => match batch_items(&v, MAX_LIMIT) {
@@ -450,7 +466,10 @@ pub fn bonus_points(rq: &Rq, customer: u64) -> Response {
     };
     let mut st = rq.shared.lock();
     let def = crate::api::entity_def("customers");
-    let Some(c) = collection(&mut st.collections, def).items.get_mut(&customer) else {
+    let Some(c) = collection(&mut st.collections, def)
+        .items
+        .get_mut(&customer)
+    else {
         return not_found();
     };
     let balance = c.get("__bonus_points").and_then(Value::as_i64).unwrap_or(0);
@@ -517,10 +536,7 @@ pub fn products_settings(rq: &Rq, m: &str) -> Response {
                 Err(r) => return r,
             };
             let Some(on) = body.get("is_enabled") else {
-                return validation_error(vec![(
-                    "0".into(),
-                    vec![FieldError::blank("is_enabled")],
-                )]);
+                return validation_error(vec![("0".into(), vec![FieldError::blank("is_enabled")])]);
             };
             let Some(on) = on.as_bool() else {
                 return validation_error(vec![("0".into(), vec![FieldError::bool("is_enabled")])]);
@@ -576,7 +592,11 @@ pub const CF_GROUPS: EntityDef = EntityDef {
     },
     validate: |item, vx| {
         let mut errs = Vec::new();
-        check_fields(item, &[("name", K::Str), ("sort", K::Int), ("fields", K::Arr)], &mut errs);
+        check_fields(
+            item,
+            &[("name", K::Str), ("sort", K::Int), ("fields", K::Arr)],
+            &mut errs,
+        );
         required(item, "name", vx, &mut errs);
         if let Some(Value::Array(fields)) = item.get("fields") {
             for (i, f) in fields.iter().enumerate() {
@@ -590,7 +610,11 @@ pub const CF_GROUPS: EntityDef = EntityDef {
         errs
     },
     apply: |o, item, _| {
-        copy_fields(o, item, &[("name", K::Str), ("sort", K::Int), ("fields", K::Arr)]);
+        copy_fields(
+            o,
+            item,
+            &[("name", K::Str), ("sort", K::Int), ("fields", K::Arr)],
+        );
         // amoCRM's group ids are strings: `{entity type}_{number}`.
         if let Some(Value::Number(n)) = o.get("id").cloned() {
             let et = o
@@ -612,7 +636,9 @@ pub const CF_GROUPS: EntityDef = EntityDef {
     }),
     on_delete: |_, o| {
         if o.get("is_predefined") == Some(&json!(true)) {
-            Err(crate::api::bad_request("A predefined group cannot be deleted"))
+            Err(crate::api::bad_request(
+                "A predefined group cannot be deleted",
+            ))
         } else {
             Ok(())
         }
@@ -715,7 +741,11 @@ pub fn subscriptions(rq: &Rq, m: &str, et: &str, id: u64, rest: &[&str]) -> Resp
         return not_found();
     }
     let fixed = vec![("__entity_type", json!(et)), ("__entity_id", json!(id))];
-    let sc = Scope::new("subscriptions", format!("{et}/{id}/subscriptions"), fixed.clone());
+    let sc = Scope::new(
+        "subscriptions",
+        format!("{et}/{id}/subscriptions"),
+        fixed.clone(),
+    );
     match (rest, m) {
         ([], "GET") => list(rq, &sc),
         ([], "POST") => subscribe(rq, &sc),
@@ -834,11 +864,11 @@ pub fn website_buttons(rq: &Rq, m: &str, rest: &[&str]) -> Response {
         ([_], _) => method_not_allowed("GET, PATCH"),
         ([id, "online_chat"], "POST") => {
             let mut st = rq.shared.lock();
-            let Some(b) = id
-                .parse::<u64>()
-                .ok()
-                .and_then(|k| collection(&mut st.collections, &WEBSITE_BUTTONS).items.get_mut(&k))
-            else {
+            let Some(b) = id.parse::<u64>().ok().and_then(|k| {
+                collection(&mut st.collections, &WEBSITE_BUTTONS)
+                    .items
+                    .get_mut(&k)
+            }) else {
                 return not_found();
             };
             b.insert("has_online_chat".into(), json!(true));
@@ -858,7 +888,11 @@ fn button_create(rq: &Rq) -> Response {
     let mut errs = Vec::new();
     check_fields(
         &b,
-        &[("pipeline_id", K::Int), ("is_used_in_app", K::Bool), ("name", K::Str)],
+        &[
+            ("pipeline_id", K::Int),
+            ("is_used_in_app", K::Bool),
+            ("name", K::Str),
+        ],
         &mut errs,
     );
     match b.get("pipeline_id").and_then(Value::as_u64) {
@@ -901,7 +935,11 @@ fn button_update(rq: &Rq, id: &str) -> Response {
         Err(r) => return r,
     };
     let mut errs = Vec::new();
-    check_fields(&b, &[("name", K::Str), ("trusted_websites", K::Obj)], &mut errs);
+    check_fields(
+        &b,
+        &[("name", K::Str), ("trusted_websites", K::Obj)],
+        &mut errs,
+    );
     let add = websites(
         b.get("trusted_websites").and_then(|t| t.get("add")),
         "trusted_websites.add",
@@ -914,11 +952,11 @@ fn button_update(rq: &Rq, id: &str) -> Response {
         return validation_error(vec![("0".into(), errs)]);
     }
     let mut st = rq.shared.lock();
-    let Some(o) = id
-        .parse::<u64>()
-        .ok()
-        .and_then(|k| collection(&mut st.collections, &WEBSITE_BUTTONS).items.get_mut(&k))
-    else {
+    let Some(o) = id.parse::<u64>().ok().and_then(|k| {
+        collection(&mut st.collections, &WEBSITE_BUTTONS)
+            .items
+            .get_mut(&k)
+    }) else {
         return not_found();
     };
     if let Some(Value::Array(sites)) = o.get_mut("trusted_websites") {
@@ -1075,12 +1113,15 @@ fn review_counter(st: &mut State) -> u64 {
 /// an `amocrm` template has nothing to review.
 fn send_on_review(rq: &Rq, id: &str) -> Response {
     let mut st = rq.shared.lock();
-    let Some(key) = id.parse::<u64>().ok().filter(|k| exists(&st, "chat_templates", *k)) else {
+    let Some(key) = id
+        .parse::<u64>()
+        .ok()
+        .filter(|k| exists(&st, "chat_templates", *k))
+    else {
         return not_found();
     };
-    let is_waba = get_obj(&st, &CHAT_TEMPLATES, key)
-        .and_then(|o| o.get("type"))
-        == Some(&json!("waba"));
+    let is_waba =
+        get_obj(&st, &CHAT_TEMPLATES, key).and_then(|o| o.get("type")) == Some(&json!("waba"));
     if !is_waba {
         return validation_error(vec![("0".into(), vec![FieldError::choice("type")])]);
     }
@@ -1112,7 +1153,11 @@ fn review_status(rq: &Rq, id: &str, rid: &str) -> Response {
         Err(r) => return r,
     };
     let mut errs = Vec::new();
-    check_fields(&body, &[("status", K::Str), ("reject_reason", K::Str)], &mut errs);
+    check_fields(
+        &body,
+        &[("status", K::Str), ("reject_reason", K::Str)],
+        &mut errs,
+    );
     match body.get("status").and_then(Value::as_str) {
         None => errs.push(FieldError::blank("status")),
         Some(s) if !REVIEW_STATUSES.contains(&s) => errs.push(FieldError::choice("status")),
@@ -1126,9 +1171,7 @@ fn review_status(rq: &Rq, id: &str, rid: &str) -> Response {
     let Some(o) = id.parse::<u64>().ok().and_then(|k| col.items.get_mut(&k)) else {
         return not_found();
     };
-    let Some(Value::Array(reviews)) = o
-        .get_mut("_embedded")
-        .and_then(|e| e.get_mut("reviews"))
+    let Some(Value::Array(reviews)) = o.get_mut("_embedded").and_then(|e| e.get_mut("reviews"))
     else {
         return not_found();
     };
