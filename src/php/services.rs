@@ -651,7 +651,7 @@ service_class!(
         /// returns source_id, trusted_websites, name (amoCRM finishes it asynchronously).
         pub fn create_async(&self, params: &ZendHashTable) -> Array {
             let body = arg("params", Some(params))?;
-            if !body.get("pipeline_id").and_then(Value::as_i64).is_some_and(|p| p > 0) {
+            if body.get("pipeline_id").and_then(Value::as_i64).is_none_or(|p| p <= 0) {
                 return Err(to_php(Error::argument("params.pipeline_id", "is missing or not a positive id")));
             }
             object(self.h.call("POST", &self.h.svc.path, Some(body))?)

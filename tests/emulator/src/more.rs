@@ -569,7 +569,7 @@ pub fn products_settings(rq: &Rq, m: &str) -> Response {
 fn settings(st: &mut State) -> &mut Obj {
     st.collections
         .entry("products_settings")
-        .or_insert_with(Collection::default)
+        .or_default()
         .items
         .entry(1)
         .or_insert_with(|| obj(json!({ "is_enabled": false })))
