@@ -801,3 +801,101 @@ impl Writer<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_11_services_have_amocrms_paths_and_keys() {
+        for (name, path, key) in [
+            ("products", "/api/v4/catalogs/products", "products"),
+            (
+                "transactions",
+                "/api/v4/customers/transactions",
+                "transactions",
+            ),
+            (
+                "customersSegments",
+                "/api/v4/customers/segments",
+                "segments",
+            ),
+            (
+                "customersStatuses",
+                "/api/v4/customers/statuses",
+                "statuses",
+            ),
+            ("eventTypes", "/api/v4/events/types", "events_types"),
+            (
+                "websiteButtons",
+                "/api/v4/website_buttons",
+                "website_buttons",
+            ),
+            ("chatTemplates", "/api/v4/chats/templates", "chat_templates"),
+            ("talks", "/api/v4/talks", "talks"),
+        ] {
+            let s = Service::named(name).unwrap();
+            assert_eq!((s.path.as_str(), s.key), (path, key), "{name}");
+        }
+    }
+
+    #[test]
+    fn verbs_amocrm_lacks_are_refused_naming_service_and_verb() {
+        for (name, v, method) in [
+            ("products", verb::LIST, "get"),
+            ("customersBonusPoints", verb::LIST, "get"),
+            ("talks", verb::LIST, "get"),
+            ("eventTypes", verb::ADD, "add"),
+            ("customersSegments", verb::ADD, "add"),
+            ("transactions", verb::UPDATE_ONE, "updateOne"),
+        ] {
+            let e = Service::named(name)
+                .unwrap()
+                .require(v, method)
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Config, "{name}");
+            let m = e.to_string();
+            assert!(
+                m.contains(&format!("{name}() does not support {method}()")),
+                "{m}"
+            );
+        }
+        let segments = Service::named("customersSegments").unwrap();
+        assert!(segments.require(verb::ADD_SINGLE, "addOne").is_ok());
+        assert!(segments.require(verb::DELETE_ONE, "deleteOne").is_ok());
+    }
+
+    #[test]
+    fn custom_field_groups_take_the_librarys_catalog_form() {
+        let g = Service::custom_field_groups(Some("leads")).unwrap();
+        assert_eq!(g.path, "/api/v4/leads/custom_fields/groups");
+        let c = Service::custom_field_groups(Some("catalogs:4255")).unwrap();
+        assert_eq!(c.path, "/api/v4/catalogs/4255/custom_fields/groups");
+        assert_eq!(c.label, "customFieldGroups(catalogs/4255)");
+        for bad in [
+            None,
+            Some("deals"),
+            Some("catalogs:"),
+            Some("catalogs:x"),
+            Some("catalogs:0"),
+        ] {
+            let e = Service::custom_field_groups(bad).unwrap_err();
+            assert!(e.to_string().contains("entityType"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn entity_subscriptions_of_leads_and_customers() {
+        let s = Service::entity_subscriptions("customers", 7).unwrap();
+        assert_eq!(s.path, "/api/v4/customers/7/subscriptions");
+        assert_eq!(s.key, "subscriptions");
+        assert!(Service::entity_subscriptions("contacts", 7)
+            .unwrap_err()
+            .to_string()
+            .contains("entityType"));
+        assert!(Service::entity_subscriptions("leads", 0)
+            .unwrap_err()
+            .to_string()
+            .contains("entityId"));
+    }
+}
