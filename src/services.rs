@@ -17,6 +17,8 @@ pub mod verb {
     /// `PATCH /entity/{id}`.
     pub const UPDATE_ONE: u8 = 16;
     pub const DELETE_ONE: u8 = 32;
+    /// `POST /entity` with one bare object (customers' segments): addOne only.
+    pub const ADD_SINGLE: u8 = 64;
     pub const CRUD: u8 = LIST | ONE | ADD | UPDATE_BATCH | UPDATE_ONE;
 }
 
@@ -109,6 +111,43 @@ impl Service {
             "widgets" => svc(name, "/api/v4/widgets", "widgets", LIST),
             "shortLinks" => svc(name, "/api/v4/short_links", "short_links", ADD),
             "currencies" => svc(name, "/api/v4/currencies", "currencies", LIST),
+            // Products: only their settings (`settings()`, `updateSettings()`).
+            "products" => svc(name, "/api/v4/catalogs/products", "products", 0),
+            // Added per customer (`/customers/{id}/transactions`), listed for all.
+            "transactions" => svc(
+                name,
+                "/api/v4/customers/transactions",
+                "transactions",
+                LIST | ONE,
+            ),
+            "customersSegments" => svc(
+                name,
+                "/api/v4/customers/segments",
+                "segments",
+                LIST | ONE | ADD_SINGLE | UPDATE_ONE | DELETE_ONE,
+            ),
+            "customersStatuses" => svc(
+                name,
+                "/api/v4/customers/statuses",
+                "statuses",
+                LIST | ONE | ADD | UPDATE_ONE | DELETE_ONE,
+            ),
+            // Only earnPoints()/redeemPoints() on `/customers/{id}/bonus_points`.
+            "customersBonusPoints" => svc(name, "/api/v4/customers", "customers", 0),
+            "eventTypes" => svc(name, "/api/v4/events/types", "events_types", LIST),
+            "websiteButtons" => svc(
+                name,
+                "/api/v4/website_buttons",
+                "website_buttons",
+                LIST | ONE,
+            ),
+            "chatTemplates" => svc(
+                name,
+                "/api/v4/chats/templates",
+                "chat_templates",
+                CRUD | DELETE_ONE,
+            ),
+            "talks" => svc(name, "/api/v4/talks", "talks", ONE),
             _ => {
                 return Err(Error::argument(
                     "service",
@@ -175,6 +214,52 @@ impl Service {
             format!("/api/v4/catalogs/{id}/elements"),
             "elements",
             verb::CRUD,
+        ))
+    }
+
+    /// Custom field groups of leads, contacts, companies, customers or a
+    /// catalog (`catalogs/{id}`, or the official library's `catalogs:{id}`).
+    pub fn custom_field_groups(entity: Option<&str>) -> Result<Service> {
+        let Some(entity) = entity else {
+            return Err(Error::argument(
+                "entityType",
+                "customFieldGroups() needs an entity type: leads, contacts, companies, customers or catalogs:{id}",
+            ));
+        };
+        let entity = entity.trim().replacen("catalogs:", "catalogs/", 1);
+        let e = entity_type("customFieldGroups", &entity, &[]).or_else(|err| {
+            let catalog = entity
+                .strip_prefix("catalogs/")
+                .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+            if catalog && !entity.ends_with("/0") {
+                Ok(entity.clone())
+            } else {
+                Err(err)
+            }
+        })?;
+        Ok(svc(
+            format!("customFieldGroups({e})"),
+            format!("/api/v4/{e}/custom_fields/groups"),
+            "custom_field_groups",
+            verb::LIST | verb::ONE | verb::ADD | verb::UPDATE_ONE | verb::DELETE_ONE,
+        ))
+    }
+
+    /// The users subscribed to one lead or customer.
+    pub fn entity_subscriptions(entity: &str, entity_id: i64) -> Result<Service> {
+        let e = entity.trim().trim_matches('/');
+        if !matches!(e, "leads" | "customers") {
+            return Err(Error::argument(
+                "entityType",
+                format!("entitySubscriptions() takes leads or customers, got `{e}`"),
+            ));
+        }
+        let id = positive("entityId", entity_id)?;
+        Ok(svc(
+            format!("entitySubscriptions({e}, {id})"),
+            format!("/api/v4/{e}/{id}/subscriptions"),
+            "subscriptions",
+            verb::LIST,
         ))
     }
 
@@ -508,6 +593,14 @@ fn created_in_order(
     Ok(got)
 }
 
+fn unexpected_204(method: &str, path: &str) -> Error {
+    Error::new(
+        ErrorKind::Api,
+        format!("amoCRM answered 204 to {method} {path} where the entity was expected"),
+    )
+    .with_title("Unexpected answer")
+}
+
 /// Writes through one client handle: its context user and batch size.
 pub struct Writer<'a> {
     pub core: &'a AmoCore,
@@ -542,6 +635,95 @@ impl Writer<'_> {
     pub fn add(&self, svc: &Service, items: &Value) -> Result<Vec<Value>> {
         svc.require(verb::ADD, "add")?;
         self.add_to(svc, &svc.path, items)
+    }
+
+    /// Creates one entity: a bare object where amoCRM takes one (segments),
+    /// else a batch of one.
+    pub fn add_one(&self, svc: &Service, item: &Value) -> Result<Value> {
+        if svc.verbs & verb::ADD_SINGLE != 0 {
+            if !item.is_object() {
+                return Err(Error::argument("item", "must be an array of fields"));
+            }
+            return self
+                .call("POST", &svc.path, Some(item))?
+                .ok_or_else(|| unexpected_204("POST", &svc.path));
+        }
+        let mut got = self.add(svc, &Value::Array(vec![item.clone()]))?;
+        Ok(got.pop().unwrap_or_else(|| json!({})))
+    }
+
+    /// A request whose success is its status (202 with no body: closing a
+    /// talk, adding an online chat): the body, if any, is not read.
+    pub fn act(&self, method: &str, path: &str, body: Option<&Value>) -> Result<()> {
+        let resp = self.core.send(method, path, None, body, self.ctx)?;
+        if !resp.oversize && (200..300).contains(&resp.status) {
+            return Ok(());
+        }
+        crate::transport::success(resp).map(|_| ())
+    }
+
+    /// `POST /customers/{id}/transactions?accrue_bonus=…`: purchases of one
+    /// customer, in batches; results in input order.
+    pub fn add_transactions(
+        &self,
+        svc: &Service,
+        customer_id: i64,
+        items: &Value,
+        accrue_bonus: bool,
+    ) -> Result<Vec<Value>> {
+        let id = positive("customerId", customer_id)?;
+        let mut list = items_list(items, "items")?;
+        for (i, item) in list.iter().enumerate() {
+            if item.get("price").is_none_or(|p| p.as_i64().is_none()) {
+                return Err(Error::argument(
+                    &format!("items[{i}].price"),
+                    "is missing or not an int (amoCRM requires a purchase's price)",
+                ));
+            }
+        }
+        number_items(&mut list);
+        let ids: Vec<Value> = list.iter().map(|i| i["request_id"].clone()).collect();
+        let path = format!("/api/v4/customers/{id}/transactions?accrue_bonus={accrue_bonus}");
+        batched(
+            self.core,
+            self.ctx,
+            svc,
+            "POST",
+            &path,
+            list,
+            self.batch,
+            |a| created_in_order(svc, a, &ids),
+        )
+    }
+
+    /// `DELETE /customers/{customerId}/transactions/{id}`.
+    pub fn delete_transaction(&self, customer_id: i64, transaction_id: i64) -> Result<()> {
+        let c = positive("customerId", customer_id)?;
+        let t = positive("transactionId", transaction_id)?;
+        self.call(
+            "DELETE",
+            &format!("/api/v4/customers/{c}/transactions/{t}"),
+            None,
+        )
+        .map(|_| ())
+    }
+
+    /// `POST /customers/{id}/bonus_points` with `{earn|redeem: points}`;
+    /// the customer's balance after it.
+    pub fn bonus_points(&self, customer_id: i64, action: &str, points: i64) -> Result<Option<i64>> {
+        let id = positive("customerId", customer_id)?;
+        if points <= 0 {
+            return Err(Error::argument(
+                "points",
+                format!("must be a positive number of points, got {points}"),
+            ));
+        }
+        let answer = self.call(
+            "POST",
+            &format!("/api/v4/customers/{id}/bonus_points"),
+            Some(&json!({ action: points })),
+        )?;
+        Ok(answer.and_then(|a| a.get("bonus_points").and_then(Value::as_i64)))
     }
 
     pub fn update(&self, svc: &Service, items: &Value) -> Result<Vec<Value>> {
@@ -617,5 +799,103 @@ impl Writer<'_> {
                 .with_title("Unexpected answer")),
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_11_services_have_amocrms_paths_and_keys() {
+        for (name, path, key) in [
+            ("products", "/api/v4/catalogs/products", "products"),
+            (
+                "transactions",
+                "/api/v4/customers/transactions",
+                "transactions",
+            ),
+            (
+                "customersSegments",
+                "/api/v4/customers/segments",
+                "segments",
+            ),
+            (
+                "customersStatuses",
+                "/api/v4/customers/statuses",
+                "statuses",
+            ),
+            ("eventTypes", "/api/v4/events/types", "events_types"),
+            (
+                "websiteButtons",
+                "/api/v4/website_buttons",
+                "website_buttons",
+            ),
+            ("chatTemplates", "/api/v4/chats/templates", "chat_templates"),
+            ("talks", "/api/v4/talks", "talks"),
+        ] {
+            let s = Service::named(name).unwrap();
+            assert_eq!((s.path.as_str(), s.key), (path, key), "{name}");
+        }
+    }
+
+    #[test]
+    fn verbs_amocrm_lacks_are_refused_naming_service_and_verb() {
+        for (name, v, method) in [
+            ("products", verb::LIST, "get"),
+            ("customersBonusPoints", verb::LIST, "get"),
+            ("talks", verb::LIST, "get"),
+            ("eventTypes", verb::ADD, "add"),
+            ("customersSegments", verb::ADD, "add"),
+            ("transactions", verb::UPDATE_ONE, "updateOne"),
+        ] {
+            let e = Service::named(name)
+                .unwrap()
+                .require(v, method)
+                .unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Config, "{name}");
+            let m = e.to_string();
+            assert!(
+                m.contains(&format!("{name}() does not support {method}()")),
+                "{m}"
+            );
+        }
+        let segments = Service::named("customersSegments").unwrap();
+        assert!(segments.require(verb::ADD_SINGLE, "addOne").is_ok());
+        assert!(segments.require(verb::DELETE_ONE, "deleteOne").is_ok());
+    }
+
+    #[test]
+    fn custom_field_groups_take_the_librarys_catalog_form() {
+        let g = Service::custom_field_groups(Some("leads")).unwrap();
+        assert_eq!(g.path, "/api/v4/leads/custom_fields/groups");
+        let c = Service::custom_field_groups(Some("catalogs:4255")).unwrap();
+        assert_eq!(c.path, "/api/v4/catalogs/4255/custom_fields/groups");
+        assert_eq!(c.label, "customFieldGroups(catalogs/4255)");
+        for bad in [
+            None,
+            Some("deals"),
+            Some("catalogs:"),
+            Some("catalogs:x"),
+            Some("catalogs:0"),
+        ] {
+            let e = Service::custom_field_groups(bad).unwrap_err();
+            assert!(e.to_string().contains("entityType"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn entity_subscriptions_of_leads_and_customers() {
+        let s = Service::entity_subscriptions("customers", 7).unwrap();
+        assert_eq!(s.path, "/api/v4/customers/7/subscriptions");
+        assert_eq!(s.key, "subscriptions");
+        assert!(Service::entity_subscriptions("contacts", 7)
+            .unwrap_err()
+            .to_string()
+            .contains("entityType"));
+        assert!(Service::entity_subscriptions("leads", 0)
+            .unwrap_err()
+            .to_string()
+            .contains("entityId"));
     }
 }

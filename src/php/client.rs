@@ -3,6 +3,10 @@
 use super::convert::{hashtable_to_json, json_result, zval_to_json};
 use super::exceptions::to_php;
 use super::services::{
+    AmoBonusPointsService, AmoChatTemplatesService, AmoEntitySubscriptionsService,
+    AmoProductsService, AmoTalksService, AmoTransactionsService, AmoWebsiteButtonsService,
+};
+use super::services::{
     AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService, AmoWebhooksService,
     AmoWidgetsService, Handle,
 };
@@ -406,6 +410,79 @@ impl AmoClient {
     /// Currencies (read only).
     pub fn currencies(&self) -> PhpResult<AmoEntityService> {
         self.entity(Service::named("currencies"))
+    }
+
+    /// Products: settings() and updateSettings() (is_enabled).
+    pub fn products(&self) -> PhpResult<AmoProductsService> {
+        Ok(AmoProductsService {
+            h: self.handle(Service::named("products"))?,
+        })
+    }
+
+    /// Customers' purchases: get, iterate, getOne, add/addOne/deleteOne per customer.
+    pub fn transactions(&self) -> PhpResult<AmoTransactionsService> {
+        Ok(AmoTransactionsService {
+            h: self.handle(Service::named("transactions"))?,
+        })
+    }
+
+    /// Customers' segments: get, iterate, getOne, addOne, updateOne, deleteOne.
+    pub fn customers_segments(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("customersSegments"))
+    }
+
+    /// Customers' statuses: get, iterate, getOne, add, updateOne, deleteOne.
+    pub fn customers_statuses(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("customersStatuses"))
+    }
+
+    /// Customers' bonus points: earnPoints, redeemPoints.
+    pub fn customers_bonus_points(&self) -> PhpResult<AmoBonusPointsService> {
+        Ok(AmoBonusPointsService {
+            h: self.handle(Service::named("customersBonusPoints"))?,
+        })
+    }
+
+    /// Custom field groups of leads, contacts, companies, customers or catalogs:{id}.
+    pub fn custom_field_groups(&self, entityType: Option<String>) -> PhpResult<AmoEntityService> {
+        self.entity(Service::custom_field_groups(entityType.as_deref()))
+    }
+
+    /// The event types (read only).
+    pub fn event_types(&self) -> PhpResult<AmoEntityService> {
+        self.entity(Service::named("eventTypes"))
+    }
+
+    /// The users subscribed to a lead or customer: get, iterate, subscribe, unsubscribe.
+    pub fn entity_subscriptions(
+        &self,
+        entityType: String,
+        entityId: i64,
+    ) -> PhpResult<AmoEntitySubscriptionsService> {
+        Ok(AmoEntitySubscriptionsService {
+            h: self.handle(Service::entity_subscriptions(&entityType, entityId))?,
+        })
+    }
+
+    /// Website buttons of sources.
+    pub fn website_buttons(&self) -> PhpResult<AmoWebsiteButtonsService> {
+        Ok(AmoWebsiteButtonsService {
+            h: self.handle(Service::named("websiteButtons"))?,
+        })
+    }
+
+    /// Chat templates.
+    pub fn chat_templates(&self) -> PhpResult<AmoChatTemplatesService> {
+        Ok(AmoChatTemplatesService {
+            h: self.handle(Service::named("chatTemplates"))?,
+        })
+    }
+
+    /// Talks: getOne and close.
+    pub fn talks(&self) -> PhpResult<AmoTalksService> {
+        Ok(AmoTalksService {
+            h: self.handle(Service::named("talks"))?,
+        })
     }
 
     /// The account, with extra parts such as amojo_id, users_groups, task_types.

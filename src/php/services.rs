@@ -108,9 +108,10 @@ impl Handle {
     }
 
     fn add_one(&self, item: &ZendHashTable) -> Array {
-        let items = Value::Array(vec![arg("item", Some(item))?]);
-        let mut got = self.writer().add(&self.svc, &items).map_err(to_php)?;
-        object(got.pop())
+        let item = arg("item", Some(item))?;
+        object(Some(
+            self.writer().add_one(&self.svc, &item).map_err(to_php)?,
+        ))
     }
 
     fn update(&self, items: &ZendHashTable) -> Array {
@@ -498,3 +499,259 @@ impl AmoLinksService {
             .unwrap_or(&self.h.svc.path)
     }
 }
+
+service_class!(
+    list AmoProductsService,
+    "AmoProductsService",
+    "Products (the account's products catalog): its settings only.",
+    {
+        /// The products settings: is_enabled.
+        pub fn settings(&self) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+            let path = format!("{}/settings", self.h.svc.path);
+            optional(self.h.call("GET", &path, None)?)
+        }
+
+        /// Turns products on or off: ['is_enabled' => true]; returns the settings.
+        pub fn update_settings(&self, settings: &ZendHashTable) -> Array {
+            let body = arg("settings", Some(settings))?;
+            if !body.get("is_enabled").is_some_and(Value::is_boolean) {
+                return Err(to_php(Error::argument(
+                    "settings.is_enabled",
+                    "must be true or false",
+                )));
+            }
+            let path = format!("{}/settings", self.h.svc.path);
+            object(self.h.call("PATCH", &path, Some(body))?)
+        }
+    }
+);
+
+service_class!(
+    list AmoTransactionsService,
+    "AmoTransactionsService",
+    "Customers' purchases (transactions): listed for all, added and deleted per customer.",
+    {
+        /// One transaction by id (with: catalog_elements), or null.
+        pub fn get_one(&self, id: &Zval, with: Option<&ZendHashTable>) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+            self.h.get_one(id, with)
+        }
+
+        /// Adds purchases to a customer (each with its price; comment,
+        /// completed_at, _embedded.catalog_elements, next_price, next_date);
+        /// accrueBonus as the official library (default true).
+        #[php(defaults(accrueBonus = true))]
+        pub fn add(&self, customerId: i64, items: &ZendHashTable, accrueBonus: bool) -> Array {
+            list(
+                self.h
+                    .writer()
+                    .add_transactions(&self.h.svc, customerId, &arg("items", Some(items))?, accrueBonus)
+                    .map_err(to_php)?,
+            )
+        }
+
+        /// Adds one purchase to a customer.
+        #[php(defaults(accrueBonus = true))]
+        pub fn add_one(&self, customerId: i64, item: &ZendHashTable, accrueBonus: bool) -> Array {
+            let items = Value::Array(vec![arg("item", Some(item))?]);
+            let mut got = self
+                .h
+                .writer()
+                .add_transactions(&self.h.svc, customerId, &items, accrueBonus)
+                .map_err(to_php)?;
+            object(got.pop())
+        }
+
+        /// Deletes one purchase of a customer.
+        pub fn delete_one(&self, customerId: i64, transactionId: i64) -> PhpResult<()> {
+            self.h
+                .writer()
+                .delete_transaction(customerId, transactionId)
+                .map_err(to_php)
+        }
+    }
+);
+
+service_class!(
+    list AmoBonusPointsService,
+    "AmoBonusPointsService",
+    "Customers' bonus points: earn and redeem.",
+    {
+        /// Adds points to a customer; returns the new balance.
+        pub fn earn_points(&self, customerId: i64, points: i64) -> PhpResult<Option<i64>> {
+            self.h
+                .writer()
+                .bonus_points(customerId, "earn", points)
+                .map_err(to_php)
+        }
+
+        /// Takes points from a customer (not more than the balance); returns the new balance.
+        pub fn redeem_points(&self, customerId: i64, points: i64) -> PhpResult<Option<i64>> {
+            self.h
+                .writer()
+                .bonus_points(customerId, "redeem", points)
+                .map_err(to_php)
+        }
+    }
+);
+
+service_class!(
+    list AmoEntitySubscriptionsService,
+    "AmoEntitySubscriptionsService",
+    "The users subscribed to one lead or customer.",
+    {
+        /// Subscribes users (by id); returns the subscriptions after it.
+        pub fn subscribe(&self, userIds: &ZendHashTable) -> Array {
+            let ids = match arg("userIds", Some(userIds))? {
+                Value::Array(ids) if !ids.is_empty() => ids,
+                _ => return Err(to_php(Error::argument("userIds", "must be a non-empty list of user ids"))),
+            };
+            let mut body = Vec::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                match id.as_i64() {
+                    Some(u) if u > 0 => body.push(json!({ "user_id": u })),
+                    _ => {
+                        return Err(to_php(Error::argument(
+                            &format!("userIds[{i}]"),
+                            format!("must be a positive user id, got {id}"),
+                        )))
+                    }
+                }
+            }
+            let mut answer = self.h.call("POST", &self.h.svc.path, Some(Value::Array(body)))?;
+            let items = answer
+                .as_mut()
+                .and_then(|a| services::Answer::take_embedded(a, "subscriptions"))
+                .unwrap_or_else(|| json!([]));
+            json_to_array(&items).map_err(to_php)
+        }
+
+        /// Unsubscribes one user.
+        pub fn unsubscribe(&self, userId: i64) -> PhpResult<()> {
+            if userId <= 0 {
+                return Err(to_php(Error::argument("userId", "must be a positive user id")));
+            }
+            let path = format!("{}/{userId}", self.h.svc.path);
+            self.h.call("DELETE", &path, None)?;
+            Ok(())
+        }
+    }
+);
+
+service_class!(
+    list AmoWebsiteButtonsService,
+    "AmoWebsiteButtonsService",
+    "Website buttons (sources' chat buttons); getOne($sourceId, ['scripts']) has the script.",
+    {
+        /// One button by its source id (with: scripts, deleted), or null.
+        pub fn get_one(&self, sourceId: &Zval, with: Option<&ZendHashTable>) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+            self.h.get_one(sourceId, with)
+        }
+
+        /// Creates a button: pipeline_id, trusted_websites, is_used_in_app, name;
+        /// returns source_id, trusted_websites, name (amoCRM finishes it asynchronously).
+        pub fn create_async(&self, params: &ZendHashTable) -> Array {
+            let body = arg("params", Some(params))?;
+            if body.get("pipeline_id").and_then(Value::as_i64).is_none_or(|p| p <= 0) {
+                return Err(to_php(Error::argument("params.pipeline_id", "is missing or not a positive id")));
+            }
+            object(self.h.call("POST", &self.h.svc.path, Some(body))?)
+        }
+
+        /// Adds trusted websites (params: trusted_websites.add) or renames (name).
+        pub fn update_async(&self, sourceId: i64, params: &ZendHashTable) -> Array {
+            if sourceId <= 0 {
+                return Err(to_php(Error::argument("sourceId", "must be a positive id")));
+            }
+            let body = arg("params", Some(params))?;
+            let path = format!("{}/{sourceId}", self.h.svc.path);
+            object(self.h.call("PATCH", &path, Some(body))?)
+        }
+
+        /// Adds an online chat to the button's source.
+        pub fn add_online_chat_async(&self, sourceId: i64) -> PhpResult<()> {
+            if sourceId <= 0 {
+                return Err(to_php(Error::argument("sourceId", "must be a positive id")));
+            }
+            let path = format!("{}/{sourceId}/online_chat", self.h.svc.path);
+            self.h.writer().act("POST", &path, None).map_err(to_php)
+        }
+    }
+);
+
+service_class!(
+    crud AmoChatTemplatesService,
+    "AmoChatTemplatesService",
+    "Chat templates, with WhatsApp review.",
+    {
+        /// Deletes several templates by id.
+        pub fn delete(&self, ids: &ZendHashTable) -> PhpResult<()> {
+            let ids = match arg("ids", Some(ids))? {
+                Value::Array(ids) if !ids.is_empty() => ids,
+                _ => return Err(to_php(Error::argument("ids", "must be a non-empty list of template ids"))),
+            };
+            let mut body = Vec::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                match id.as_i64() {
+                    Some(t) if t > 0 => body.push(json!({ "id": t })),
+                    _ => {
+                        return Err(to_php(Error::argument(
+                            &format!("ids[{i}]"),
+                            format!("must be a positive template id, got {id}"),
+                        )))
+                    }
+                }
+            }
+            self.h.call("DELETE", &self.h.svc.path, Some(Value::Array(body)))?;
+            Ok(())
+        }
+
+        /// Sends a WhatsApp template to review; returns its reviews.
+        pub fn send_on_review(&self, templateId: i64) -> Array {
+            if templateId <= 0 {
+                return Err(to_php(Error::argument("templateId", "must be a positive id")));
+            }
+            let path = format!("{}/{templateId}/review", self.h.svc.path);
+            let mut answer = self.h.call("POST", &path, None)?;
+            let items = answer
+                .as_mut()
+                .and_then(|a| services::Answer::take_embedded(a, "reviews"))
+                .unwrap_or_else(|| json!([]));
+            json_to_array(&items).map_err(to_php)
+        }
+
+        /// Sets a review's status (draft, review, rejected, approved, paused) and reject_reason.
+        pub fn update_review_status(&self, templateId: i64, reviewId: i64, review: &ZendHashTable) -> Array {
+            if templateId <= 0 || reviewId <= 0 {
+                let name = if templateId <= 0 { "templateId" } else { "reviewId" };
+                return Err(to_php(Error::argument(name, "must be a positive id")));
+            }
+            let path = format!("{}/{templateId}/review/{reviewId}", self.h.svc.path);
+            object(self.h.call("POST", &path, Some(arg("review", Some(review))?))?)
+        }
+    }
+);
+
+service_class!(
+    list AmoTalksService,
+    "AmoTalksService",
+    "Talks (conversations of chats): one by id, and close.",
+    {
+        /// One talk by id.
+        pub fn get_one(&self, talkId: &Zval, with: Option<&ZendHashTable>) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+            self.h.get_one(talkId, with)
+        }
+
+        /// Closes a talk; forceClose skips the NPS bot.
+        #[php(defaults(forceClose = false))]
+        pub fn close(&self, talkId: i64, forceClose: bool) -> PhpResult<()> {
+            if talkId <= 0 {
+                return Err(to_php(Error::argument("talkId", "must be a positive id")));
+            }
+            let path = format!("{}/{talkId}/close", self.h.svc.path);
+            self.h
+                .writer()
+                .act("POST", &path, Some(&json!({ "force_close": forceClose })))
+                .map_err(to_php)
+        }
+    }
+);

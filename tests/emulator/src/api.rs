@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::entities::{self as ent, ENTITY_TYPES};
 use crate::extra;
 use crate::http::{Request, Response};
+use crate::more;
 use crate::oauth::access_status;
 use crate::ratelimit::{self, Verdict};
 use crate::state::{bump, Collection, State};
@@ -237,6 +238,14 @@ pub static ENTITIES: &[EntityDef] = &[
     ent::WEBHOOKS,
     ent::WIDGETS,
     ent::SHORT_LINKS,
+    more::SEGMENTS,
+    more::CUSTOMER_STATUSES,
+    more::TRANSACTIONS,
+    more::CF_GROUPS,
+    more::SUBSCRIPTIONS,
+    more::WEBSITE_BUTTONS,
+    more::CHAT_TEMPLATES,
+    more::TALKS,
 ];
 
 pub fn entity_def(name: &str) -> &'static EntityDef {
@@ -581,9 +590,12 @@ pub fn create(rq: &Rq, sc: &Scope) -> Response {
         let empty = Map::new();
         let o = item.as_object().unwrap_or(&empty);
         let id = insert(&mut cx, sc.def, &sc.fixed, o);
-        let path = get_obj(cx.st, sc.def, id)
-            .map(|o| self_path(sc.def, o))
-            .unwrap_or_default();
+        let stored = get_obj(cx.st, sc.def, id);
+        let path = stored.map(|o| self_path(sc.def, o)).unwrap_or_default();
+        // The stored id: a number, or a string where amoCRM's ids are (field groups).
+        let id = stored
+            .and_then(|o| o.get(sc.def.id_field).cloned())
+            .unwrap_or(json!(id));
         out.push(json!({
             "id": id,
             "request_id": request_id(item, i),
@@ -1163,6 +1175,33 @@ fn route(shared: &Shared, req: &Request) -> Response {
         ["customers", "segments", "custom_fields", rest @ ..] => {
             custom_fields(&rq, m, "customers/segments", "customers_segments", rest)
         }
+        ["customers", "segments", rest @ ..] => more::segments(&rq, m, rest),
+        ["customers", "statuses", rest @ ..] => more::customer_statuses(&rq, m, rest),
+        ["customers", "transactions", rest @ ..] => more::transactions(&rq, m, None, rest),
+        ["customers", cid, "transactions", rest @ ..] if num(cid).is_some() => {
+            more::transactions(&rq, m, num(cid), rest)
+        }
+        ["customers", cid, "bonus_points"] if num(cid).is_some() => {
+            only("POST", &|| more::bonus_points(&rq, num(cid).unwrap_or(0)))
+        }
+        [et @ ("leads" | "customers"), eid, "subscriptions", rest @ ..] if num(eid).is_some() => {
+            more::subscriptions(&rq, m, et, num(eid).unwrap_or(0), rest)
+        }
+        [et, "custom_fields", "groups", rest @ ..] if is_entity_type(et) => {
+            more::cf_groups(&rq, m, et, et, rest)
+        }
+        ["catalogs", cid, "custom_fields", "groups", rest @ ..] if num(cid).is_some() => {
+            let c = num(cid).unwrap_or(0);
+            if !exists(&shared.lock(), "catalogs", c) {
+                return not_found();
+            }
+            more::cf_groups(&rq, m, &format!("catalogs/{c}"), "catalogs", rest)
+        }
+        ["catalogs", "products", "settings"] => more::products_settings(&rq, m),
+        ["events", "types"] => only("GET", &|| more::event_types(&rq)),
+        ["website_buttons", rest @ ..] => more::website_buttons(&rq, m, rest),
+        ["chats", "templates", rest @ ..] => more::chat_templates(&rq, m, rest),
+        ["talks", rest @ ..] => more::talks(&rq, m, rest),
         [et, "notes", rest @ ..] if is_entity_type(et) => {
             let sc = Scope::new(
                 "notes",

@@ -63,7 +63,7 @@ pub enum K {
     Obj,
 }
 
-type Spec = &'static [(&'static str, K)];
+pub type Spec = &'static [(&'static str, K)];
 
 fn fits(v: &Value, k: K) -> bool {
     match k {
@@ -108,7 +108,7 @@ pub fn copy_fields(obj: &mut Obj, item: &Obj, spec: Spec) {
 }
 
 /// On create, a field that must be there and not be empty.
-fn required(item: &Obj, f: &str, vx: &Vx, errs: &mut Vec<FieldError>) {
+pub fn required(item: &Obj, f: &str, vx: &Vx, errs: &mut Vec<FieldError>) {
     let blank = match item.get(f) {
         None | Some(Value::Null) => true,
         Some(Value::String(s)) => s.trim().is_empty(),
@@ -2684,6 +2684,7 @@ pub fn seed(st: &mut State) {
             "_links": null,
         })),
     );
+    crate::more::seed(st);
 }
 
 #[cfg(test)]

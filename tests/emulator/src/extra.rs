@@ -1007,6 +1007,9 @@ fn link_items(
             }
             _ => {}
         }
+        if strict && to_type == Some("catalog_elements") {
+            check_product_metadata(st, &meta, &mut errs);
+        }
         if errs.is_empty() {
             out.push((
                 eid.unwrap_or(0),
@@ -1022,6 +1025,35 @@ fn link_items(
         Ok(out)
     } else {
         Err(validation_error(errors))
+    }
+}
+
+/// A product's link: `quantity` a positive number, `price_id` a price
+/// field of the element's catalog.
+fn check_product_metadata(st: &State, meta: &Value, errs: &mut Vec<FieldError>) {
+    if let Some(q) = meta.get("quantity").filter(|q| !q.is_null()) {
+        if q.as_f64().is_none_or(|q| q <= 0.0) {
+            errs.push(FieldError::new(
+                "InvalidValue",
+                "metadata.quantity",
+                "This value should be positive.",
+            ));
+        }
+    }
+    if let Some(p) = meta.get("price_id").filter(|p| !p.is_null()) {
+        let scope = meta
+            .get("catalog_id")
+            .and_then(Value::as_u64)
+            .map(|c| json!(format!("catalogs/{c}")));
+        let is_price = p
+            .as_u64()
+            .and_then(|p| get_obj(st, entity_def("custom_fields"), p))
+            .is_some_and(|f| {
+                f.get("type") == Some(&json!("price")) && f.get("__scope") == scope.as_ref()
+            });
+        if !is_price {
+            errs.push(FieldError::missing("metadata.price_id"));
+        }
     }
 }
 

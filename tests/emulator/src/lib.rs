@@ -22,6 +22,7 @@ mod control;
 mod entities;
 mod extra;
 mod http;
+mod more;
 mod oauth;
 mod ratelimit;
 mod server;
