@@ -9,6 +9,7 @@
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod drive;
 pub mod error;
 pub mod files;
 pub mod host;
