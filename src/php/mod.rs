@@ -12,6 +12,7 @@ mod client;
 mod convert;
 mod decode;
 mod exceptions;
+mod files;
 mod sensitive;
 mod services;
 
@@ -251,6 +252,9 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<AmoLinksService>()
         .class::<AmoWidgetsService>()
         .class::<AmoEntityIterator>()
+        .class::<files::AmoFilesService>()
+        .class::<files::AmoEntityFilesService>()
+        .class::<files::AmoFilesIterator>()
         .request_startup_function(request_startup)
         .info_function(module_info)
 }
