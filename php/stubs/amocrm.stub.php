@@ -113,6 +113,16 @@ class AmoClient
     public function customers(): AmoEntityService {}
 
     /**
+     * The files attached to one lead, contact, company or customer: get, add,
+     * addOne, delete, deleteOne (by file uuid).
+     *
+     * @param string $entityType leads, contacts, companies or customers
+     * @param int $entityId
+     * @throws AmoConfigException for another entity type or an id that is not positive
+     */
+    public function entityFiles(string $entityType, int $entityId): AmoEntityFilesService {}
+
+    /**
      * The event log (read only).
      */
     public function events(): AmoEntityService {}
@@ -141,6 +151,13 @@ class AmoClient
      * @throws AmoStorageException
      */
     public function exportTokens(string $path): array {}
+
+    /**
+     * The account's files on its drive host (the drive_url of GET /api/v4/account,
+     * checked against allowed_domains): upload from disk in parts, get, iterate,
+     * getOne, updateOne (rename), delete, deleteOne.
+     */
+    public function files(): AmoFilesService {}
 
     /**
      * The account this client is for.
@@ -310,6 +327,59 @@ class AmoClient
 }
 
 /**
+ * The files attached to one lead, contact, company or customer (/api/v4/{entity}/{id}/files).
+ */
+class AmoEntityFilesService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * Attaches files by uuid.
+     *
+     * @param list<string> $fileUuids
+     * @return list<array{file_uuid: string}>
+     * @throws AmoException
+     */
+    public function add(array $fileUuids): array {}
+
+    /**
+     * Attaches one file by uuid.
+     *
+     * @return array{file_uuid: string}
+     * @throws AmoException
+     */
+    public function addOne(string $fileUuid): array {}
+
+    /**
+     * Detaches files by uuid (they stay on the drive).
+     *
+     * @param list<string> $fileUuids
+     * @throws AmoException
+     */
+    public function delete(array $fileUuids): void {}
+
+    /**
+     * Detaches one file by uuid (it stays on the drive).
+     *
+     * @throws AmoException
+     */
+    public function deleteOne(string $fileUuid): void {}
+
+    /**
+     * The attached files, [['file_uuid' => …], …]; [] when amoCRM answers 204.
+     *
+     * @param array<string, mixed>|null $params
+     * @return list<array{file_uuid: string}>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+}
+
+/**
  * A lazy walk over every entity of a list, one page in memory at a time,
  * following amoCRM's _links.next. Use it with foreach; errors surface as the
  * AmoException family from foreach.
@@ -440,6 +510,127 @@ class AmoEntityService
      * @throws AmoException
      */
     public function updateOne(array $item): array {}
+}
+
+/**
+ * A lazy walk over every file of the drive, one page in memory at a time,
+ * following _links.next (checked against allowed_domains). Use it with foreach.
+ */
+class AmoFilesIterator implements \Iterator
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * The current file.
+     *
+     * @return array<string, mixed>|null
+     */
+    public function current(): mixed {}
+
+    /**
+     * The file's position across all pages, from 0.
+     */
+    public function key(): int {}
+
+    /**
+     * Moves on, fetching the next page when this one is used up.
+     *
+     * @throws AmoException
+     */
+    public function next(): void {}
+
+    /**
+     * Fetches the first page (again).
+     *
+     * @throws AmoException
+     */
+    public function rewind(): void {}
+
+    /**
+     * Whether there is a current file.
+     */
+    public function valid(): bool {}
+}
+
+/**
+ * Files on the account's drive host (API v1.0). Uploads go from disk in the parts
+ * the drive host asks for (at most 16 MiB each), one part in memory at a time.
+ */
+class AmoFilesService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * Deletes files by uuid (to the drive's trash).
+     *
+     * @param list<string> $uuids
+     * @throws AmoException
+     */
+    public function delete(array $uuids): void {}
+
+    /**
+     * Deletes one file by uuid (to the drive's trash).
+     *
+     * @throws AmoException
+     */
+    public function deleteOne(string $uuid): void {}
+
+    /**
+     * One page of files: the list inside _embedded.files, [] when the drive answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, page?: int, limit?: int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One file by uuid, or null when the drive has none.
+     *
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a string that is not a uuid
+     * @throws AmoException
+     */
+    public function getOne(string $uuid): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoFilesIterator {}
+
+    /**
+     * Renames a file.
+     *
+     * @param array{uuid: string, name: string} $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
+
+    /**
+     * Uploads the file at $path: a session, then its parts from disk. A part whose
+     * answer was lost (a dropped connection, a timeout, 502/503/504) is sent again to
+     * its own URL, at most 5 times with backoff; the upload is never restarted.
+     *
+     * @param array{file_name?: string, content_type?: string, file_uuid?: string, with_preview?: bool}|null $options
+     *   file_name: the name amoCRM shows (default: the file's); content_type: default
+     *   from the name's extension; file_uuid: add a new version of that file
+     * @return array<string, mixed> the file: uuid, version_uuid, name, size, _links, …
+     * @throws AmoConfigException for a missing, empty or unreadable file, a directory or a bad option (before any request), or a drive host outside allowed_domains
+     * @throws AmoException
+     */
+    public function upload(string $path, ?array $options = null): array {}
 }
 
 /**
