@@ -97,13 +97,15 @@ impl UploadOptions {
                         .as_bool()
                         .ok_or_else(|| Error::argument("with_preview", "must be a bool"))?
                 }
-                other => return Err(Error::argument(
-                    "options",
-                    format!(
+                other => {
+                    return Err(Error::argument(
+                        "options",
+                        format!(
                         "unknown option `{}` (file_name, content_type, file_uuid, with_preview)",
                         crate::error::excerpt(other.as_bytes(), 60)
                     ),
-                )),
+                    ))
+                }
             }
         }
         Ok(o)
