@@ -844,6 +844,75 @@ impl AmoCore {
     }
 }
 
+/// Requests to the account's other hosts (its drive host, for files).
+impl AmoCore {
+    /// Sends `method` to the absolute `url` (on a host the caller checked
+    /// against `allowed_domains`: the request carries the token) with the
+    /// same token handling, rate limit and retry table as [`AmoCore::send`].
+    /// `body` is raw bytes and their Content-Type.
+    ///
+    /// `resend_safe` lets a write that may have reached the host be sent
+    /// again as a read would be (after a timeout, a dropped connection or a
+    /// 502/503/504): only for a request whose URL names the effect, so that
+    /// a repeat cannot apply it twice (a file part, whose URL is that
+    /// part's). `max_retries` bounds the retries.
+    pub fn send_to(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<(&[u8], &str)>,
+        resend_safe: bool,
+        max_retries: u32,
+    ) -> Result<transport::Response> {
+        let method = parse_method(method)?;
+        let client = net::client(&self.config.client_options())?;
+        let read = method == Method::GET || resend_safe;
+        let (bytes, content_type) = match body {
+            Some((b, t)) => (Some(b), t),
+            None => (None, "application/json"),
+        };
+        let mut pair = self.fresh_pair()?;
+        let mut reauthorized = false;
+        let mut retries = 0u32;
+        loop {
+            let slot = self.acquire_slot(None)?;
+            let sent = transport::try_send_typed(
+                &client,
+                &Request {
+                    method: method.clone(),
+                    url: url.to_string(),
+                    bearer: Some(&pair.access_token),
+                    json: bytes,
+                    context_user: None,
+                },
+                content_type,
+            );
+            drop(slot);
+            let outcome = match &sent {
+                Ok(r) => Outcome::Answered(r.status),
+                Err(SendError::NotSent(_)) => Outcome::NotSent,
+                Err(SendError::MaybeSent(_)) => Outcome::MaybeSent,
+            };
+            self.count_outcome(outcome);
+            let attempt = Attempt {
+                read,
+                retry_left: retries < max_retries,
+                reauthorized,
+                long_lived: pair.refresh_token.is_none(),
+            };
+            match policy::next_step(outcome, attempt) {
+                Step::Answer => return sent.map_err(SendError::into_error),
+                Step::Retry => self.backoff(&mut retries),
+                Step::Reauthorize => {
+                    reauthorized = true;
+                    pair = self.newer_pair(&pair)?;
+                }
+                Step::Fail(why) => return Err(failure(why, sent, &method, retries)),
+            }
+        }
+    }
+}
+
 /// The error for a request the policy gave up on, saying why.
 fn failure(
     why: Why,

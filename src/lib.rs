@@ -10,6 +10,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod disposable;
+pub mod drive;
 pub mod error;
 pub mod files;
 pub mod host;

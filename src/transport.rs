@@ -59,6 +59,16 @@ pub fn send(http: &Http, req: &Request<'_>) -> Result<Response> {
 /// Sends `req` and reads the answer, in the calling thread, within the
 /// client's `timeout` (connecting within `connect_timeout`).
 pub fn try_send(http: &Http, req: &Request<'_>) -> std::result::Result<Response, SendError> {
+    try_send_typed(http, req, "application/json")
+}
+
+/// [`try_send`] with `req.json` sent as raw bytes of `content_type` (a file
+/// part to amoCRM's drive host) instead of JSON.
+pub fn try_send_typed(
+    http: &Http,
+    req: &Request<'_>,
+    content_type: &str,
+) -> std::result::Result<Response, SendError> {
     let info = RequestInfo {
         method: req.method.to_string(),
         url: strip_query(&req.url),
@@ -71,7 +81,15 @@ pub fn try_send(http: &Http, req: &Request<'_>) -> std::result::Result<Response,
     };
     let timeout = http.options.timeout;
     let connected = std::cell::Cell::new(false);
-    let work = exchange(http, &origin, target, req, info.clone(), &connected);
+    let work = exchange(
+        http,
+        &origin,
+        target,
+        req,
+        content_type,
+        info.clone(),
+        &connected,
+    );
     match http.block_on(async { tokio::time::timeout(timeout, work).await }) {
         Ok(done) => done,
         Err(_) => {
@@ -118,6 +136,7 @@ async fn exchange(
     origin: &Origin,
     target: &str,
     req: &Request<'_>,
+    content_type: &str,
     mut info: RequestInfo,
     connected: &std::cell::Cell<bool>,
 ) -> std::result::Result<Response, SendError> {
@@ -128,10 +147,10 @@ async fn exchange(
     connected.set(true);
     // A reused connection the server closed meanwhile fails before the
     // request is written: send it again on a new one, once.
-    let sent = match send_on(&mut conn, origin, target, req).await {
+    let sent = match send_on(&mut conn, origin, target, req, content_type).await {
         Err(Unsent) if conn.reused => {
             conn = connect(http, origin, &info).await?;
-            send_on(&mut conn, origin, target, req).await
+            send_on(&mut conn, origin, target, req, content_type).await
         }
         other => other,
     };
@@ -234,6 +253,7 @@ async fn send_on(
     origin: &Origin,
     target: &str,
     req: &Request<'_>,
+    content_type: &str,
 ) -> std::result::Result<hyper::Response<hyper::body::Incoming>, SendFailure> {
     let mut builder = hyper::Request::builder()
         .method(req.method.clone())
@@ -255,7 +275,7 @@ async fn send_on(
     }
     let body = match req.json {
         Some(json) => {
-            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+            builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
             Full::new(Bytes::copy_from_slice(json))
         }
         None => Full::new(Bytes::new()),

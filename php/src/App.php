@@ -4,6 +4,7 @@ declare(strict_types=1);
 
 namespace AmoGateway;
 
+use AmoGateway\Controller\FileController;
 use AmoGateway\Controller\InfoController;
 use AmoGateway\Controller\LeadController;
 use AmoGateway\Controller\OAuthController;
@@ -222,6 +223,10 @@ final class App
                 self::only($m, 'GET', 'PATCH');
                 $leads = new LeadController($c, $caller->account);
                 return $m === 'GET' ? $leads->show((int) $x[1]) : $leads->update($r, (int) $x[1]);
+            }
+            if (preg_match('#^/api/leads/(\d{1,18})/files$#', $p, $x)) {
+                self::only($m, 'POST');
+                return (new FileController($c, $caller->account))->upload($r, (int) $x[1]);
             }
             if (preg_match('#^/api/info/(account|pipelines|users|custom-fields/([a-z]+))$#', $p, $x)) {
                 self::only($m, 'GET');

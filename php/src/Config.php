@@ -22,7 +22,7 @@ final class Config
     /** /ready and /metrics read every account's state on each call: a bound on that work. */
     public const MAX_ACCOUNTS = 100;
     /** The gateway's own folders under the data dir, which no account's token file may share. */
-    private const OWN_FOLDERS = ['cache', 'idempotency', 'throttle', 'oauth-states', 'webhooks'];
+    private const OWN_FOLDERS = ['cache', 'idempotency', 'throttle', 'oauth-states', 'webhooks', 'uploads'];
 
     /** @var list<string> the configured accounts, in GATEWAY_ACCOUNTS order */
     public readonly array $accounts;
@@ -37,6 +37,8 @@ final class Config
     public readonly int $infoCacheTtl;
     public readonly int $maxBody;
     public readonly int $webhookMaxBody;
+    /** The largest file POST /api/leads/{id}/files takes (GATEWAY_FILE_MAX_BYTES). */
+    public readonly int $fileMaxBytes;
     public readonly int $idempotencyTtl;
     public readonly ?int $defaultPipelineId;
     public readonly ?int $defaultStatusId;
@@ -91,6 +93,10 @@ final class Config
         // amoCRM's deliveries carry whole entities (a mass status change, many
         // custom fields): a refused delivery is lost, so their limit is larger.
         $this->webhookMaxBody = self::int($env, 'GATEWAY_WEBHOOK_MAX_BODY', 1024 * 1024, 1024, 16 * 1024 * 1024);
+        // A website form's file, spooled to disk (never into memory): 50 MiB
+        // by default, at most 1 GiB. nginx's client_max_body_size for the
+        // route (php/deploy/nginx-site.conf) must be as large plus the form.
+        $this->fileMaxBytes = self::int($env, 'GATEWAY_FILE_MAX_BYTES', 50 * 1024 * 1024, 1024, 1024 * 1024 * 1024);
         $this->idempotencyTtl = self::int($env, 'GATEWAY_IDEMPOTENCY_TTL', 86400, 60, 30 * 86400);
         $this->defaultPipelineId = self::optionalId($env, 'GATEWAY_DEFAULT_PIPELINE_ID');
         $this->defaultStatusId = self::optionalId($env, 'GATEWAY_DEFAULT_STATUS_ID');

@@ -4,163 +4,6 @@
 // IDE stubs: the extension declares these classes natively.
 
 /**
- * Customers' bonus points.
- */
-class AmoBonusPointsService
-{
-
-    /**
-     * Not constructible: AmoClient's methods return services and iterators.
-     */
-    private function __construct() {}
-
-    /**
-     * Adds points to a customer; returns the new balance.
-     *
-     * @throws AmoConfigException for ids or points that are not positive
-     * @throws AmoException
-     */
-    public function earnPoints(int $customerId, int $points): ?int {}
-
-    /**
-     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @return list<array<string, mixed>>
-     * @throws AmoException
-     */
-    public function get(?array $params = null): array {}
-
-    /**
-     * Every entity across all pages, fetched lazily page by page (memory stays flat).
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
-     */
-    public function iterate(?array $params = null): AmoEntityIterator {}
-
-    /**
-     * Takes points from a customer (at most the balance: more is amoCRM's
-     * validation error); returns the new balance.
-     *
-     * @throws AmoConfigException for ids or points that are not positive
-     * @throws AmoException
-     */
-    public function redeemPoints(int $customerId, int $points): ?int {}
-}
-
-/**
- * Chat templates, with WhatsApp review.
- */
-class AmoChatTemplatesService
-{
-
-    /**
-     * Not constructible: AmoClient's methods return services and iterators.
-     */
-    private function __construct() {}
-
-    /**
-     * Creates entities, split into requests of batch_size (default 50, at most 250);
-     * the results come back in input order, each with its request_id (the item's
-     * own, or its position).
-     *
-     * @param list<array<string, mixed>> $items
-     * @return list<array<string, mixed>>
-     * @throws AmoException; after a partial failure the message says which items were saved
-     */
-    public function add(array $items): array {}
-
-    /**
-     * Creates one entity.
-     *
-     * @param array<string, mixed> $item
-     * @return array<string, mixed>
-     * @throws AmoException
-     */
-    public function addOne(array $item): array {}
-
-    /**
-     * Deletes several templates.
-     *
-     * @param list<int> $ids
-     * @throws AmoException
-     */
-    public function delete(array $ids): void {}
-
-    /**
-     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
-     *
-     * @param int|string $id
-     * @throws AmoException
-     */
-    public function deleteOne(mixed $id): void {}
-
-    /**
-     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @return list<array<string, mixed>>
-     * @throws AmoException
-     */
-    public function get(?array $params = null): array {}
-
-    /**
-     * One entity by id, or null when amoCRM answers 204.
-     *
-     * @param int|string $id
-     * @param list<string>|null $with
-     * @return array<string, mixed>|null
-     * @throws AmoException
-     */
-    public function getOne(mixed $id, ?array $with = null): ?array {}
-
-    /**
-     * Every entity across all pages, fetched lazily page by page (memory stays flat).
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
-     */
-    public function iterate(?array $params = null): AmoEntityIterator {}
-
-    /**
-     * Sends a WhatsApp (type waba) template to review; returns its reviews.
-     *
-     * @return list<array{id: int, source_id: ?int, status: string, reject_reason: ?string}>
-     * @throws AmoException
-     */
-    public function sendOnReview(int $templateId): array {}
-
-    /**
-     * Updates entities, each with its id, in batches; results in input order.
-     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
-     *
-     * @param list<array<string, mixed>> $items
-     * @return list<array<string, mixed>>
-     * @throws AmoException
-     */
-    public function update(array $items): array {}
-
-    /**
-     * Updates one entity, with its id (PATCH /entity/{id}).
-     *
-     * @param array<string, mixed> $item
-     * @return array<string, mixed>
-     * @throws AmoException
-     */
-    public function updateOne(array $item): array {}
-
-    /**
-     * Sets a review's status.
-     *
-     * @param array{status: string, reject_reason?: string} $review status: draft, review, rejected, approved or paused
-     * @return array{id: int, source_id: ?int, status: string, reject_reason: ?string}
-     * @throws AmoException
-     */
-    public function updateReviewStatus(int $templateId, int $reviewId, array $review): array {}
-}
-
-/**
  * The amoCRM / Kommo client. One per PHP process: every handle from getInstance()
  * shares the token lifecycle (load, cross-process lock, refresh) and the HTTP
  * connections, which stay open across PHP-FPM requests.
@@ -242,12 +85,6 @@ class AmoClient
     public function catalogs(): AmoEntityService {}
 
     /**
-     * Chat templates: the generic verbs, delete (several at once), sendOnReview,
-     * updateReviewStatus.
-     */
-    public function chatTemplates(): AmoChatTemplatesService {}
-
-    /**
      * Companies.
      */
     public function companies(): AmoEntityService {}
@@ -263,15 +100,6 @@ class AmoClient
     public function currencies(): AmoEntityService {}
 
     /**
-     * Custom field groups of one entity type: get, iterate, getOne, add, updateOne,
-     * deleteOne. Their ids are strings such as 'leads_1234'.
-     *
-     * @param string|null $entityType leads, contacts, companies, customers, or catalogs:{id} (catalogs/{id})
-     * @throws AmoConfigException when it is null or another entity type
-     */
-    public function customFieldGroups(?string $entityType = null): AmoEntityService {}
-
-    /**
      * Custom fields of one entity type.
      *
      * @param string $entityType leads, contacts, companies, customers, customers/segments or catalogs/{id}
@@ -285,53 +113,19 @@ class AmoClient
     public function customers(): AmoEntityService {}
 
     /**
-     * Customers' bonus points: earnPoints, redeemPoints.
-     */
-    public function customersBonusPoints(): AmoBonusPointsService {}
-
-    /**
-     * Customers' segments: get, iterate, getOne, addOne (one bare object), updateOne
-     * (and update, one request per item), deleteOne.
-     */
-    public function customersSegments(): AmoEntityService {}
-
-    /**
-     * Customers' statuses: get, iterate, getOne, add, updateOne (and update, one
-     * request per item), deleteOne.
-     */
-    public function customersStatuses(): AmoEntityService {}
-
-    /**
-     * The users subscribed to one lead or customer: get, iterate, subscribe, unsubscribe.
+     * The files attached to one lead, contact, company or customer: get, add,
+     * addOne, delete, deleteOne (by file uuid).
      *
-     * @param string $entityType leads or customers
-     * @param int $entityId the lead's or customer's id
+     * @param string $entityType leads, contacts, companies or customers
+     * @param int $entityId
      * @throws AmoConfigException for another entity type or an id that is not positive
      */
-    public function entitySubscriptions(string $entityType, int $entityId): AmoEntitySubscriptionsService {}
-
-    /**
-     * The event types (read only): key, type, lang.
-     */
-    public function eventTypes(): AmoEntityService {}
+    public function entityFiles(string $entityType, int $entityId): AmoEntityFilesService {}
 
     /**
      * The event log (read only).
      */
     public function events(): AmoEntityService {}
-
-    /**
-     * Asks amoCRM to send an authorization code for an old API key to the
-     * integration's redirect URI (POST /oauth2/exchange_api_key, answered 202); the
-     * code then arrives at the callback, to be exchanged with exchangeCode(). The
-     * request carries the client secret, which PHP code never sees.
-     *
-     * @param string $accountHost the account's host (e.g. example.amocrm.ru); default: the stored pair's base_domain
-     * @throws AmoConfigException for a host outside allowed_domains, or none known (nothing is sent)
-     * @throws AmoAuthException when amoCRM refuses the login, key or client
-     * @throws AmoTransportException|AmoApiException
-     */
-    public function exchangeApiKey(string $login, string $apiKey, ?string $accountHost = null): void {}
 
     /**
      * Exchanges the OAuth callback's code for a token pair and stores it. The
@@ -357,6 +151,13 @@ class AmoClient
      * @throws AmoStorageException
      */
     public function exportTokens(string $path): array {}
+
+    /**
+     * The account's files on its drive host (the drive_url of GET /api/v4/account,
+     * checked against allowed_domains): upload from disk in parts, get, iterate,
+     * getOne, updateOne (rename), delete, deleteOne.
+     */
+    public function files(): AmoFilesService {}
 
     /**
      * The account this client is for.
@@ -414,7 +215,7 @@ class AmoClient
     /**
      * Host-wide counters since the token folder was set up, shared by every PHP process.
      *
-     * @return array{refreshes: int, refresh_failures: int, rate_limited: int, rate_limit_waits: int, rate_limit_wait_ms: int, retries: int, relocations: int, api_calls: array<string, int>}
+     * @return array{refreshes: int, refresh_failures: int, rate_limited: int, rate_limit_waits: int, rate_limit_wait_ms: int, retries: int, api_calls: array<string, int>}
      */
     public function metrics(): array {}
 
@@ -427,27 +228,9 @@ class AmoClient
     public function notes(string $entityType): AmoEntityService {}
 
     /**
-     * Checks a widget's disposable token (amoCRM signs it HS256 with the client
-     * secret, for the scheme and host of redirect_uri; exp and nbf within 30 s) and
-     * returns its claims.
-     *
-     * @return array{token_uuid: ?string, client_uuid: ?string, account_domain: ?string, account_subdomain: ?string, account_id: ?int, user_id: ?int, is_admin: bool, expires_at: int}
-     * @throws AmoAuthException titled 'Invalid signature', 'Wrong audience', 'Token expired' or 'Malformed token'
-     * @throws AmoConfigException when client_secret or redirect_uri is not set
-     */
-    public function parseDisposableToken(string $token): array {}
-
-    /**
      * Lead pipelines, each with its statuses in _embedded.statuses.
      */
     public function pipelines(): AmoEntityService {}
-
-    /**
-     * Products: their settings only (settings, updateSettings); a product is a
-     * catalog element linked to a lead through links('leads')->link() with metadata
-     * catalog_id, quantity and price_id.
-     */
-    public function products(): AmoProductsService {}
 
     /**
      * Refreshes under the cross-process lock: always when $force, otherwise only
@@ -503,11 +286,6 @@ class AmoClient
     public function tags(string $entityType): AmoEntityService {}
 
     /**
-     * Talks (conversations): getOne, close.
-     */
-    public function talks(): AmoTalksService {}
-
-    /**
      * Tasks: text and complete_till are required; complete with updateOne(['id' => …, 'is_completed' => true, 'result' => ['text' => …]]).
      */
     public function tasks(): AmoEntityService {}
@@ -519,12 +297,6 @@ class AmoClient
      * @throws AmoStorageException when the token file cannot be read or is corrupt
      */
     public function tokenStatus(): array {}
-
-    /**
-     * Customers' purchases: get, iterate, getOne (with: catalog_elements) for all;
-     * add, addOne and deleteOne per customer.
-     */
-    public function transactions(): AmoTransactionsService {}
 
     /**
      * Unsorted (incoming) leads: get, getOne, addForms, addSip, accept, decline, link, summary.
@@ -542,12 +314,6 @@ class AmoClient
     public function webhooks(): AmoWebhooksService {}
 
     /**
-     * Website buttons of sources: get, iterate, getOne (with: scripts for the
-     * button's script), createAsync, updateAsync, addOnlineChatAsync.
-     */
-    public function websiteButtons(): AmoWebsiteButtonsService {}
-
-    /**
      * Widgets: get, getByCode, install, uninstall.
      */
     public function widgets(): AmoWidgetsService {}
@@ -558,6 +324,59 @@ class AmoClient
      * @throws AmoConfigException for an id that is not positive
      */
     public function withContextUser(int $userId): AmoClient {}
+}
+
+/**
+ * The files attached to one lead, contact, company or customer (/api/v4/{entity}/{id}/files).
+ */
+class AmoEntityFilesService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * Attaches files by uuid.
+     *
+     * @param list<string> $fileUuids
+     * @return list<array{file_uuid: string}>
+     * @throws AmoException
+     */
+    public function add(array $fileUuids): array {}
+
+    /**
+     * Attaches one file by uuid.
+     *
+     * @return array{file_uuid: string}
+     * @throws AmoException
+     */
+    public function addOne(string $fileUuid): array {}
+
+    /**
+     * Detaches files by uuid (they stay on the drive).
+     *
+     * @param list<string> $fileUuids
+     * @throws AmoException
+     */
+    public function delete(array $fileUuids): void {}
+
+    /**
+     * Detaches one file by uuid (it stays on the drive).
+     *
+     * @throws AmoException
+     */
+    public function deleteOne(string $fileUuid): void {}
+
+    /**
+     * The attached files, [['file_uuid' => …], …]; [] when amoCRM answers 204.
+     *
+     * @param array<string, mixed>|null $params
+     * @return list<array{file_uuid: string}>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
 }
 
 /**
@@ -694,9 +513,10 @@ class AmoEntityService
 }
 
 /**
- * The users subscribed to one lead or customer.
+ * A lazy walk over every file of the drive, one page in memory at a time,
+ * following _links.next (checked against allowed_domains). Use it with foreach.
  */
-class AmoEntitySubscriptionsService
+class AmoFilesIterator implements \Iterator
 {
 
     /**
@@ -705,13 +525,81 @@ class AmoEntitySubscriptionsService
     private function __construct() {}
 
     /**
-     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     * The current file.
      *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     */
+    public function current(): mixed {}
+
+    /**
+     * The file's position across all pages, from 0.
+     */
+    public function key(): int {}
+
+    /**
+     * Moves on, fetching the next page when this one is used up.
+     *
+     * @throws AmoException
+     */
+    public function next(): void {}
+
+    /**
+     * Fetches the first page (again).
+     *
+     * @throws AmoException
+     */
+    public function rewind(): void {}
+
+    /**
+     * Whether there is a current file.
+     */
+    public function valid(): bool {}
+}
+
+/**
+ * Files on the account's drive host (API v1.0). Uploads go from disk in the parts
+ * the drive host asks for (at most 16 MiB each), one part in memory at a time.
+ */
+class AmoFilesService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * Deletes files by uuid (to the drive's trash).
+     *
+     * @param list<string> $uuids
+     * @throws AmoException
+     */
+    public function delete(array $uuids): void {}
+
+    /**
+     * Deletes one file by uuid (to the drive's trash).
+     *
+     * @throws AmoException
+     */
+    public function deleteOne(string $uuid): void {}
+
+    /**
+     * One page of files: the list inside _embedded.files, [] when the drive answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, page?: int, limit?: int}|null $params
      * @return list<array<string, mixed>>
      * @throws AmoException
      */
     public function get(?array $params = null): array {}
+
+    /**
+     * One file by uuid, or null when the drive has none.
+     *
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a string that is not a uuid
+     * @throws AmoException
+     */
+    public function getOne(string $uuid): ?array {}
 
     /**
      * Every entity across all pages, fetched lazily page by page (memory stays flat).
@@ -719,23 +607,30 @@ class AmoEntitySubscriptionsService
      * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
      * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
      */
-    public function iterate(?array $params = null): AmoEntityIterator {}
+    public function iterate(?array $params = null): AmoFilesIterator {}
 
     /**
-     * Subscribes users; returns the subscriptions after it.
+     * Renames a file.
      *
-     * @param list<int> $userIds
-     * @return list<array{subscriber_id: int, type: string}>
+     * @param array{uuid: string, name: string} $item
+     * @return array<string, mixed>
      * @throws AmoException
      */
-    public function subscribe(array $userIds): array {}
+    public function updateOne(array $item): array {}
 
     /**
-     * Unsubscribes one user.
+     * Uploads the file at $path: a session, then its parts from disk. A part whose
+     * answer was lost (a dropped connection, a timeout, 502/503/504) is sent again to
+     * its own URL, at most 5 times with backoff; the upload is never restarted.
      *
+     * @param array{file_name?: string, content_type?: string, file_uuid?: string, with_preview?: bool}|null $options
+     *   file_name: the name amoCRM shows (default: the file's); content_type: default
+     *   from the name's extension; file_uuid: add a new version of that file
+     * @return array<string, mixed> the file: uuid, version_uuid, name, size, _links, …
+     * @throws AmoConfigException for a missing, empty or unreadable file, a directory or a bad option (before any request), or a drive host outside allowed_domains
      * @throws AmoException
      */
-    public function unsubscribe(int $userId): void {}
+    public function upload(string $path, ?array $options = null): array {}
 }
 
 /**
@@ -881,166 +776,6 @@ class AmoLinksService
 }
 
 /**
- * Products: the account's products settings.
- */
-class AmoProductsService
-{
-
-    /**
-     * Not constructible: AmoClient's methods return services and iterators.
-     */
-    private function __construct() {}
-
-    /**
-     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @return list<array<string, mixed>>
-     * @throws AmoException
-     */
-    public function get(?array $params = null): array {}
-
-    /**
-     * Every entity across all pages, fetched lazily page by page (memory stays flat).
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
-     */
-    public function iterate(?array $params = null): AmoEntityIterator {}
-
-    /**
-     * The products settings (GET /api/v4/catalogs/products/settings).
-     *
-     * @return array{is_enabled: bool}|null
-     * @throws AmoException
-     */
-    public function settings(): ?array {}
-
-    /**
-     * Turns products on or off.
-     *
-     * @param array{is_enabled: bool} $settings
-     * @return array{is_enabled: bool}
-     * @throws AmoConfigException without a boolean is_enabled
-     * @throws AmoException
-     */
-    public function updateSettings(array $settings): array {}
-}
-
-/**
- * Talks: the conversations of chats.
- */
-class AmoTalksService
-{
-
-    /**
-     * Not constructible: AmoClient's methods return services and iterators.
-     */
-    private function __construct() {}
-
-    /**
-     * Closes a talk; forceClose closes it without the NPS bot.
-     *
-     * @throws AmoException
-     */
-    public function close(int $talkId, bool $forceClose = false): void {}
-
-    /**
-     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @return list<array<string, mixed>>
-     * @throws AmoException
-     */
-    public function get(?array $params = null): array {}
-
-    /**
-     * One talk by id (a missing one is amoCRM's 404, an AmoApiException).
-     *
-     * @param int|string $talkId
-     * @param list<string>|null $with
-     * @return array<string, mixed>|null
-     * @throws AmoException
-     */
-    public function getOne(mixed $talkId, ?array $with = null): ?array {}
-
-    /**
-     * Every entity across all pages, fetched lazily page by page (memory stays flat).
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
-     */
-    public function iterate(?array $params = null): AmoEntityIterator {}
-}
-
-/**
- * Customers' purchases (transactions).
- */
-class AmoTransactionsService
-{
-
-    /**
-     * Not constructible: AmoClient's methods return services and iterators.
-     */
-    private function __construct() {}
-
-    /**
-     * Adds purchases to a customer (POST /api/v4/customers/{id}/transactions), in
-     * batches; results in input order. Each needs its price.
-     *
-     * @param list<array{price: int, comment?: string, completed_at?: int, next_price?: int, next_date?: int, _embedded?: array{catalog_elements?: list<array{id: int, metadata: array{catalog_id: int, quantity?: int|float}}>}}> $items
-     * @param bool $accrueBonus accrue bonus points for them, as the official library (default true)
-     * @return list<array<string, mixed>>
-     * @throws AmoConfigException for a customer id that is not positive or an item without an int price
-     * @throws AmoException
-     */
-    public function add(int $customerId, array $items, bool $accrueBonus = true): array {}
-
-    /**
-     * Adds one purchase to a customer.
-     *
-     * @param array<string, mixed> $item
-     * @return array<string, mixed>
-     * @throws AmoException
-     */
-    public function addOne(int $customerId, array $item, bool $accrueBonus = true): array {}
-
-    /**
-     * Deletes one purchase of a customer.
-     *
-     * @throws AmoException
-     */
-    public function deleteOne(int $customerId, int $transactionId): void {}
-
-    /**
-     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @return list<array<string, mixed>>
-     * @throws AmoException
-     */
-    public function get(?array $params = null): array {}
-
-    /**
-     * One purchase by id, or null.
-     *
-     * @param int|string $id
-     * @param list<string>|null $with e.g. ['catalog_elements']
-     * @return array<string, mixed>|null
-     * @throws AmoException
-     */
-    public function getOne(mixed $id, ?array $with = null): ?array {}
-
-    /**
-     * Every entity across all pages, fetched lazily page by page (memory stays flat).
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
-     */
-    public function iterate(?array $params = null): AmoEntityIterator {}
-}
-
-/**
  * Incoming leads awaiting acceptance (unsorted).
  */
 class AmoUnsortedService
@@ -1176,70 +911,6 @@ class AmoWebhooksService
      * @throws AmoException
      */
     public function unsubscribe(string $destination): void {}
-}
-
-/**
- * Website buttons (chat buttons of sources).
- */
-class AmoWebsiteButtonsService
-{
-
-    /**
-     * Not constructible: AmoClient's methods return services and iterators.
-     */
-    private function __construct() {}
-
-    /**
-     * Adds an online chat to the button's source.
-     *
-     * @throws AmoException
-     */
-    public function addOnlineChatAsync(int $sourceId): void {}
-
-    /**
-     * Creates a button; amoCRM finishes it asynchronously.
-     *
-     * @param array{pipeline_id: int, trusted_websites?: list<string>, is_used_in_app?: bool, name?: string} $params
-     * @return array{source_id: int, trusted_websites: list<string>, name: ?string}
-     * @throws AmoException
-     */
-    public function createAsync(array $params): array {}
-
-    /**
-     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @return list<array<string, mixed>>
-     * @throws AmoException
-     */
-    public function get(?array $params = null): array {}
-
-    /**
-     * One button by its source id, or null; with ['scripts'] it has its script.
-     *
-     * @param int|string $sourceId
-     * @param list<string>|null $with scripts, deleted
-     * @return array<string, mixed>|null
-     * @throws AmoException
-     */
-    public function getOne(mixed $sourceId, ?array $with = null): ?array {}
-
-    /**
-     * Every entity across all pages, fetched lazily page by page (memory stays flat).
-     *
-     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
-     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
-     */
-    public function iterate(?array $params = null): AmoEntityIterator {}
-
-    /**
-     * Adds trusted websites to a button or renames it; returns the button.
-     *
-     * @param array{trusted_websites?: array{add: list<string>}, name?: string} $params
-     * @return array<string, mixed>
-     * @throws AmoException
-     */
-    public function updateAsync(int $sourceId, array $params): array {}
 }
 
 /**

@@ -515,6 +515,28 @@ impl AmoClient {
         )
     }
 
+    /// The account's files on its drive host: upload (from disk, in parts),
+    /// get, iterate, getOne, updateOne (rename), delete, deleteOne.
+    pub fn files(&self) -> PhpResult<super::files::AmoFilesService> {
+        Ok(super::files::AmoFilesService { core: self.core()? })
+    }
+
+    /// The files of one lead, contact, company or customer: get, add,
+    /// addOne, delete, deleteOne (by file uuid).
+    pub fn entity_files(
+        &self,
+        entityType: String,
+        entityId: i64,
+    ) -> PhpResult<super::files::AmoEntityFilesService> {
+        let core = self.core()?;
+        crate::drive::EntityFiles::new(&core, &entityType, entityId).map_err(to_php)?;
+        Ok(super::files::AmoEntityFilesService {
+            core,
+            entity_type: entityType,
+            entity_id: entityId,
+        })
+    }
+
     /// For the test suite: panics inside Rust when AMOCRM_TEST_HOOKS=1 is in
     /// the environment, to prove a panic becomes a PHP \Error.
     pub fn panic_for_test() -> PhpResult<()> {

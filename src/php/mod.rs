@@ -12,6 +12,7 @@ mod client;
 mod convert;
 mod decode;
 mod exceptions;
+mod files;
 mod sensitive;
 mod services;
 
@@ -258,6 +259,9 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<services::AmoChatTemplatesService>()
         .class::<services::AmoTalksService>()
         .class::<AmoEntityIterator>()
+        .class::<files::AmoFilesService>()
+        .class::<files::AmoEntityFilesService>()
+        .class::<files::AmoFilesIterator>()
         .request_startup_function(request_startup)
         .info_function(module_info)
 }

@@ -21,6 +21,7 @@ final class Request
         private readonly ?\Closure $bodyReader = null,
         public readonly string $remoteAddr = '',
         public readonly bool $secure = false,
+        private readonly ?\Closure $streamOpener = null,
     ) {
     }
 
@@ -56,13 +57,14 @@ final class Request
             },
             (string) ($_SERVER['REMOTE_ADDR'] ?? ''),
             ($_SERVER['HTTPS'] ?? '') !== '' && ($_SERVER['HTTPS'] ?? '') !== 'off',
+            static fn () => fopen('php://input', 'rb'),
         );
     }
 
     /** The same request from another client address (see TrustedProxies). */
     public function withClient(string $remoteAddr, bool $secure): self
     {
-        return new self($this->method, $this->path, $this->query, $this->headers, $this->cookies, $this->bodyReader, $remoteAddr, $secure);
+        return new self($this->method, $this->path, $this->query, $this->headers, $this->cookies, $this->bodyReader, $remoteAddr, $secure, $this->streamOpener);
     }
 
     public function header(string $name): ?string
@@ -74,6 +76,24 @@ final class Request
     public function contentType(): string
     {
         return strtolower(trim(explode(';', $this->header('content-type') ?? '')[0]));
+    }
+
+    /**
+     * The body as a stream, for bodies too large to hold (a file upload);
+     * 413 at once when Content-Length declares more than $limit bytes.
+     * @return resource
+     */
+    public function bodyStream(int $limit)
+    {
+        $declared = $this->header('content-length');
+        if ($declared !== null && (int) $declared > $limit) {
+            throw new HttpError(413, 'Content Too Large', "the body may be at most $limit bytes");
+        }
+        $in = $this->streamOpener === null ? false : ($this->streamOpener)();
+        if ($in === false) {
+            $in = fopen('php://memory', 'rb');
+        }
+        return $in;
     }
 
     /** The body, refusing more than $limit bytes with 413. */

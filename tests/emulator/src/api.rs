@@ -1115,6 +1115,7 @@ fn route(shared: &Shared, req: &Request) -> Response {
     };
     match segs.as_slice() {
         ["account"] => only("GET", &|| extra::account(&rq)),
+        [et, id, "files"] if is_entity_type(et) => crate::drive::entity_files(shared, req, et, id),
 
         // leads/...
         ["leads", "complex"] => only("POST", &|| extra::complex(&rq)),

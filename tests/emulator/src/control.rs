@@ -104,6 +104,7 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
     let route = req.path.trim_start_matches("/_emulator").trim_matches('/');
     let m = req.method.as_str();
     match (m, route) {
+        (_, "drive") => crate::drive::control(shared, req),
         ("GET", "stats") => ok(stats_json(shared)),
         ("GET", "arrivals") => ok(arrivals_json(shared)),
         ("POST", "reset-stats") => {

@@ -97,10 +97,7 @@ pub fn account(rq: &Rq) -> Response {
         body.insert("is_api_filter_enabled".into(), json!(true));
     }
     if has("drive_url") {
-        body.insert(
-            "drive_url".into(),
-            json!(format!("http://{}/drive", shared.referer)),
-        );
+        body.insert("drive_url".into(), json!(crate::drive::drive_url(shared)));
     }
     body.insert("_links".into(), rq.href("account"));
     let mut emb = Map::new();

@@ -19,6 +19,7 @@
 
 mod api;
 mod control;
+mod drive;
 mod entities;
 mod extra;
 mod http;
@@ -59,6 +60,8 @@ pub struct EmulatorConfig {
     pub referer: Option<String>,
     /// API requests allowed per 1000 ms (amoCRM: 7); 0 turns the limit off.
     pub rate_limit: u32,
+    /// The drive host's `max_part_size` for upload sessions.
+    pub drive_max_part_size: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -71,6 +74,7 @@ impl Default for EmulatorConfig {
             redirect_uri: "http://127.0.0.1:9095/oauth/callback".to_string(),
             referer: None,
             rate_limit: ratelimit::DEFAULT_RPS,
+            drive_max_part_size: drive::DEFAULT_MAX_PART_SIZE,
         }
     }
 }
@@ -88,6 +92,9 @@ pub(crate) struct Shared {
     /// Emulator start time (real), used as the account's `created_at`.
     pub started_at: i64,
     pub amojo_id: String,
+    /// The drive host (files): its own listener on this port.
+    pub drive_port: u16,
+    pub drive: Mutex<drive::DriveState>,
 }
 
 impl Shared {
@@ -107,6 +114,8 @@ pub struct Emulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
     accept: Option<JoinHandle<()>>,
+    drive_addr: SocketAddr,
+    drive_accept: Option<JoinHandle<()>>,
 }
 
 /// Resolve `host` to a loopback IP, refusing anything else.
@@ -137,6 +146,15 @@ impl Emulator {
         let ip = loopback_ip(&cfg.host)?;
         let listener = TcpListener::bind(SocketAddr::new(ip, cfg.port))?;
         let addr = listener.local_addr()?;
+        let drive_listener = TcpListener::bind(SocketAddr::new(ip, 0))?;
+        let drive_addr = drive_listener.local_addr()?;
+        if !(1..=drive::MAX_PART_LIMIT).contains(&cfg.drive_max_part_size) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("max_part_size must be from 1 to {}", drive::MAX_PART_LIMIT),
+            ));
+        }
+        let part_size = cfg.drive_max_part_size;
         let referer = match &cfg.referer {
             Some(r) if !r.is_empty() => r.clone(),
             _ => format!("localhost:{}", addr.port()),
@@ -156,15 +174,23 @@ impl Emulator {
             next_conn: AtomicU64::new(1),
             started_at: util::real_now(),
             amojo_id: util::uuid_like(),
+            drive_port: drive_addr.port(),
+            drive: Mutex::new(drive::DriveState::new(part_size)),
         });
         let sh = Arc::clone(&shared);
         let accept = std::thread::Builder::new()
             .name("amocrm-emu-accept".into())
             .spawn(move || server::accept_loop(sh, listener))?;
+        let sh = Arc::clone(&shared);
+        let drive_accept = std::thread::Builder::new()
+            .name("amocrm-emu-drive".into())
+            .spawn(move || server::accept_loop(sh, drive_listener))?;
         Ok(Emulator {
             shared,
             addr,
             accept: Some(accept),
+            drive_addr,
+            drive_accept: Some(drive_accept),
         })
     }
 
@@ -282,6 +308,24 @@ impl Emulator {
             .to_json(std::time::Instant::now())
     }
 
+    /// The drive host (files), e.g. `http://localhost:41235`: what
+    /// `GET /api/v4/account?with=drive_url` names unless set otherwise.
+    pub fn drive_url(&self) -> String {
+        drive::own_url(&self.shared)
+    }
+
+    /// The drive's settings, counters, files (size and SHA-256) and entity
+    /// attachments, as `GET /_emulator/drive`.
+    pub fn drive(&self) -> Value {
+        drive::state_json(&self.shared)
+    }
+
+    /// Changes the drive, as `POST /_emulator/drive`: `{"max_part_size"?,
+    /// "drop_part"?, "drive_url"?}`.
+    pub fn set_drive(&self, v: Value) -> Result<(), String> {
+        drive::configure(&self.shared, &v)
+    }
+
     /// Lift a block (and forget the recent 429s), as `DELETE /_emulator/block`.
     pub fn lift_block(&self) {
         self.shared.lock().limiter.lift();
@@ -299,6 +343,10 @@ impl Emulator {
         // Wake the accept thread up so it sees the flag and drops the listener.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        let _ = TcpStream::connect_timeout(&self.drive_addr, Duration::from_secs(1));
+        if let Some(h) = self.drive_accept.take() {
             let _ = h.join();
         }
         let conns = self.shared.conns.lock().unwrap_or_else(|e| e.into_inner());

@@ -10,7 +10,8 @@ use amocrm_emulator::{Emulator, EmulatorConfig};
 
 const USAGE: &str = "usage: amocrm-emulator [--host 127.0.0.1] [--port N (0 = pick)] \
 [--client-id ID] [--client-secret SECRET] [--redirect-uri URI] [--referer HOST:PORT] \
-[--port-file PATH] [--rate-limit N (requests per second; 0 = off; default 7)]\n\
+[--port-file PATH] [--rate-limit N (requests per second; 0 = off; default 7)] \
+[--max-part-size BYTES (the drive host's upload part size; default 524288)]\n\
 env defaults: EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EMULATOR_REDIRECT_URI, EMULATOR_RATE_LIMIT";
 
 fn parse_args(args: &[String]) -> Result<(EmulatorConfig, Option<String>), String> {
@@ -57,6 +58,12 @@ fn parse_args(args: &[String]) -> Result<(EmulatorConfig, Option<String>), Strin
             "--redirect-uri" => cfg.redirect_uri = value()?,
             "--referer" => cfg.referer = Some(value()?),
             "--port-file" => port_file = Some(value()?),
+            "--max-part-size" => {
+                let v = value()?;
+                cfg.drive_max_part_size = v
+                    .parse()
+                    .map_err(|_| format!("bad --max-part-size {v:?}"))?;
+            }
             "--rate-limit" => {
                 let v = value()?;
                 cfg.rate_limit = v.parse().map_err(|_| format!("bad --rate-limit {v:?}"))?;

@@ -128,6 +128,10 @@ fn serve_conn(shared: Arc<Shared>, stream: TcpStream) {
     if shared.stopping.load(Ordering::SeqCst) {
         return;
     }
+    // The drive host (files) listens on a port of its own.
+    let drive = stream
+        .local_addr()
+        .is_ok_and(|a| a.port() == shared.drive_port);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IDLE_TIMEOUT));
@@ -193,6 +197,17 @@ fn serve_conn(shared: Arc<Shared>, stream: TcpStream) {
             Some(FaultAction::Delay(ms)) => {
                 std::thread::sleep(Duration::from_millis(ms));
                 handle(&shared, &req)
+            }
+            _ if drive => {
+                match catch_unwind(AssertUnwindSafe(|| crate::drive::serve(&shared, &req))) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        // Applied, then the connection drops unanswered.
+                        reset(&conn.stream);
+                        return;
+                    }
+                    Err(_) => nginx_page(500),
+                }
             }
             _ => handle(&shared, &req),
         };

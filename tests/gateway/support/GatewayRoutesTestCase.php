@@ -867,4 +867,83 @@ abstract class GatewayRoutesTestCase extends GatewayTestCase
         $this->assertContains($r->status, [404, 405], $r->describe());
         $this->assertSame([], $this->emu()->stats()['api_calls']);
     }
+
+    // ---- files ----------------------------------------------------------
+
+    /** A multipart/form-data body as a browser posts it: a text field and $file under the name `file`. */
+    private static function multipart(string $file, string $filename = 'Договор.pdf', string $type = 'application/pdf', string $boundary = '----WebKitFormBoundary7MA4YWxkTrZu0gW'): array
+    {
+        $body = "--$boundary\r\nContent-Disposition: form-data; name=\"comment\"\r\n\r\nскан договора\r\n"
+            . "--$boundary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"$filename\"\r\nContent-Type: $type\r\n\r\n"
+            . $file . "\r\n--$boundary--\r\n";
+        return ['body' => $body, 'headers' => ['Content-Type' => "multipart/form-data; boundary=$boundary"], 'timeout' => 60];
+    }
+
+    private function leadForFiles(): int
+    {
+        return $this->assertCreated($this->api('POST', '/api/leads', ['json' => ['contact' => ['phone' => '+79001112233']]]))['id'];
+    }
+
+    private function uploadsLeft(): array
+    {
+        return glob($this->dataDir . '/uploads/*') ?: [];
+    }
+
+    public function testAFileFromAFormArrivesWholeAndIsAttached(): void
+    {
+        $this->seedTokens();
+        $lead = $this->leadForFiles();
+        // Three of the drive's 512 KiB parts and a tail, bytes of every value.
+        $file = random_bytes(3 * 512 * 1024 + 12345);
+        $r = $this->api('POST', "/api/leads/$lead/files", self::multipart($file));
+        $j = $this->assertJsonAnswer($r, 201);
+        $this->assertSame(['Договор.pdf', strlen($file), $lead], [$j['name'], $j['size'], $j['lead_id']], $r->describe());
+        $drive = $this->emu()->control('GET', 'drive');
+        $stored = array_values(array_filter($drive['files'], static fn (array $f): bool => $f['uuid'] === $j['uuid']));
+        $this->assertCount(1, $stored);
+        $this->assertSame(hash('sha256', $file), $stored[0]['sha256'], 'the file arrived whole');
+        $this->assertSame('application/pdf', $stored[0]['content_type']);
+        $this->assertSame(4, $stored[0]['parts']);
+        $this->assertSame([['entity_type' => 'leads', 'entity_id' => $lead, 'file_uuid' => $j['uuid']]], $drive['entity_files']);
+        $this->assertSame([], $this->uploadsLeft(), 'the temp file is removed');
+    }
+
+    public function testAFileOverTheLimitIs413AndNothingIsUploaded(): void
+    {
+        $this->configure(['GATEWAY_FILE_MAX_BYTES' => '100000']);
+        $this->seedTokens();
+        $lead = $this->leadForFiles();
+        // Declared too large (Content-Length over the file limit plus GATEWAY_MAX_BODY): refused unread.
+        $this->assertProblem($this->api('POST', "/api/leads/$lead/files", self::multipart(random_bytes(200000))), 413);
+        // Within the body limit, the file itself too large: refused while it is read.
+        $p = $this->assertProblem($this->api('POST', "/api/leads/$lead/files", self::multipart(random_bytes(100001))), 413, 'file');
+        $this->assertStringContainsString('100000 bytes', $p['detail']);
+        $this->assertSame(0, $this->emu()->control('GET', 'drive')['stats']['sessions_opened'], 'nothing reached the drive');
+        $this->assertSame([], $this->uploadsLeft(), 'no temp file is left');
+        // Exactly at the limit: taken.
+        $this->assertSame(201, $this->api('POST', "/api/leads/$lead/files", self::multipart(random_bytes(100000)))->status);
+        $this->assertSame([], $this->uploadsLeft());
+    }
+
+    public function testFileUploadsAreRefusedWithoutCredentialsForAMissingLeadAndWithoutAFile(): void
+    {
+        $this->seedTokens();
+        $lead = $this->leadForFiles();
+        $form = self::multipart('hello');
+        $this->assertProblem($this->request('POST', "/api/leads/$lead/files", $form), 401);
+        $this->assertProblem($this->request('POST', "/api/leads/$lead/files", $form + ['bearer' => 'not-a-key-of-this-gateway']), 401);
+        $p = $this->assertProblem($this->api('POST', '/api/leads/999999/files', $form), 404);
+        $this->assertStringContainsString('999999', $p['detail']);
+        $this->assertProblem($this->api('POST', "/api/leads/$lead/files", ['json' => ['file' => 'x']]), 415);
+        $noFile = "--b\r\nContent-Disposition: form-data; name=\"comment\"\r\n\r\nx\r\n--b--\r\n";
+        $this->assertProblem($this->api('POST', "/api/leads/$lead/files", ['body' => $noFile, 'headers' => ['Content-Type' => 'multipart/form-data; boundary=b']]), 422, 'file');
+        $this->assertProblem($this->api('POST', "/api/leads/$lead/files", ['body' => substr($noFile, 0, 30), 'headers' => ['Content-Type' => 'multipart/form-data; boundary=b']]), 400);
+        $this->assertProblem($this->api('POST', "/api/leads/$lead/files", self::multipart('')), 422, 'file');
+        $this->assertProblem($this->api('GET', "/api/leads/$lead/files"), 405);
+        $this->assertSame(0, $this->emu()->control('GET', 'drive')['stats']['sessions_opened']);
+        $this->assertSame([], $this->uploadsLeft());
+        // A path in the name the browser sent is not kept.
+        $j = $this->assertJsonAnswer($this->api('POST', "/api/leads/$lead/files", self::multipart('x', '..\\..\\etc\\passwd', 'text/plain\r\nX-A: b')), 201);
+        $this->assertSame('passwd', $j['name']);
+    }
 }
