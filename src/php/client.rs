@@ -6,6 +6,10 @@ use super::services::{
     AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService, AmoWebhooksService,
     AmoWidgetsService, Handle,
 };
+use super::services::{
+    unknown_client_method, AmoCustomersService, AmoNotesService, AmoSourcesService,
+    AmoUsersService,
+};
 use super::{configure, core};
 use crate::config;
 use crate::error::Error;
@@ -270,9 +274,11 @@ impl AmoClient {
         self.entity(Service::named("companies"))
     }
 
-    /// Customers (when the account has customers enabled).
-    pub fn customers(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("customers"))
+    /// Customers (when the account has customers enabled), with setMode.
+    pub fn customers(&self) -> PhpResult<AmoCustomersService> {
+        Ok(AmoCustomersService {
+            h: self.handle(Service::named("customers"))?,
+        })
     }
 
     /// Tasks.
@@ -280,9 +286,11 @@ impl AmoClient {
         self.entity(Service::named("tasks"))
     }
 
-    /// Notes of leads, contacts, companies or customers.
-    pub fn notes(&self, entityType: String) -> PhpResult<AmoEntityService> {
-        self.entity(Service::notes(&entityType))
+    /// Notes of leads, contacts, companies or customers, with getByParentId, pin, unpin.
+    pub fn notes(&self, entityType: String) -> PhpResult<AmoNotesService> {
+        Ok(AmoNotesService {
+            h: self.handle(Service::notes(&entityType))?,
+        })
     }
 
     /// Tags of leads, contacts, companies or customers.
@@ -310,9 +318,11 @@ impl AmoClient {
         self.entity(Service::named("lossReasons"))
     }
 
-    /// Users of the account (admin only).
-    pub fn users(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("users"))
+    /// Users of the account (admin only), with activate and deactivate.
+    pub fn users(&self) -> PhpResult<AmoUsersService> {
+        Ok(AmoUsersService {
+            h: self.handle(Service::named("users"))?,
+        })
     }
 
     /// User roles.
@@ -349,9 +359,11 @@ impl AmoClient {
         self.entity(Service::named("events"))
     }
 
-    /// Lead sources of the integration.
-    pub fn sources(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("sources"))
+    /// Lead sources of the integration, with batch delete.
+    pub fn sources(&self) -> PhpResult<AmoSourcesService> {
+        Ok(AmoSourcesService {
+            h: self.handle(Service::named("sources"))?,
+        })
     }
 
     /// Links of leads, contacts, companies or customers to other entities.
@@ -411,6 +423,13 @@ impl AmoClient {
                 })
             }),
         )
+    }
+
+    /// A method or service AmoClient does not have: AmoConfigException
+    /// naming it, rather than PHP's \Error.
+    pub fn __call(&self, name: String, arguments: &ZendHashTable) -> PhpResult<Zval> {
+        let _ = arguments;
+        Err(unknown_client_method(Self::get_metadata().ce(), &name))
     }
 
     /// For the test suite: panics inside Rust when AMOCRM_TEST_HOOKS=1 is in

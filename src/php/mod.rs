@@ -29,6 +29,7 @@ use services::{
     AmoEntityIterator, AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService,
     AmoWebhooksService, AmoWidgetsService,
 };
+use services::{AmoCustomersService, AmoNotesService, AmoSourcesService, AmoUsersService};
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -251,6 +252,10 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<AmoLinksService>()
         .class::<AmoWidgetsService>()
         .class::<AmoEntityIterator>()
+        .class::<AmoUsersService>()
+        .class::<AmoCustomersService>()
+        .class::<AmoSourcesService>()
+        .class::<AmoNotesService>()
         .request_startup_function(request_startup)
         .info_function(module_info)
 }
