@@ -604,10 +604,12 @@ fn unknown_method(ce: &ClassEntry, svc: &Service, method: &str) -> PhpException 
 
 /// An AmoClient method that does not exist: names it and lists the client's methods.
 pub(crate) fn unknown_client_method(ce: &ClassEntry, method: &str) -> PhpException {
-    to_php(services::unknown_method(
-        "AmoClient (method or service)",
-        method,
-        &public_methods(ce),
+    to_php(Error::argument(
+        "method",
+        format!(
+            "AmoClient has no service or method {method}(): its methods are {}",
+            public_methods(ce).join(", ")
+        ),
     ))
 }
 

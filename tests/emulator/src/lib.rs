@@ -22,6 +22,7 @@ mod control;
 mod entities;
 mod extra;
 mod http;
+mod migration;
 mod oauth;
 mod ratelimit;
 mod server;

@@ -322,6 +322,8 @@ pub struct State {
     pub limiter: crate::ratelimit::Limiter,
     pub stats: Stats,
     pub faults: Vec<FaultRule>,
+    /// `PATCH /customers/mode`: `periodicity`, `segments`, `disabled`; empty = never set.
+    pub customers_mode: String,
 }
 
 impl State {
