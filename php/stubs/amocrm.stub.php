@@ -53,6 +53,15 @@ class AmoClient
     public static function panicForTest(): void {}
 
     /**
+     * A service or method AmoClient does not have: raises AmoConfigException naming
+     * it and listing the client's methods, rather than PHP's \Error.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * The account (GET /api/v4/account).
      *
      * @param list<string>|null $with e.g. ['amojo_id', 'users_groups', 'task_types']
@@ -108,9 +117,9 @@ class AmoClient
     public function customFields(string $entityType): AmoEntityService {}
 
     /**
-     * Customers (when the account has them enabled).
+     * Customers (when the account has them enabled); setMode() switches them on or off.
      */
-    public function customers(): AmoEntityService {}
+    public function customers(): AmoCustomersService {}
 
     /**
      * The event log (read only).
@@ -191,7 +200,7 @@ class AmoClient
     public function links(string $entityType): AmoLinksService {}
 
     /**
-     * Reasons for losing a lead.
+     * Reasons for losing a lead (getOne, add, updateOne, deleteOne).
      */
     public function lossReasons(): AmoEntityService {}
 
@@ -208,7 +217,7 @@ class AmoClient
      * @param string $entityType leads, contacts, companies or customers
      * @throws AmoConfigException for another entity type
      */
-    public function notes(string $entityType): AmoEntityService {}
+    public function notes(string $entityType): AmoNotesService {}
 
     /**
      * Lead pipelines, each with its statuses in _embedded.statuses.
@@ -251,9 +260,9 @@ class AmoClient
     public function shortLinks(): AmoEntityService {}
 
     /**
-     * Lead sources of the integration.
+     * Lead sources of the integration, with delete() of several at once.
      */
-    public function sources(): AmoEntityService {}
+    public function sources(): AmoSourcesService {}
 
     /**
      * The statuses of one pipeline (142 won and 143 lost are in every pipeline).
@@ -287,9 +296,9 @@ class AmoClient
     public function unsorted(): AmoUnsortedService {}
 
     /**
-     * Users of the account (admin only).
+     * Users of the account (admin only): get, getOne, add, activate, deactivate.
      */
-    public function users(): AmoEntityService {}
+    public function users(): AmoUsersService {}
 
     /**
      * Webhook subscriptions: get, subscribe, unsubscribe (admin only).
@@ -307,6 +316,150 @@ class AmoClient
      * @throws AmoConfigException for an id that is not positive
      */
     public function withContextUser(int $userId): AmoClient {}
+}
+
+/**
+ * Customers, with the account's customers mode.
+ */
+class AmoCustomersService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Switches customers on in a mode, or off (PATCH /api/v4/customers/mode).
+     * Returns the mode amoCRM now has, null when customers are off.
+     *
+     * @param string $mode 'periodicity' or 'segments'
+     * @throws AmoConfigException for another mode (nothing is sent)
+     * @throws AmoException
+     */
+    public function setMode(string $mode, bool $isEnabled = true): ?string {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
 }
 
 /**
@@ -368,6 +521,18 @@ class AmoEntityService
     private function __construct() {}
 
     /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * Creates entities, split into requests of batch_size (default 50, at most 250);
      * the results come back in input order, each with its request_id (the item's
      * own, or its position).
@@ -415,12 +580,48 @@ class AmoEntityService
     public function getOne(mixed $id, ?array $with = null): ?array {}
 
     /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
      * Every entity across all pages, fetched lazily page by page (memory stays flat).
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
      * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
      */
     public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
 
     /**
      * Updates entities, each with its id, in batches; results in input order.
@@ -454,6 +655,18 @@ class AmoLeadsService
     private function __construct() {}
 
     /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * Creates entities, split into requests of batch_size (default 50, at most 250);
      * the results come back in input order, each with its request_id (the item's
      * own, or its position).
@@ -484,6 +697,15 @@ class AmoLeadsService
     public function addOne(array $item): array {}
 
     /**
+     * One lead with its contact and company (POST /api/v4/leads/complex).
+     *
+     * @param array<string, mixed> $item
+     * @return array{id: int, contact_id: ?int, company_id: ?int, request_id: list<string>, merged: bool}
+     * @throws AmoException
+     */
+    public function addOneComplex(array $item): array {}
+
+    /**
      * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
      *
      * @param int|string $id
@@ -511,12 +733,48 @@ class AmoLeadsService
     public function getOne(mixed $id, ?array $with = null): ?array {}
 
     /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
      * Every entity across all pages, fetched lazily page by page (memory stays flat).
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
      * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
      */
     public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
 
     /**
      * Updates entities, each with its id, in batches; results in input order.
@@ -550,6 +808,18 @@ class AmoLinksService
     private function __construct() {}
 
     /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
@@ -557,6 +827,18 @@ class AmoLinksService
      * @throws AmoException
      */
     public function get(?array $params = null): array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
 
     /**
      * Every entity across all pages, fetched lazily page by page (memory stays flat).
@@ -576,12 +858,339 @@ class AmoLinksService
     public function link(array $items): array {}
 
     /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
      * Removes links; the same items as link().
      *
      * @param list<array{entity_id: int, to_entity_id: int, to_entity_type: string}> $items
      * @throws AmoException
      */
     public function unlink(array $items): void {}
+}
+
+/**
+ * Notes of one entity type: the generic verbs, notes by parent, pin and unpin.
+ * getOne() also takes the official library's ['id' => note, 'entity_id' => parent].
+ */
+class AmoNotesService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * The notes of one entity (GET /api/v4/{type}/{id}/notes); [] on 204.
+     *
+     * @param array{filter?: array<string, mixed>, page?: int, limit?: int, order?: array<string, string>}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function getByParentId(int $parentId, ?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * Pins a note (POST /api/v4/{type}/notes/{id}/pin).
+     *
+     * @param int $id
+     * @throws AmoException
+     */
+    public function pin(mixed $id): void {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Unpins a note (POST /api/v4/{type}/notes/{id}/unpin).
+     *
+     * @param int $id
+     * @throws AmoException
+     */
+    public function unpin(mixed $id): void {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
+}
+
+/**
+ * Lead sources of the integration, with batch delete.
+ */
+class AmoSourcesService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deletes sources (DELETE /api/v4/sources), in batches of batch_size.
+     *
+     * @param list<int|array{id: int}> $ids ids, or sources as get() returns them
+     * @throws AmoConfigException for an empty list or a bad id (nothing is sent)
+     * @throws AmoException
+     */
+    public function delete(array $ids): void {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
 }
 
 /**
@@ -594,6 +1203,18 @@ class AmoUnsortedService
      * Not constructible: AmoClient's methods return services and iterators.
      */
     private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
 
     /**
      * Accepts an unsorted item: it becomes a lead.
@@ -651,6 +1272,18 @@ class AmoUnsortedService
     public function getOne(mixed $uid, ?array $with = null): ?array {}
 
     /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
      * Every entity across all pages, fetched lazily page by page (memory stays flat).
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
@@ -668,6 +1301,30 @@ class AmoUnsortedService
     public function link(string $uid, array $params): array {}
 
     /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
      * Counts by category and outcome.
      *
      * @param array{filter?: array<string, mixed>}|null $params
@@ -675,6 +1332,159 @@ class AmoUnsortedService
      * @throws AmoException
      */
     public function summary(?array $params = null): array {}
+}
+
+/**
+ * Users of the account (admin only): the generic read and add verbs, activate
+ * and deactivate (amoCRM has no user update).
+ */
+class AmoUsersService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Activates users (POST /api/v4/users/activate), ten a request (amoCRM's limit).
+     *
+     * @param list<int|array{id: int}> $userIds ids, or users as get() returns them
+     * @throws AmoConfigException for an empty list or a bad id (nothing is sent)
+     * @throws AmoException
+     */
+    public function activate(array $userIds): void {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deactivates users (POST /api/v4/users/deactivate), ten a request.
+     *
+     * @param list<int|array{id: int}> $userIds ids, or users as get() returns them
+     * @throws AmoConfigException for an empty list or a bad id (nothing is sent)
+     * @throws AmoException
+     */
+    public function deactivate(array $userIds): void {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
 }
 
 /**
@@ -689,6 +1499,18 @@ class AmoWebhooksService
     private function __construct() {}
 
     /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
@@ -698,12 +1520,48 @@ class AmoWebhooksService
     public function get(?array $params = null): array {}
 
     /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
      * Every entity across all pages, fetched lazily page by page (memory stays flat).
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
      * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
      */
     public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
 
     /**
      * Subscribes a destination URL to events.
@@ -734,6 +1592,18 @@ class AmoWidgetsService
     private function __construct() {}
 
     /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
@@ -751,6 +1621,18 @@ class AmoWidgetsService
     public function getByCode(string $code): ?array {}
 
     /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
      * Installs a widget with its settings.
      *
      * @param array<string, mixed>|null $settings
@@ -766,6 +1648,30 @@ class AmoWidgetsService
      * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
      */
     public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
 
     /**
      * Uninstalls a widget.
