@@ -860,3 +860,98 @@ impl Writer<'_> {
         self.call("POST", &path, None).map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    #[test]
+    fn offers_follows_amocrm_verbs_and_keeps_class_methods() {
+        let users = Service::named("users").unwrap();
+        assert!(users.offers("get") && users.offers("getPage") && users.offers("addOne"));
+        assert!(!users.offers("update") && !users.offers("updateOne") && !users.offers("deleteOne"));
+        assert!(users.offers("activate"), "a class's own method");
+        let calls = Service::named("calls").unwrap();
+        assert!(!calls.offers("getPage") && !calls.offers("nextPage") && calls.offers("add"));
+        let reasons = Service::named("lossReasons").unwrap();
+        assert!(reasons.offers("updateOne") && reasons.offers("update"));
+    }
+
+    #[test]
+    fn notes_by_parent() {
+        let notes = Service::notes("contacts").unwrap();
+        assert_eq!(notes.notes_entity(), Some("contacts"));
+        let of = notes.notes_of(7).unwrap();
+        assert_eq!(of.path, "/api/v4/contacts/7/notes");
+        assert_eq!(of.notes_entity(), None, "a parent's notes have no parent of their own");
+        assert!(notes.notes_of(0).is_err());
+        assert!(Service::named("leads").unwrap().notes_of(1).is_err());
+        assert_eq!(
+            notes.one_path(&json!({"id": 5, "entity_id": 7})).unwrap(),
+            "/api/v4/contacts/7/notes/5"
+        );
+        assert_eq!(notes.one_path(&json!(5)).unwrap(), "/api/v4/contacts/notes/5");
+        let e = notes.one_path(&json!({"id": 5})).unwrap_err();
+        assert!(e.message.contains("`id.entity_id`"), "{}", e.message);
+        assert!(notes.one_path(&json!({"id": 5, "entity_id": -1})).is_err());
+        // Other services take no parent in the id.
+        assert!(Service::named("leads")
+            .unwrap()
+            .one_path(&json!({"id": 5, "entity_id": 7}))
+            .is_err());
+    }
+
+    #[test]
+    fn id_lists_take_ids_or_entities() {
+        assert_eq!(
+            id_list("ids", &json!([1, {"id": 2, "name": "x"}])).unwrap(),
+            [1, 2]
+        );
+        for (bad, named) in [
+            (json!([]), "`ids`"),
+            (json!({}), "`ids`"),
+            (json!([1, 0]), "`ids[1]`"),
+            (json!([{"name": "x"}]), "`ids[0]`"),
+            (json!(["1"]), "`ids[0]`"),
+        ] {
+            let e = id_list("ids", &bad).unwrap_err();
+            assert!(e.message.contains(named), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn neighbour_links_only_on_the_same_host_and_list() {
+        let leads = Service::named("leads").unwrap();
+        let host = "example.amocrm.ru";
+        let ok = |href: &str| neighbour_path(&leads, host, "next", Some(href));
+        assert_eq!(
+            ok("https://example.amocrm.ru/api/v4/leads?page=2&limit=50").unwrap(),
+            Some("/api/v4/leads?page=2&limit=50".into())
+        );
+        assert_eq!(
+            ok("https://EXAMPLE.amocrm.ru/api/v4/leads?page=2").unwrap(),
+            Some("/api/v4/leads?page=2".into())
+        );
+        assert_eq!(ok("/api/v4/leads?page=3").unwrap(), Some("/api/v4/leads?page=3".into()));
+        assert_eq!(neighbour_path(&leads, host, "prev", None).unwrap(), None);
+        for (href, says) in [
+            ("https://evil.example/api/v4/leads?page=2", "another host"),
+            ("https://example.amocrm.ru:8443/api/v4/leads?page=2", "another host"),
+            ("https://example.amocrm.ru/api/v4/contacts?page=2", "not a page of leads()"),
+            ("/api/v4/leads/complex", "not a page of leads()"),
+        ] {
+            let e = ok(href).unwrap_err();
+            assert!(e.message.contains("page._links.next.href"), "{}", e.message);
+            assert!(e.message.contains(says), "{href}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn unknown_method_names_method_service_and_methods() {
+        let e = unknown_method("leads()", "syncOne", &["get".into(), "getOne".into()]);
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert!(e
+            .message
+            .contains("leads() has no method syncOne(): its methods are get, getOne"));
+    }
+}
