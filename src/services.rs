@@ -955,3 +955,65 @@ mod migration_tests {
             .contains("leads() has no method syncOne(): its methods are get, getOne"));
     }
 }
+
+// ------------------------------------------------------------------
+// Links from the entity's own service (the official library's
+// LinkMethodsTrait: `$leads->link($lead, $links)`), beside links($type).
+
+impl Service {
+    /// `leads` for leads, contacts, companies and customers: the lists whose
+    /// entities link to others from their own service.
+    pub fn linkable_entity(&self) -> Option<&str> {
+        let e = self.path.strip_prefix("/api/v4/")?;
+        ENTITY_TYPES.contains(&e).then_some(e)
+    }
+
+    /// The links of one entity, `/api/v4/leads/{id}/links` (`getLinks`).
+    pub fn links_of(&self, entity: &Value) -> Result<Service> {
+        let e = self.linkable_entity().ok_or_else(|| {
+            Error::argument("getLinks", format!("{}() has no links", self.label))
+        })?;
+        let id = entity_id(entity)?;
+        Ok(svc(
+            format!("links of {e} {id}"),
+            format!("/api/v4/{e}/{id}/links"),
+            "links",
+            verb::LIST,
+        ))
+    }
+}
+
+/// An entity's id from an id or from the entity itself (with its `id`),
+/// as the official library takes the model.
+pub fn entity_id(entity: &Value) -> Result<i64> {
+    let id = match entity {
+        Value::Object(o) => o.get("id").and_then(Value::as_i64),
+        other => other.as_i64(),
+    };
+    id.filter(|id| *id > 0)
+        .ok_or_else(|| Error::argument("entity", "must be a positive id or an entity with its id"))
+}
+
+impl Writer<'_> {
+    /// `POST /api/v4/{type}/{id}/link`: the links made, in input order.
+    pub fn link_entity(&self, svc: &Service, entity: &Value, links: &Value) -> Result<Vec<Value>> {
+        let of = svc.links_of(entity)?;
+        let path = format!("{}/link", of.path.trim_end_matches("/links"));
+        if items_list(links, "links")?.is_empty() {
+            return Err(Error::argument("links", "must be a non-empty list of links"));
+        }
+        self.add_to(&of, &path, links)
+    }
+
+    /// `POST /api/v4/{type}/{id}/unlink`.
+    pub fn unlink_entity(&self, svc: &Service, entity: &Value, links: &Value) -> Result<()> {
+        let of = svc.links_of(entity)?;
+        let path = format!("{}/unlink", of.path.trim_end_matches("/links"));
+        let list = items_list(links, "links")?;
+        if list.is_empty() {
+            return Err(Error::argument("links", "must be a non-empty list of links"));
+        }
+        self.call("POST", &path, Some(&Value::Array(list)))
+            .map(|_| ())
+    }
+}

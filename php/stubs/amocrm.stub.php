@@ -94,14 +94,14 @@ class AmoClient
     public function catalogs(): AmoEntityService {}
 
     /**
-     * Companies.
+     * Companies, with getLinks, link and unlink.
      */
-    public function companies(): AmoEntityService {}
+    public function companies(): AmoLinkableService {}
 
     /**
-     * Contacts. Find by phone or email: ->get(['query' => '+79001234567']).
+     * Contacts, with getLinks, link and unlink. Find by phone or email: ->get(['query' => '+79001234567']).
      */
-    public function contacts(): AmoEntityService {}
+    public function contacts(): AmoLinkableService {}
 
     /**
      * Currencies (read only).
@@ -187,7 +187,7 @@ class AmoClient
     public function keepAlive(?int $maxAgeDays = null): array {}
 
     /**
-     * Leads: get, iterate, getOne, add, addOne, update, updateOne, addComplex.
+     * Leads: get, iterate, getPage, getOne, add, addOne, update, updateOne, addComplex, addOneComplex, getLinks, link, unlink.
      */
     public function leads(): AmoLeadsService {}
 
@@ -212,7 +212,7 @@ class AmoClient
     public function metrics(): array {}
 
     /**
-     * Notes of one entity type.
+     * Notes of one entity type, with getByParentId, pin and unpin.
      *
      * @param string $entityType leads, contacts, companies or customers
      * @throws AmoConfigException for another entity type
@@ -379,6 +379,17 @@ class AmoCustomersService
     public function get(?array $params = null): array {}
 
     /**
+     * The links of one entity (GET /api/v4/{type}/{id}/links); [] on 204.
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param array{filter?: array<string, mixed>}|null $params
+     * @return list<array{to_entity_id: int, to_entity_type: string, metadata: ?array<string, mixed>}>
+     * @throws AmoConfigException for an entity without a positive id (nothing is sent)
+     * @throws AmoException
+     */
+    public function getLinks(mixed $entity, ?array $params = null): array {}
+
+    /**
      * One entity by id, or null when amoCRM answers 204.
      *
      * @param int|string $id
@@ -407,6 +418,18 @@ class AmoCustomersService
      * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
      */
     public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * Links one entity to others (POST /api/v4/{type}/{id}/link), as the official
+     * library's $service->link($entity, $links).
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string, metadata?: array<string, mixed>}> $links
+     * @return list<array<string, mixed>>
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function link(mixed $entity, array $links): array {}
 
     /**
      * The page after one from getPage()/nextPage()/prevPage(), following its
@@ -441,6 +464,16 @@ class AmoCustomersService
      * @throws AmoException
      */
     public function setMode(string $mode, bool $isEnabled = true): ?string {}
+
+    /**
+     * Removes links of one entity (POST /api/v4/{type}/{id}/unlink); the same items as link().
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string}> $links
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function unlink(mixed $entity, array $links): void {}
 
     /**
      * Updates entities, each with its id, in batches; results in input order.
@@ -723,6 +756,17 @@ class AmoLeadsService
     public function get(?array $params = null): array {}
 
     /**
+     * The links of one entity (GET /api/v4/{type}/{id}/links); [] on 204.
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param array{filter?: array<string, mixed>}|null $params
+     * @return list<array{to_entity_id: int, to_entity_type: string, metadata: ?array<string, mixed>}>
+     * @throws AmoConfigException for an entity without a positive id (nothing is sent)
+     * @throws AmoException
+     */
+    public function getLinks(mixed $entity, ?array $params = null): array {}
+
+    /**
      * One entity by id, or null when amoCRM answers 204.
      *
      * @param int|string $id
@@ -753,6 +797,18 @@ class AmoLeadsService
     public function iterate(?array $params = null): AmoEntityIterator {}
 
     /**
+     * Links one entity to others (POST /api/v4/{type}/{id}/link), as the official
+     * library's $service->link($entity, $links).
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string, metadata?: array<string, mixed>}> $links
+     * @return list<array<string, mixed>>
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function link(mixed $entity, array $links): array {}
+
+    /**
      * The page after one from getPage()/nextPage()/prevPage(), following its
      * _links.next.href; null when it has none. A link to another host or another
      * list is refused, not followed.
@@ -775,6 +831,183 @@ class AmoLeadsService
      * @throws AmoException
      */
     public function prevPage(array $page): ?array {}
+
+    /**
+     * Removes links of one entity (POST /api/v4/{type}/{id}/unlink); the same items as link().
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string}> $links
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function unlink(mixed $entity, array $links): void {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
+}
+
+/**
+ * Contacts or companies: the generic verbs, and getLinks, link, unlink of one entity.
+ */
+class AmoLinkableService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * The links of one entity (GET /api/v4/{type}/{id}/links); [] on 204.
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param array{filter?: array<string, mixed>}|null $params
+     * @return list<array{to_entity_id: int, to_entity_type: string, metadata: ?array<string, mixed>}>
+     * @throws AmoConfigException for an entity without a positive id (nothing is sent)
+     * @throws AmoException
+     */
+    public function getLinks(mixed $entity, ?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * Links one entity to others (POST /api/v4/{type}/{id}/link), as the official
+     * library's $service->link($entity, $links).
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string, metadata?: array<string, mixed>}> $links
+     * @return list<array<string, mixed>>
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function link(mixed $entity, array $links): array {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Removes links of one entity (POST /api/v4/{type}/{id}/unlink); the same items as link().
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string}> $links
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function unlink(mixed $entity, array $links): void {}
 
     /**
      * Updates entities, each with its id, in batches; results in input order.

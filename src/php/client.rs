@@ -7,7 +7,7 @@ use super::services::{
     AmoWidgetsService, Handle,
 };
 use super::services::{
-    unknown_client_method, AmoCustomersService, AmoNotesService, AmoSourcesService,
+    unknown_client_method, AmoCustomersService, AmoLinkableService, AmoNotesService, AmoSourcesService,
     AmoUsersService,
 };
 use super::{configure, core};
@@ -264,14 +264,18 @@ impl AmoClient {
         })
     }
 
-    /// Contacts.
-    pub fn contacts(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("contacts"))
+    /// Contacts, with getLinks, link and unlink.
+    pub fn contacts(&self) -> PhpResult<AmoLinkableService> {
+        Ok(AmoLinkableService {
+            h: self.handle(Service::named("contacts"))?,
+        })
     }
 
-    /// Companies.
-    pub fn companies(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("companies"))
+    /// Companies, with getLinks, link and unlink.
+    pub fn companies(&self) -> PhpResult<AmoLinkableService> {
+        Ok(AmoLinkableService {
+            h: self.handle(Service::named("companies"))?,
+        })
     }
 
     /// Customers (when the account has customers enabled), with setMode.

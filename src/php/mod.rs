@@ -29,7 +29,9 @@ use services::{
     AmoEntityIterator, AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService,
     AmoWebhooksService, AmoWidgetsService,
 };
-use services::{AmoCustomersService, AmoNotesService, AmoSourcesService, AmoUsersService};
+use services::{
+    AmoCustomersService, AmoLinkableService, AmoNotesService, AmoSourcesService, AmoUsersService,
+};
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -256,6 +258,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<AmoCustomersService>()
         .class::<AmoSourcesService>()
         .class::<AmoNotesService>()
+        .class::<AmoLinkableService>()
         .request_startup_function(request_startup)
         .info_function(module_info)
 }

@@ -362,6 +362,21 @@ service_class!(crud AmoLeadsService, "AmoLeadsService", "Leads, with leads/compl
             let mut got = self.h.writer().add_complex(&items).map_err(to_php)?;
             object(got.pop())
         }
+
+        /// The links of one entity (an id, or the entity with its id); [] on 204.
+        pub fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
+            self.h.get_links(entity, params)
+        }
+
+        /// Links one entity to others: items of to_entity_id, to_entity_type, metadata.
+        pub fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
+            self.h.link(entity, links)
+        }
+
+        /// Removes links of one entity: the same items as link().
+        pub fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
+            self.h.unlink(entity, links)
+        }
 });
 
 service_class!(
@@ -641,6 +656,21 @@ service_class!(crud AmoCustomersService, "AmoCustomersService", "Customers, with
                 .set_customers_mode(&mode, isEnabled)
                 .map_err(to_php)
         }
+
+        /// The links of one entity (an id, or the entity with its id); [] on 204.
+        pub fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
+            self.h.get_links(entity, params)
+        }
+
+        /// Links one entity to others: items of to_entity_id, to_entity_type, metadata.
+        pub fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
+            self.h.link(entity, links)
+        }
+
+        /// Removes links of one entity: the same items as link().
+        pub fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
+            self.h.unlink(entity, links)
+        }
 });
 
 service_class!(crud AmoSourcesService, "AmoSourcesService", "Lead sources of the integration, with batch delete.", {
@@ -674,5 +704,45 @@ service_class!(crud AmoNotesService, "AmoNotesService", "Notes of one entity typ
                 .writer()
                 .note_pin(&self.h.svc, &zarg("id", id)?, false)
                 .map_err(to_php)
+        }
+});
+
+/// `getLinks`, `link` and `unlink` on an entity's own service, as the
+/// official library has them (leads, contacts, companies, customers).
+impl Handle {
+    fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
+        let svc = self.svc.links_of(&zarg("entity", entity)?).map_err(to_php)?;
+        services::get(&self.core, &svc, &arg("params", params)?, self.ctx).map_err(to_php)
+    }
+
+    fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
+        list(
+            self.writer()
+                .link_entity(&self.svc, &zarg("entity", entity)?, &arg("links", Some(links))?)
+                .map_err(to_php)?,
+        )
+    }
+
+    fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
+        self.writer()
+            .unlink_entity(&self.svc, &zarg("entity", entity)?, &arg("links", Some(links))?)
+            .map_err(to_php)
+    }
+}
+
+service_class!(crud AmoLinkableService, "AmoLinkableService", "Contacts or companies, with their links.", {
+        /// The links of one entity (an id, or the entity with its id); [] on 204.
+        pub fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
+            self.h.get_links(entity, params)
+        }
+
+        /// Links one entity to others: items of to_entity_id, to_entity_type, metadata.
+        pub fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
+            self.h.link(entity, links)
+        }
+
+        /// Removes links of one entity: the same items as link().
+        pub fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
+            self.h.unlink(entity, links)
         }
 });

@@ -73,6 +73,23 @@ final class MigrationTest extends AmoTestCase
                  return [$pinned, $amo->notes("leads")->getOne($n["id"])["is_pinned"]];',
                 [true, false],
             ],
+            'leads link, getLinks, unlink (an entity or its id)' => [
+                '$l = $amo->leads()->addOne(["name" => "x"]); $c = $amo->contacts()->addOne(["first_name" => "Иван"]);
+                 $made = $amo->leads()->link($l, [["to_entity_id" => $c["id"], "to_entity_type" => "contacts"]]);
+                 $links = $amo->leads()->getLinks($l["id"]);
+                 $amo->leads()->unlink($l["id"], [["to_entity_id" => $c["id"], "to_entity_type" => "contacts"]]);
+                 return [$made[0]["to_entity_id"] === $c["id"], array_column($links, "to_entity_type"), $amo->leads()->getLinks($l)];',
+                [true, ['contacts'], []],
+            ],
+            'contacts, companies and customers link too' => [
+                '$c = $amo->contacts()->addOne(["first_name" => "Иван"]); $co = $amo->companies()->addOne(["name" => "ООО"]);
+                 $cu = $amo->customers()->addOne(["name" => "Покупатель"]);
+                 $amo->companies()->link($co, [["to_entity_id" => $c["id"], "to_entity_type" => "contacts"]]);
+                 $amo->customers()->link($cu["id"], [["to_entity_id" => $c["id"], "to_entity_type" => "contacts"]]);
+                 return [array_column($amo->contacts()->getLinks($c["id"]), "to_entity_type"),
+                         count($amo->customers()->getLinks($cu))];',
+                [['companies', 'customers'], 1],
+            ],
             'leads addOneComplex' => [
                 '$c = $amo->leads()->addOneComplex(["name" => "x", "_embedded" => ["contacts" => [["first_name" => "Иван"]]]]);
                  return [is_int($c["id"]), is_int($c["contact_id"]), $c["merged"]];',
@@ -99,6 +116,8 @@ final class MigrationTest extends AmoTestCase
             'a note under no parent' => ['$amo->notes("leads")->getOne(["id" => 5]);', 'id.entity_id'],
             'pin a bad id' => ['$amo->notes("contacts")->pin(-1);', 'id'],
             'update a user' => ['$amo->users()->updateOne(["id" => 1002, "name" => "x"]);', 'updateOne'],
+            'link nothing' => ['$amo->leads()->link(5, []);', 'links'],
+            'links of no entity' => ['$amo->contacts()->getLinks(["name" => "x"]);', 'entity'],
             'getPage of a list amoCRM does not list' => ['$amo->calls()->getPage();', 'getPage'],
         ];
     }
@@ -202,7 +221,7 @@ final class MigrationTest extends AmoTestCase
             }
             return $out;
             PHP);
-        $this->assertGreaterThanOrEqual(10, count($r), "AmoEntityService, AmoLeadsService, … and the four of issue 11");
+        $this->assertGreaterThanOrEqual(11, count($r), "AmoEntityService, AmoLeadsService, … and the five of issue 11");
         foreach ($r as $class => $shape) {
             $this->assertSame([true, 2, 'string'], $shape, $class);
         }

@@ -176,7 +176,7 @@ final class ModuleTest extends AmoTestCase
             return $out;
             PHP);
         $services = count(array_filter(array_keys($r), static fn (string $n): bool => str_ends_with($n, 'Service')));
-        $this->assertGreaterThanOrEqual(10, $services, 'six service classes and the four of issue 11 (users, customers, sources, notes)');
+        $this->assertGreaterThanOrEqual(11, $services, 'six service classes and the five of issue 11 (users, customers, sources, notes, linkable)');
         $this->assertCount($services + 2, $r, 'AmoClient, the service classes and the iterator');
         foreach ($r as $class => [$private, $new]) {
             $this->assertTrue($private, "$class::__construct is private");
