@@ -652,10 +652,7 @@ impl Service {
 
     /// `leads` for `notes(leads)`; `None` for any other service.
     pub fn notes_entity(&self) -> Option<&str> {
-        let e = self
-            .path
-            .strip_prefix("/api/v4/")?
-            .strip_suffix("/notes")?;
+        let e = self.path.strip_prefix("/api/v4/")?.strip_suffix("/notes")?;
         ENTITY_TYPES.contains(&e).then_some(e)
     }
 
@@ -777,11 +774,7 @@ pub fn page_as_is<A: Answer>(
 }
 
 /// The page at a path from [`neighbour_path`], as amoCRM answered it.
-pub fn page_as_is_at<A: Answer>(
-    core: &AmoCore,
-    path: &str,
-    ctx: Option<i64>,
-) -> Result<Option<A>> {
+pub fn page_as_is_at<A: Answer>(core: &AmoCore, path: &str, ctx: Option<i64>) -> Result<Option<A>> {
     A::decode(core.send("GET", path, None, None, ctx)?)
 }
 
@@ -833,10 +826,7 @@ impl Writer<'_> {
         if svc.path != "/api/v4/sources" {
             return Err(Error::argument(
                 "delete",
-                format!(
-                    "{}() does not support delete() in amoCRM's API",
-                    svc.label
-                ),
+                format!("{}() does not support delete() in amoCRM's API", svc.label),
             ));
         }
         let ids = id_list("ids", ids)?;
@@ -861,6 +851,74 @@ impl Writer<'_> {
     }
 }
 
+// ------------------------------------------------------------------
+// Links from the entity's own service (the official library's
+// LinkMethodsTrait: `$leads->link($lead, $links)`), beside links($type).
+
+impl Service {
+    /// `leads` for leads, contacts, companies and customers: the lists whose
+    /// entities link to others from their own service.
+    pub fn linkable_entity(&self) -> Option<&str> {
+        let e = self.path.strip_prefix("/api/v4/")?;
+        ENTITY_TYPES.contains(&e).then_some(e)
+    }
+
+    /// The links of one entity, `/api/v4/leads/{id}/links` (`getLinks`).
+    pub fn links_of(&self, entity: &Value) -> Result<Service> {
+        let e = self
+            .linkable_entity()
+            .ok_or_else(|| Error::argument("getLinks", format!("{}() has no links", self.label)))?;
+        let id = entity_id(entity)?;
+        Ok(svc(
+            format!("links of {e} {id}"),
+            format!("/api/v4/{e}/{id}/links"),
+            "links",
+            verb::LIST,
+        ))
+    }
+}
+
+/// An entity's id from an id or from the entity itself (with its `id`),
+/// as the official library takes the model.
+pub fn entity_id(entity: &Value) -> Result<i64> {
+    let id = match entity {
+        Value::Object(o) => o.get("id").and_then(Value::as_i64),
+        other => other.as_i64(),
+    };
+    id.filter(|id| *id > 0)
+        .ok_or_else(|| Error::argument("entity", "must be a positive id or an entity with its id"))
+}
+
+impl Writer<'_> {
+    /// `POST /api/v4/{type}/{id}/link`: the links made, in input order.
+    pub fn link_entity(&self, svc: &Service, entity: &Value, links: &Value) -> Result<Vec<Value>> {
+        let of = svc.links_of(entity)?;
+        let path = format!("{}/link", of.path.trim_end_matches("/links"));
+        if items_list(links, "links")?.is_empty() {
+            return Err(Error::argument(
+                "links",
+                "must be a non-empty list of links",
+            ));
+        }
+        self.add_to(&of, &path, links)
+    }
+
+    /// `POST /api/v4/{type}/{id}/unlink`.
+    pub fn unlink_entity(&self, svc: &Service, entity: &Value, links: &Value) -> Result<()> {
+        let of = svc.links_of(entity)?;
+        let path = format!("{}/unlink", of.path.trim_end_matches("/links"));
+        let list = items_list(links, "links")?;
+        if list.is_empty() {
+            return Err(Error::argument(
+                "links",
+                "must be a non-empty list of links",
+            ));
+        }
+        self.call("POST", &path, Some(&Value::Array(list)))
+            .map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod migration_tests {
     use super::*;
@@ -869,7 +927,9 @@ mod migration_tests {
     fn offers_follows_amocrm_verbs_and_keeps_class_methods() {
         let users = Service::named("users").unwrap();
         assert!(users.offers("get") && users.offers("getPage") && users.offers("addOne"));
-        assert!(!users.offers("update") && !users.offers("updateOne") && !users.offers("deleteOne"));
+        assert!(
+            !users.offers("update") && !users.offers("updateOne") && !users.offers("deleteOne")
+        );
         assert!(users.offers("activate"), "a class's own method");
         let calls = Service::named("calls").unwrap();
         assert!(!calls.offers("getPage") && !calls.offers("nextPage") && calls.offers("add"));
@@ -883,14 +943,21 @@ mod migration_tests {
         assert_eq!(notes.notes_entity(), Some("contacts"));
         let of = notes.notes_of(7).unwrap();
         assert_eq!(of.path, "/api/v4/contacts/7/notes");
-        assert_eq!(of.notes_entity(), None, "a parent's notes have no parent of their own");
+        assert_eq!(
+            of.notes_entity(),
+            None,
+            "a parent's notes have no parent of their own"
+        );
         assert!(notes.notes_of(0).is_err());
         assert!(Service::named("leads").unwrap().notes_of(1).is_err());
         assert_eq!(
             notes.one_path(&json!({"id": 5, "entity_id": 7})).unwrap(),
             "/api/v4/contacts/7/notes/5"
         );
-        assert_eq!(notes.one_path(&json!(5)).unwrap(), "/api/v4/contacts/notes/5");
+        assert_eq!(
+            notes.one_path(&json!(5)).unwrap(),
+            "/api/v4/contacts/notes/5"
+        );
         let e = notes.one_path(&json!({"id": 5})).unwrap_err();
         assert!(e.message.contains("`id.entity_id`"), "{}", e.message);
         assert!(notes.one_path(&json!({"id": 5, "entity_id": -1})).is_err());
@@ -932,12 +999,21 @@ mod migration_tests {
             ok("https://EXAMPLE.amocrm.ru/api/v4/leads?page=2").unwrap(),
             Some("/api/v4/leads?page=2".into())
         );
-        assert_eq!(ok("/api/v4/leads?page=3").unwrap(), Some("/api/v4/leads?page=3".into()));
+        assert_eq!(
+            ok("/api/v4/leads?page=3").unwrap(),
+            Some("/api/v4/leads?page=3".into())
+        );
         assert_eq!(neighbour_path(&leads, host, "prev", None).unwrap(), None);
         for (href, says) in [
             ("https://evil.example/api/v4/leads?page=2", "another host"),
-            ("https://example.amocrm.ru:8443/api/v4/leads?page=2", "another host"),
-            ("https://example.amocrm.ru/api/v4/contacts?page=2", "not a page of leads()"),
+            (
+                "https://example.amocrm.ru:8443/api/v4/leads?page=2",
+                "another host",
+            ),
+            (
+                "https://example.amocrm.ru/api/v4/contacts?page=2",
+                "not a page of leads()",
+            ),
             ("/api/v4/leads/complex", "not a page of leads()"),
         ] {
             let e = ok(href).unwrap_err();
@@ -953,67 +1029,5 @@ mod migration_tests {
         assert!(e
             .message
             .contains("leads() has no method syncOne(): its methods are get, getOne"));
-    }
-}
-
-// ------------------------------------------------------------------
-// Links from the entity's own service (the official library's
-// LinkMethodsTrait: `$leads->link($lead, $links)`), beside links($type).
-
-impl Service {
-    /// `leads` for leads, contacts, companies and customers: the lists whose
-    /// entities link to others from their own service.
-    pub fn linkable_entity(&self) -> Option<&str> {
-        let e = self.path.strip_prefix("/api/v4/")?;
-        ENTITY_TYPES.contains(&e).then_some(e)
-    }
-
-    /// The links of one entity, `/api/v4/leads/{id}/links` (`getLinks`).
-    pub fn links_of(&self, entity: &Value) -> Result<Service> {
-        let e = self.linkable_entity().ok_or_else(|| {
-            Error::argument("getLinks", format!("{}() has no links", self.label))
-        })?;
-        let id = entity_id(entity)?;
-        Ok(svc(
-            format!("links of {e} {id}"),
-            format!("/api/v4/{e}/{id}/links"),
-            "links",
-            verb::LIST,
-        ))
-    }
-}
-
-/// An entity's id from an id or from the entity itself (with its `id`),
-/// as the official library takes the model.
-pub fn entity_id(entity: &Value) -> Result<i64> {
-    let id = match entity {
-        Value::Object(o) => o.get("id").and_then(Value::as_i64),
-        other => other.as_i64(),
-    };
-    id.filter(|id| *id > 0)
-        .ok_or_else(|| Error::argument("entity", "must be a positive id or an entity with its id"))
-}
-
-impl Writer<'_> {
-    /// `POST /api/v4/{type}/{id}/link`: the links made, in input order.
-    pub fn link_entity(&self, svc: &Service, entity: &Value, links: &Value) -> Result<Vec<Value>> {
-        let of = svc.links_of(entity)?;
-        let path = format!("{}/link", of.path.trim_end_matches("/links"));
-        if items_list(links, "links")?.is_empty() {
-            return Err(Error::argument("links", "must be a non-empty list of links"));
-        }
-        self.add_to(&of, &path, links)
-    }
-
-    /// `POST /api/v4/{type}/{id}/unlink`.
-    pub fn unlink_entity(&self, svc: &Service, entity: &Value, links: &Value) -> Result<()> {
-        let of = svc.links_of(entity)?;
-        let path = format!("{}/unlink", of.path.trim_end_matches("/links"));
-        let list = items_list(links, "links")?;
-        if list.is_empty() {
-            return Err(Error::argument("links", "must be a non-empty list of links"));
-        }
-        self.call("POST", &path, Some(&Value::Array(list)))
-            .map(|_| ())
     }
 }

@@ -3,12 +3,12 @@
 use super::convert::{hashtable_to_json, json_result, zval_to_json};
 use super::exceptions::to_php;
 use super::services::{
-    AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService, AmoWebhooksService,
-    AmoWidgetsService, Handle,
+    unknown_client_method, AmoCustomersService, AmoLinkableService, AmoNotesService,
+    AmoSourcesService, AmoUsersService,
 };
 use super::services::{
-    unknown_client_method, AmoCustomersService, AmoLinkableService, AmoNotesService, AmoSourcesService,
-    AmoUsersService,
+    AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService, AmoWebhooksService,
+    AmoWidgetsService, Handle,
 };
 use super::{configure, core};
 use crate::config;

@@ -26,11 +26,11 @@ use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, ModuleEntry};
 use ext_php_rs::{info_table_end, info_table_row, info_table_start};
 use once_cell::sync::Lazy;
 use services::{
-    AmoEntityIterator, AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService,
-    AmoWebhooksService, AmoWidgetsService,
+    AmoCustomersService, AmoLinkableService, AmoNotesService, AmoSourcesService, AmoUsersService,
 };
 use services::{
-    AmoCustomersService, AmoLinkableService, AmoNotesService, AmoSourcesService, AmoUsersService,
+    AmoEntityIterator, AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService,
+    AmoWebhooksService, AmoWidgetsService,
 };
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};

@@ -711,21 +711,32 @@ service_class!(crud AmoNotesService, "AmoNotesService", "Notes of one entity typ
 /// official library has them (leads, contacts, companies, customers).
 impl Handle {
     fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
-        let svc = self.svc.links_of(&zarg("entity", entity)?).map_err(to_php)?;
+        let svc = self
+            .svc
+            .links_of(&zarg("entity", entity)?)
+            .map_err(to_php)?;
         services::get(&self.core, &svc, &arg("params", params)?, self.ctx).map_err(to_php)
     }
 
     fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
         list(
             self.writer()
-                .link_entity(&self.svc, &zarg("entity", entity)?, &arg("links", Some(links))?)
+                .link_entity(
+                    &self.svc,
+                    &zarg("entity", entity)?,
+                    &arg("links", Some(links))?,
+                )
                 .map_err(to_php)?,
         )
     }
 
     fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
         self.writer()
-            .unlink_entity(&self.svc, &zarg("entity", entity)?, &arg("links", Some(links))?)
+            .unlink_entity(
+                &self.svc,
+                &zarg("entity", entity)?,
+                &arg("links", Some(links))?,
+            )
             .map_err(to_php)
     }
 }

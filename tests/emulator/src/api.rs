@@ -16,8 +16,8 @@ use serde_json::{json, Map, Value};
 
 use crate::entities::{self as ent, ENTITY_TYPES};
 use crate::extra;
-use crate::migration;
 use crate::http::{Request, Response};
+use crate::migration;
 use crate::oauth::access_status;
 use crate::ratelimit::{self, Verdict};
 use crate::state::{bump, Collection, State};
@@ -1228,8 +1228,12 @@ fn route(shared: &Shared, req: &Request) -> Response {
         ["customers", "segments", "custom_fields", rest @ ..] => {
             custom_fields(&rq, m, "customers/segments", "customers_segments", rest)
         }
-        [et, "notes", id, action @ ("pin" | "unpin")] if is_entity_type(et) && num(id).is_some() => {
-            only("POST", &|| migration::note_pin(&rq, et, id, *action == "pin"))
+        [et, "notes", id, action @ ("pin" | "unpin")]
+            if is_entity_type(et) && num(id).is_some() =>
+        {
+            only("POST", &|| {
+                migration::note_pin(&rq, et, id, *action == "pin")
+            })
         }
         ["customers", "mode"] => only("PATCH", &|| migration::customers_mode(&rq)),
         [et, "notes", rest @ ..] if is_entity_type(et) => {

@@ -2068,7 +2068,10 @@ fn cf_apply_nested(obj: &mut Obj, item: &Obj, cx: &mut Cx) {
         if let Some(r) = n.get("request_id").and_then(crate::api::scalar_string) {
             by_request.push((r, id));
         }
-        let parent = match n.get("parent_request_id").and_then(crate::api::scalar_string) {
+        let parent = match n
+            .get("parent_request_id")
+            .and_then(crate::api::scalar_string)
+        {
             Some(r) => by_request
                 .iter()
                 .find(|(k, _)| *k == r)
@@ -2119,7 +2122,9 @@ fn cf_validate_trees(item: &Obj, vx: &Vx, errs: &mut Vec<FieldError>) {
             for (i, c) in list.iter().enumerate() {
                 match c.get("catalog_id").and_then(Value::as_u64) {
                     Some(id) if exists(vx.st, "catalogs", id) => {}
-                    Some(_) => errs.push(FieldError::missing(format!("chained_lists.{i}.catalog_id"))),
+                    Some(_) => {
+                        errs.push(FieldError::missing(format!("chained_lists.{i}.catalog_id")))
+                    }
                     None => errs.push(FieldError::int(format!("chained_lists.{i}.catalog_id"))),
                 }
                 match c.get("parent_catalog_id") {
@@ -2432,9 +2437,11 @@ pub const CATALOGS: EntityDef = EntityDef {
                 errs.push(FieldError::choice("type"));
             } else if t != "regular"
                 && vx.existing.is_none()
-                && vx.st.collections.get("catalogs").is_some_and(|c| {
-                    c.items.values().any(|o| str_of(o, "type") == Some(t))
-                })
+                && vx
+                    .st
+                    .collections
+                    .get("catalogs")
+                    .is_some_and(|c| c.items.values().any(|o| str_of(o, "type") == Some(t)))
             {
                 // amoCRM: at most one invoices list and one products list.
                 errs.push(FieldError::new(

@@ -25,7 +25,12 @@ fn body_ids(rq: &Rq, name: &str, max: usize) -> Result<Vec<u64>, Response> {
                 )],
             )]))
         }
-        _ => return Err(validation_error(vec![("0".into(), vec![FieldError::array("")])])),
+        _ => {
+            return Err(validation_error(vec![(
+                "0".into(),
+                vec![FieldError::array("")],
+            )]))
+        }
     };
     let st = rq.shared.lock();
     let def = entity_def(name);
@@ -54,10 +59,8 @@ pub fn users_action(rq: &Rq, activate: bool) -> Response {
     let mut st = rq.shared.lock();
     let users = collection(&mut st.collections, entity_def("users"));
     for id in ids {
-        if let Some(Value::Object(rights)) = users
-            .items
-            .get_mut(&id)
-            .and_then(|u| u.get_mut("rights"))
+        if let Some(Value::Object(rights)) =
+            users.items.get_mut(&id).and_then(|u| u.get_mut("rights"))
         {
             rights.insert("is_active".into(), json!(activate));
         }

@@ -112,7 +112,11 @@ fn customers_mode_follows_into_the_account() {
     assert_eq!(j["is_enabled"], false);
     assert_eq!(mode(&t), "disabled");
     assert_eq!(
-        t.error_paths("PATCH", "/api/v4/customers/mode", json!({"mode": "dynamic"})),
+        t.error_paths(
+            "PATCH",
+            "/api/v4/customers/mode",
+            json!({"mode": "dynamic"})
+        ),
         ["mode"]
     );
 }
@@ -129,13 +133,14 @@ fn sources_are_deleted_in_batches() {
     let id = |i: usize| made[i]["id"].clone();
     // One unknown id: nothing is deleted.
     assert_eq!(
-        t.error_paths("DELETE", "/api/v4/sources", json!([{"id": id(0)}, {"id": 1}])),
+        t.error_paths(
+            "DELETE",
+            "/api/v4/sources",
+            json!([{"id": id(0)}, {"id": 1}])
+        ),
         ["id"]
     );
-    assert_eq!(
-        t.ok("GET", "/api/v4/sources", None)["_total_items"],
-        3
-    );
+    assert_eq!(t.ok("GET", "/api/v4/sources", None)["_total_items"], 3);
     assert_eq!(
         t.status(
             "DELETE",
@@ -159,7 +164,8 @@ fn notes_are_pinned_and_unpinned() {
         json!([{"entity_id": lead, "note_type": "common", "params": {"text": "hi"}}]),
     )[0]["id"]
         .clone();
-    let pinned = |t: &T| t.ok("GET", &format!("/api/v4/leads/notes/{note}"), None)["is_pinned"].clone();
+    let pinned =
+        |t: &T| t.ok("GET", &format!("/api/v4/leads/notes/{note}"), None)["is_pinned"].clone();
     assert_eq!(pinned(&t), false);
     assert_eq!(
         t.call("POST", &format!("/api/v4/leads/notes/{note}/pin"), None)
@@ -320,7 +326,10 @@ fn custom_field_post_answers_full_fields_with_nested_chained_lists_and_enum_code
     )[0]["id"]
         .clone();
     let c = t.ok("GET", &format!("/api/v4/contacts/{c}"), None);
-    assert_eq!(c["custom_fields_values"][0]["values"][0]["enum_code"], "MOB");
+    assert_eq!(
+        c["custom_fields_values"][0]["values"][0]["enum_code"],
+        "MOB"
+    );
 
     // nested on a text field, chained_lists naming no catalog: refused.
     assert_eq!(
