@@ -691,9 +691,6 @@ impl AmoCore {
             None => String::new(),
         };
         let body = body.map(|b| serde_json::to_vec(b).expect("JSON values always serialize"));
-        let client = net::client(&self.config.client_options())?;
-        // Only a read is sent again once it may have reached amoCRM.
-        let read = method == Method::GET;
         let sep = if query.is_empty() {
             ""
         } else if path.contains('?') {
@@ -701,36 +698,66 @@ impl AmoCore {
         } else {
             "?"
         };
+        self.send_loop(&Outgoing {
+            // Only a read is sent again once it may have reached amoCRM.
+            read: method == Method::GET,
+            method,
+            to: To::Account(format!("{path}{sep}{query}")),
+            body: body.as_deref(),
+            content_type: "application/json",
+            context_user,
+            max_retries: self.config.max_retries,
+        })
+    }
 
+    /// The one retry loop of every request that carries the token: a fresh
+    /// pair, a rate-limit slot per attempt, and [`policy`] deciding what
+    /// follows each outcome.
+    fn send_loop(&self, out: &Outgoing<'_>) -> Result<transport::Response> {
+        let client = net::client(&self.config.client_options())?;
         let mut pair = self.fresh_pair()?;
         let mut reauthorized = false;
         let mut relocated = false;
         let mut retries = 0u32;
         loop {
+            let url = match &out.to {
+                To::Account(path) => format!(
+                    "{}{path}",
+                    host::origin(&pair.base_domain, self.config.insecure_http)?
+                ),
+                To::Url(url) => url.to_string(),
+            };
             let slot = self.acquire_slot(None)?;
-            let origin = host::origin(&pair.base_domain, self.config.insecure_http)?;
-            let sent = transport::try_send(
+            let sent = transport::try_send_typed(
                 &client,
                 &Request {
-                    method: method.clone(),
-                    url: format!("{origin}{path}{sep}{query}"),
+                    method: out.method.clone(),
+                    url,
                     bearer: Some(&pair.access_token),
-                    json: body.as_deref(),
-                    context_user,
+                    json: out.body,
+                    context_user: out.context_user,
                     refresh_token: None,
                 },
+                out.content_type,
             );
             drop(slot);
             let outcome = match &sent {
-                Ok(r) if r.status == 404 && !transport::is_json(r) => Outcome::NoAccount,
+                // Only the account's host can have lost the account.
+                Ok(r)
+                    if r.status == 404
+                        && matches!(out.to, To::Account(_))
+                        && !transport::is_json(r) =>
+                {
+                    Outcome::NoAccount
+                }
                 Ok(r) => Outcome::Answered(r.status),
                 Err(SendError::NotSent(_)) => Outcome::NotSent,
                 Err(SendError::MaybeSent(_)) => Outcome::MaybeSent,
             };
             self.count_outcome(outcome);
             let attempt = Attempt {
-                read,
-                retry_left: retries < self.config.max_retries,
+                read: out.read,
+                retry_left: retries < out.max_retries,
                 reauthorized,
                 long_lived: pair.refresh_token.is_none(),
                 relocated,
@@ -754,7 +781,7 @@ impl AmoCore {
                         }
                     }
                 }
-                Step::Fail(why) => return Err(failure(why, sent, &method, retries)),
+                Step::Fail(why) => return Err(failure(why, sent, &out.method, retries)),
             }
         }
     }
@@ -865,52 +892,41 @@ impl AmoCore {
         max_retries: u32,
     ) -> Result<transport::Response> {
         let method = parse_method(method)?;
-        let client = net::client(&self.config.client_options())?;
-        let read = method == Method::GET || resend_safe;
-        let (bytes, content_type) = match body {
+        let (body, content_type) = match body {
             Some((b, t)) => (Some(b), t),
             None => (None, "application/json"),
         };
-        let mut pair = self.fresh_pair()?;
-        let mut reauthorized = false;
-        let mut retries = 0u32;
-        loop {
-            let slot = self.acquire_slot(None)?;
-            let sent = transport::try_send_typed(
-                &client,
-                &Request {
-                    method: method.clone(),
-                    url: url.to_string(),
-                    bearer: Some(&pair.access_token),
-                    json: bytes,
-                    context_user: None,
-                },
-                content_type,
-            );
-            drop(slot);
-            let outcome = match &sent {
-                Ok(r) => Outcome::Answered(r.status),
-                Err(SendError::NotSent(_)) => Outcome::NotSent,
-                Err(SendError::MaybeSent(_)) => Outcome::MaybeSent,
-            };
-            self.count_outcome(outcome);
-            let attempt = Attempt {
-                read,
-                retry_left: retries < max_retries,
-                reauthorized,
-                long_lived: pair.refresh_token.is_none(),
-            };
-            match policy::next_step(outcome, attempt) {
-                Step::Answer => return sent.map_err(SendError::into_error),
-                Step::Retry => self.backoff(&mut retries),
-                Step::Reauthorize => {
-                    reauthorized = true;
-                    pair = self.newer_pair(&pair)?;
-                }
-                Step::Fail(why) => return Err(failure(why, sent, &method, retries)),
-            }
-        }
+        self.send_loop(&Outgoing {
+            read: method == Method::GET || resend_safe,
+            method,
+            to: To::Url(url),
+            body,
+            content_type,
+            context_user: None,
+            max_retries,
+        })
     }
+}
+
+/// One request as the retry loop sends it.
+struct Outgoing<'a> {
+    method: Method,
+    to: To<'a>,
+    body: Option<&'a [u8]>,
+    content_type: &'a str,
+    context_user: Option<i64>,
+    /// May be sent again once it may have reached amoCRM (see [`Attempt`]).
+    read: bool,
+    max_retries: u32,
+}
+
+/// Where a request goes.
+enum To<'a> {
+    /// A path and query on the account's host (the pair's base_domain, which
+    /// changes when the account moves).
+    Account(String),
+    /// An absolute URL on another host of the account (its drive).
+    Url(&'a str),
 }
 
 /// The error for a request the policy gave up on, saying why.

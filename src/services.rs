@@ -93,7 +93,8 @@ impl Service {
                 name,
                 "/api/v4/leads/loss_reasons",
                 "loss_reasons",
-                LIST | ONE | ADD | DELETE_ONE,
+                // PATCH /leads/loss_reasons/{id}; no batch PATCH.
+                LIST | ONE | ADD | UPDATE_ONE | DELETE_ONE,
             ),
             "users" => svc(name, "/api/v4/users", "users", LIST | ONE | ADD),
             "roles" => svc(
@@ -476,7 +477,7 @@ pub fn get_one<A: Answer>(
     } else {
         Some(json!({ "with": with }))
     };
-    A::decode(core.send("GET", &svc.item_path(id)?, query.as_ref(), None, ctx)?)
+    A::decode(core.send("GET", &svc.one_path(id)?, query.as_ref(), None, ctx)?)
 }
 
 fn items_list(items: &Value, name: &str) -> Result<Vec<Value>> {
@@ -897,5 +898,416 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("entityId"));
+    }
+}
+
+// ------------------------------------------------------------------
+// Migration from the official library (issue 11): the verbs its services
+// have beyond CRUD, the methods each service offers (for the message of an
+// unknown one), and pages with their metadata.
+
+/// The most user ids amoCRM takes in one activate/deactivate request.
+pub const USERS_PER_ACTION: usize = 10;
+
+/// The customers modes `customers()->setMode()` takes (the official
+/// library's `AccountModel::CUSTOMERS_MODE_PERIODICITY` and `SEGMENTS`).
+pub const CUSTOMERS_MODES: &[&str] = &["periodicity", "segments"];
+
+impl Service {
+    /// Whether this service offers a PHP method. The shared verbs are
+    /// checked against amoCRM's (`users()` has no `update`); a class's own
+    /// methods (`addComplex`, `subscribe`, …) are its own to offer.
+    pub fn offers(&self, method: &str) -> bool {
+        use verb::*;
+        let need = match method {
+            "get" | "iterate" | "getPage" | "nextPage" | "prevPage" => LIST,
+            "getOne" => ONE,
+            "add" | "addOne" => ADD,
+            "update" | "updateOne" => UPDATE_ONE,
+            "deleteOne" => DELETE_ONE,
+            _ => return true,
+        };
+        self.verbs & need == need
+    }
+
+    /// `leads` for `notes(leads)`; `None` for any other service.
+    pub fn notes_entity(&self) -> Option<&str> {
+        let e = self.path.strip_prefix("/api/v4/")?.strip_suffix("/notes")?;
+        ENTITY_TYPES.contains(&e).then_some(e)
+    }
+
+    /// The notes of one entity, `/api/v4/leads/{id}/notes` (the official
+    /// library's `getByParentId`).
+    pub fn notes_of(&self, parent_id: i64) -> Result<Service> {
+        let e = self.notes_entity().ok_or_else(|| {
+            Error::argument("getByParentId", format!("{}() has no parent", self.label))
+        })?;
+        let id = positive("parentId", parent_id)?;
+        Ok(svc(
+            format!("notes({e}) of {id}"),
+            format!("/api/v4/{e}/{id}/notes"),
+            "notes",
+            verb::LIST | verb::ONE,
+        ))
+    }
+
+    /// The path of one entity: an id, or for notes also the official
+    /// library's `['id' => note, 'entity_id' => parent]`.
+    pub fn one_path(&self, id: &Value) -> Result<String> {
+        match (id, self.notes_entity()) {
+            (Value::Object(o), Some(_)) => {
+                let note = o
+                    .get("id")
+                    .ok_or_else(|| Error::argument("id.id", "is missing"))?;
+                let parent = o
+                    .get("entity_id")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| Error::argument("id.entity_id", "is missing or not an int"))?;
+                self.notes_of(parent)?.item_path(note)
+            }
+            _ => self.item_path(id),
+        }
+    }
+}
+
+/// The message of a method a service class does not have: names the
+/// method, the service and the methods it does have.
+pub fn unknown_method(owner: &str, method: &str, offered: &[String]) -> Error {
+    Error::argument(
+        "method",
+        format!(
+            "{owner} has no method {method}(): its methods are {}",
+            offered.join(", ")
+        ),
+    )
+}
+
+/// Ids from a list of ints or of entities with an `id` (what `get()` returns).
+pub fn id_list(name: &str, ids: &Value) -> Result<Vec<i64>> {
+    let list = match ids {
+        Value::Array(a) if !a.is_empty() => a,
+        _ => return Err(Error::argument(name, "must be a non-empty list of ids")),
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let id = match v {
+                Value::Object(o) => o.get("id").and_then(Value::as_i64),
+                other => other.as_i64(),
+            };
+            id.filter(|id| *id > 0).ok_or_else(|| {
+                Error::argument(
+                    &format!("{name}[{i}]"),
+                    "must be a positive id or an entity with its id",
+                )
+            })
+        })
+        .collect()
+}
+
+/// `_links.{rel}.href` of a page, as a path to GET: only on this service's
+/// path and the account's host (`base_domain`). `Ok(None)` when the page
+/// has no such link; an error when the link points elsewhere.
+pub fn neighbour_path(
+    svc: &Service,
+    base_domain: &str,
+    rel: &str,
+    href: Option<&str>,
+) -> Result<Option<String>> {
+    let Some(href) = href else {
+        return Ok(None);
+    };
+    let name = format!("page._links.{rel}.href");
+    if let Ok(url) = url::Url::parse(href) {
+        let authority = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => String::new(),
+        };
+        if !authority.eq_ignore_ascii_case(base_domain) {
+            return Err(Error::argument(
+                &name,
+                format!("points at another host than the account's `{base_domain}`"),
+            ));
+        }
+    }
+    match next_path(svc, href) {
+        Some(path) => Ok(Some(path)),
+        None => Err(Error::argument(
+            &name,
+            format!("is not a page of {}() ({})", svc.label, svc.path),
+        )),
+    }
+}
+
+/// One page as amoCRM answered it (`_page`, `_links`, `_total_items`,
+/// `_embedded.<key>`), `None` on 204.
+pub fn page_as_is<A: Answer>(
+    core: &AmoCore,
+    svc: &Service,
+    params: &Value,
+    ctx: Option<i64>,
+) -> Result<Option<A>> {
+    svc.require(verb::LIST, "getPage")?;
+    let query = list_query(params)?;
+    A::decode(core.send("GET", &svc.path, Some(&query), None, ctx)?)
+}
+
+/// The page at a path from [`neighbour_path`], as amoCRM answered it.
+pub fn page_as_is_at<A: Answer>(core: &AmoCore, path: &str, ctx: Option<i64>) -> Result<Option<A>> {
+    A::decode(core.send("GET", path, None, None, ctx)?)
+}
+
+impl Writer<'_> {
+    /// `POST /api/v4/users/{activate|deactivate}` with `[{"id": …}]`, at
+    /// most ten users a request (amoCRM's limit): more are sent in turn.
+    pub fn users_action(&self, svc: &Service, action: &str, ids: &Value) -> Result<()> {
+        if svc.path != "/api/v4/users" {
+            return Err(Error::argument(
+                action,
+                format!("{}() has no {action}()", svc.label),
+            ));
+        }
+        let ids = id_list("userIds", ids)?;
+        let path = format!("{}/{action}", svc.path);
+        for chunk in ids.chunks(USERS_PER_ACTION) {
+            let body = Value::Array(chunk.iter().map(|id| json!({ "id": id })).collect());
+            self.call("POST", &path, Some(&body))?;
+        }
+        Ok(())
+    }
+
+    /// `PATCH /api/v4/customers/mode`: the mode amoCRM now has, or `None`
+    /// when customers are off (as the official library's `setMode`).
+    pub fn set_customers_mode(&self, mode: &str, enabled: bool) -> Result<Option<String>> {
+        if !CUSTOMERS_MODES.contains(&mode) {
+            return Err(Error::argument(
+                "mode",
+                format!(
+                    "must be one of {}, got `{mode}`",
+                    CUSTOMERS_MODES.join(", ")
+                ),
+            ));
+        }
+        let body = json!({ "mode": mode, "is_enabled": enabled });
+        let answer = self.call("PATCH", "/api/v4/customers/mode", Some(&body))?;
+        let answer = answer.unwrap_or(Value::Null);
+        let on = answer.get("is_enabled").and_then(Value::as_bool) == Some(true);
+        Ok(answer
+            .get("mode")
+            .and_then(Value::as_str)
+            .filter(|m| on && !m.is_empty())
+            .map(str::to_string))
+    }
+
+    /// `DELETE /api/v4/sources` with `[{"id": …}]`: several at once, in
+    /// batches of `batch_size`.
+    pub fn delete_batch(&self, svc: &Service, ids: &Value) -> Result<()> {
+        if svc.path != "/api/v4/sources" {
+            return Err(Error::argument(
+                "delete",
+                format!("{}() does not support delete() in amoCRM's API", svc.label),
+            ));
+        }
+        let ids = id_list("ids", ids)?;
+        for chunk in ids.chunks(self.batch.max(1)) {
+            let body = Value::Array(chunk.iter().map(|id| json!({ "id": id })).collect());
+            self.call("DELETE", &svc.path, Some(&body))?;
+        }
+        Ok(())
+    }
+
+    /// `POST /api/v4/{type}/notes/{id}/pin` (or `unpin`).
+    pub fn note_pin(&self, svc: &Service, id: &Value, pin: bool) -> Result<()> {
+        let action = if pin { "pin" } else { "unpin" };
+        if svc.notes_entity().is_none() {
+            return Err(Error::argument(
+                action,
+                format!("{}() has no {action}()", svc.label),
+            ));
+        }
+        let path = format!("{}/{action}", svc.item_path(id)?);
+        self.call("POST", &path, None).map(|_| ())
+    }
+}
+
+// ------------------------------------------------------------------
+// Links from the entity's own service (the official library's
+// LinkMethodsTrait: `$leads->link($lead, $links)`), beside links($type).
+
+impl Service {
+    /// `leads` for leads, contacts, companies and customers: the lists whose
+    /// entities link to others from their own service.
+    pub fn linkable_entity(&self) -> Option<&str> {
+        let e = self.path.strip_prefix("/api/v4/")?;
+        ENTITY_TYPES.contains(&e).then_some(e)
+    }
+
+    /// The links of one entity, `/api/v4/leads/{id}/links` (`getLinks`).
+    pub fn links_of(&self, entity: &Value) -> Result<Service> {
+        let e = self
+            .linkable_entity()
+            .ok_or_else(|| Error::argument("getLinks", format!("{}() has no links", self.label)))?;
+        let id = entity_id(entity)?;
+        Ok(svc(
+            format!("links of {e} {id}"),
+            format!("/api/v4/{e}/{id}/links"),
+            "links",
+            verb::LIST,
+        ))
+    }
+}
+
+/// An entity's id from an id or from the entity itself (with its `id`),
+/// as the official library takes the model.
+pub fn entity_id(entity: &Value) -> Result<i64> {
+    let id = match entity {
+        Value::Object(o) => o.get("id").and_then(Value::as_i64),
+        other => other.as_i64(),
+    };
+    id.filter(|id| *id > 0)
+        .ok_or_else(|| Error::argument("entity", "must be a positive id or an entity with its id"))
+}
+
+impl Writer<'_> {
+    /// `POST /api/v4/{type}/{id}/link`: the links made, in input order.
+    pub fn link_entity(&self, svc: &Service, entity: &Value, links: &Value) -> Result<Vec<Value>> {
+        let of = svc.links_of(entity)?;
+        let path = format!("{}/link", of.path.trim_end_matches("/links"));
+        if items_list(links, "links")?.is_empty() {
+            return Err(Error::argument(
+                "links",
+                "must be a non-empty list of links",
+            ));
+        }
+        self.add_to(&of, &path, links)
+    }
+
+    /// `POST /api/v4/{type}/{id}/unlink`.
+    pub fn unlink_entity(&self, svc: &Service, entity: &Value, links: &Value) -> Result<()> {
+        let of = svc.links_of(entity)?;
+        let path = format!("{}/unlink", of.path.trim_end_matches("/links"));
+        let list = items_list(links, "links")?;
+        if list.is_empty() {
+            return Err(Error::argument(
+                "links",
+                "must be a non-empty list of links",
+            ));
+        }
+        self.call("POST", &path, Some(&Value::Array(list)))
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    #[test]
+    fn offers_follows_amocrm_verbs_and_keeps_class_methods() {
+        let users = Service::named("users").unwrap();
+        assert!(users.offers("get") && users.offers("getPage") && users.offers("addOne"));
+        assert!(
+            !users.offers("update") && !users.offers("updateOne") && !users.offers("deleteOne")
+        );
+        assert!(users.offers("activate"), "a class's own method");
+        let calls = Service::named("calls").unwrap();
+        assert!(!calls.offers("getPage") && !calls.offers("nextPage") && calls.offers("add"));
+        let reasons = Service::named("lossReasons").unwrap();
+        assert!(reasons.offers("updateOne") && reasons.offers("update"));
+    }
+
+    #[test]
+    fn notes_by_parent() {
+        let notes = Service::notes("contacts").unwrap();
+        assert_eq!(notes.notes_entity(), Some("contacts"));
+        let of = notes.notes_of(7).unwrap();
+        assert_eq!(of.path, "/api/v4/contacts/7/notes");
+        assert_eq!(
+            of.notes_entity(),
+            None,
+            "a parent's notes have no parent of their own"
+        );
+        assert!(notes.notes_of(0).is_err());
+        assert!(Service::named("leads").unwrap().notes_of(1).is_err());
+        assert_eq!(
+            notes.one_path(&json!({"id": 5, "entity_id": 7})).unwrap(),
+            "/api/v4/contacts/7/notes/5"
+        );
+        assert_eq!(
+            notes.one_path(&json!(5)).unwrap(),
+            "/api/v4/contacts/notes/5"
+        );
+        let e = notes.one_path(&json!({"id": 5})).unwrap_err();
+        assert!(e.message.contains("`id.entity_id`"), "{}", e.message);
+        assert!(notes.one_path(&json!({"id": 5, "entity_id": -1})).is_err());
+        // Other services take no parent in the id.
+        assert!(Service::named("leads")
+            .unwrap()
+            .one_path(&json!({"id": 5, "entity_id": 7}))
+            .is_err());
+    }
+
+    #[test]
+    fn id_lists_take_ids_or_entities() {
+        assert_eq!(
+            id_list("ids", &json!([1, {"id": 2, "name": "x"}])).unwrap(),
+            [1, 2]
+        );
+        for (bad, named) in [
+            (json!([]), "`ids`"),
+            (json!({}), "`ids`"),
+            (json!([1, 0]), "`ids[1]`"),
+            (json!([{"name": "x"}]), "`ids[0]`"),
+            (json!(["1"]), "`ids[0]`"),
+        ] {
+            let e = id_list("ids", &bad).unwrap_err();
+            assert!(e.message.contains(named), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn neighbour_links_only_on_the_same_host_and_list() {
+        let leads = Service::named("leads").unwrap();
+        let host = "example.amocrm.ru";
+        let ok = |href: &str| neighbour_path(&leads, host, "next", Some(href));
+        assert_eq!(
+            ok("https://example.amocrm.ru/api/v4/leads?page=2&limit=50").unwrap(),
+            Some("/api/v4/leads?page=2&limit=50".into())
+        );
+        assert_eq!(
+            ok("https://EXAMPLE.amocrm.ru/api/v4/leads?page=2").unwrap(),
+            Some("/api/v4/leads?page=2".into())
+        );
+        assert_eq!(
+            ok("/api/v4/leads?page=3").unwrap(),
+            Some("/api/v4/leads?page=3".into())
+        );
+        assert_eq!(neighbour_path(&leads, host, "prev", None).unwrap(), None);
+        for (href, says) in [
+            ("https://evil.example/api/v4/leads?page=2", "another host"),
+            (
+                "https://example.amocrm.ru:8443/api/v4/leads?page=2",
+                "another host",
+            ),
+            (
+                "https://example.amocrm.ru/api/v4/contacts?page=2",
+                "not a page of leads()",
+            ),
+            ("/api/v4/leads/complex", "not a page of leads()"),
+        ] {
+            let e = ok(href).unwrap_err();
+            assert!(e.message.contains("page._links.next.href"), "{}", e.message);
+            assert!(e.message.contains(says), "{href}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn unknown_method_names_method_service_and_methods() {
+        let e = unknown_method("leads()", "syncOne", &["get".into(), "getOne".into()]);
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert!(e
+            .message
+            .contains("leads() has no method syncOne(): its methods are get, getOne"));
     }
 }

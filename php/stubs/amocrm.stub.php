@@ -4,6 +4,259 @@
 // IDE stubs: the extension declares these classes natively.
 
 /**
+ * Customers' bonus points.
+ */
+class AmoBonusPointsService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Adds points to a customer; returns the new balance.
+     *
+     * @throws AmoConfigException for ids or points that are not positive
+     * @throws AmoException
+     */
+    public function earnPoints(int $customerId, int $points): ?int {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Takes points from a customer (at most the balance: more is amoCRM's
+     * validation error); returns the new balance.
+     *
+     * @throws AmoConfigException for ids or points that are not positive
+     * @throws AmoException
+     */
+    public function redeemPoints(int $customerId, int $points): ?int {}
+}
+
+/**
+ * Chat templates, with WhatsApp review.
+ */
+class AmoChatTemplatesService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deletes several templates.
+     *
+     * @param list<int> $ids
+     * @throws AmoException
+     */
+    public function delete(array $ids): void {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Sends a WhatsApp (type waba) template to review; returns its reviews.
+     *
+     * @return list<array{id: int, source_id: ?int, status: string, reject_reason: ?string}>
+     * @throws AmoException
+     */
+    public function sendOnReview(int $templateId): array {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
+
+    /**
+     * Sets a review's status.
+     *
+     * @param array{status: string, reject_reason?: string} $review status: draft, review, rejected, approved or paused
+     * @return array{id: int, source_id: ?int, status: string, reject_reason: ?string}
+     * @throws AmoException
+     */
+    public function updateReviewStatus(int $templateId, int $reviewId, array $review): array {}
+}
+
+/**
  * The amoCRM / Kommo client. One per PHP process: every handle from getInstance()
  * shares the token lifecycle (load, cross-process lock, refresh) and the HTTP
  * connections, which stay open across PHP-FPM requests.
@@ -53,6 +306,15 @@ class AmoClient
     public static function panicForTest(): void {}
 
     /**
+     * A service or method AmoClient does not have: raises AmoConfigException naming
+     * it and listing the client's methods, rather than PHP's \Error.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * The account (GET /api/v4/account).
      *
      * @param list<string>|null $with e.g. ['amojo_id', 'users_groups', 'task_types']
@@ -85,19 +347,34 @@ class AmoClient
     public function catalogs(): AmoEntityService {}
 
     /**
-     * Companies.
+     * Chat templates: the generic verbs, delete (several at once), sendOnReview,
+     * updateReviewStatus.
      */
-    public function companies(): AmoEntityService {}
+    public function chatTemplates(): AmoChatTemplatesService {}
 
     /**
-     * Contacts. Find by phone or email: ->get(['query' => '+79001234567']).
+     * Companies, with getLinks, link and unlink.
      */
-    public function contacts(): AmoEntityService {}
+    public function companies(): AmoLinkableService {}
+
+    /**
+     * Contacts, with getLinks, link and unlink. Find by phone or email: ->get(['query' => '+79001234567']).
+     */
+    public function contacts(): AmoLinkableService {}
 
     /**
      * Currencies (read only).
      */
     public function currencies(): AmoEntityService {}
+
+    /**
+     * Custom field groups of one entity type: get, iterate, getOne, add, updateOne,
+     * deleteOne. Their ids are strings such as 'leads_1234'.
+     *
+     * @param string|null $entityType leads, contacts, companies, customers, or catalogs:{id} (catalogs/{id})
+     * @throws AmoConfigException when it is null or another entity type
+     */
+    public function customFieldGroups(?string $entityType = null): AmoEntityService {}
 
     /**
      * Custom fields of one entity type.
@@ -108,9 +385,26 @@ class AmoClient
     public function customFields(string $entityType): AmoEntityService {}
 
     /**
-     * Customers (when the account has them enabled).
+     * Customers (when the account has them enabled); setMode() switches them on or off.
      */
-    public function customers(): AmoEntityService {}
+    public function customers(): AmoCustomersService {}
+
+    /**
+     * Customers' bonus points: earnPoints, redeemPoints.
+     */
+    public function customersBonusPoints(): AmoBonusPointsService {}
+
+    /**
+     * Customers' segments: get, iterate, getOne, addOne (one bare object), updateOne
+     * (and update, one request per item), deleteOne.
+     */
+    public function customersSegments(): AmoEntityService {}
+
+    /**
+     * Customers' statuses: get, iterate, getOne, add, updateOne (and update, one
+     * request per item), deleteOne.
+     */
+    public function customersStatuses(): AmoEntityService {}
 
     /**
      * The files attached to one lead, contact, company or customer: get, add,
@@ -123,9 +417,36 @@ class AmoClient
     public function entityFiles(string $entityType, int $entityId): AmoEntityFilesService {}
 
     /**
+     * The users subscribed to one lead or customer: get, iterate, subscribe, unsubscribe.
+     *
+     * @param string $entityType leads or customers
+     * @param int $entityId the lead's or customer's id
+     * @throws AmoConfigException for another entity type or an id that is not positive
+     */
+    public function entitySubscriptions(string $entityType, int $entityId): AmoEntitySubscriptionsService {}
+
+    /**
+     * The event types (read only): key, type, lang.
+     */
+    public function eventTypes(): AmoEntityService {}
+
+    /**
      * The event log (read only).
      */
     public function events(): AmoEntityService {}
+
+    /**
+     * Asks amoCRM to send an authorization code for an old API key to the
+     * integration's redirect URI (POST /oauth2/exchange_api_key, answered 202); the
+     * code then arrives at the callback, to be exchanged with exchangeCode(). The
+     * request carries the client secret, which PHP code never sees.
+     *
+     * @param string $accountHost the account's host (e.g. example.amocrm.ru); default: the stored pair's base_domain
+     * @throws AmoConfigException for a host outside allowed_domains, or none known (nothing is sent)
+     * @throws AmoAuthException when amoCRM refuses the login, key or client
+     * @throws AmoTransportException|AmoApiException
+     */
+    public function exchangeApiKey(string $login, string $apiKey, ?string $accountHost = null): void {}
 
     /**
      * Exchanges the OAuth callback's code for a token pair and stores it. The
@@ -195,7 +516,7 @@ class AmoClient
     public function keepAlive(?int $maxAgeDays = null): array {}
 
     /**
-     * Leads: get, iterate, getOne, add, addOne, update, updateOne, addComplex.
+     * Leads: get, iterate, getPage, getOne, add, addOne, update, updateOne, addComplex, addOneComplex, getLinks, link, unlink.
      */
     public function leads(): AmoLeadsService {}
 
@@ -208,7 +529,7 @@ class AmoClient
     public function links(string $entityType): AmoLinksService {}
 
     /**
-     * Reasons for losing a lead.
+     * Reasons for losing a lead (getOne, add, updateOne, deleteOne).
      */
     public function lossReasons(): AmoEntityService {}
 
@@ -220,17 +541,35 @@ class AmoClient
     public function metrics(): array {}
 
     /**
-     * Notes of one entity type.
+     * Notes of one entity type, with getByParentId, pin and unpin.
      *
      * @param string $entityType leads, contacts, companies or customers
      * @throws AmoConfigException for another entity type
      */
-    public function notes(string $entityType): AmoEntityService {}
+    public function notes(string $entityType): AmoNotesService {}
+
+    /**
+     * Checks a widget's disposable token (amoCRM signs it HS256 with the client
+     * secret, for the scheme and host of redirect_uri; exp and nbf within 30 s) and
+     * returns its claims.
+     *
+     * @return array{token_uuid: ?string, client_uuid: ?string, account_domain: ?string, account_subdomain: ?string, account_id: ?int, user_id: ?int, is_admin: bool, expires_at: int}
+     * @throws AmoAuthException titled 'Invalid signature', 'Wrong audience', 'Token expired' or 'Malformed token'
+     * @throws AmoConfigException when client_secret or redirect_uri is not set
+     */
+    public function parseDisposableToken(string $token): array {}
 
     /**
      * Lead pipelines, each with its statuses in _embedded.statuses.
      */
     public function pipelines(): AmoEntityService {}
+
+    /**
+     * Products: their settings only (settings, updateSettings); a product is a
+     * catalog element linked to a lead through links('leads')->link() with metadata
+     * catalog_id, quantity and price_id.
+     */
+    public function products(): AmoProductsService {}
 
     /**
      * Refreshes under the cross-process lock: always when $force, otherwise only
@@ -268,9 +607,9 @@ class AmoClient
     public function shortLinks(): AmoEntityService {}
 
     /**
-     * Lead sources of the integration.
+     * Lead sources of the integration, with delete() of several at once.
      */
-    public function sources(): AmoEntityService {}
+    public function sources(): AmoSourcesService {}
 
     /**
      * The statuses of one pipeline (142 won and 143 lost are in every pipeline).
@@ -286,6 +625,11 @@ class AmoClient
     public function tags(string $entityType): AmoEntityService {}
 
     /**
+     * Talks (conversations): getOne, close.
+     */
+    public function talks(): AmoTalksService {}
+
+    /**
      * Tasks: text and complete_till are required; complete with updateOne(['id' => …, 'is_completed' => true, 'result' => ['text' => …]]).
      */
     public function tasks(): AmoEntityService {}
@@ -299,19 +643,31 @@ class AmoClient
     public function tokenStatus(): array {}
 
     /**
+     * Customers' purchases: get, iterate, getOne (with: catalog_elements) for all;
+     * add, addOne and deleteOne per customer.
+     */
+    public function transactions(): AmoTransactionsService {}
+
+    /**
      * Unsorted (incoming) leads: get, getOne, addForms, addSip, accept, decline, link, summary.
      */
     public function unsorted(): AmoUnsortedService {}
 
     /**
-     * Users of the account (admin only).
+     * Users of the account (admin only): get, getOne, add, activate, deactivate.
      */
-    public function users(): AmoEntityService {}
+    public function users(): AmoUsersService {}
 
     /**
      * Webhook subscriptions: get, subscribe, unsubscribe (admin only).
      */
     public function webhooks(): AmoWebhooksService {}
+
+    /**
+     * Website buttons of sources: get, iterate, getOne (with: scripts for the
+     * button's script), createAsync, updateAsync, addOnlineChatAsync.
+     */
+    public function websiteButtons(): AmoWebsiteButtonsService {}
 
     /**
      * Widgets: get, getByCode, install, uninstall.
@@ -324,6 +680,183 @@ class AmoClient
      * @throws AmoConfigException for an id that is not positive
      */
     public function withContextUser(int $userId): AmoClient {}
+}
+
+/**
+ * Customers, with the account's customers mode.
+ */
+class AmoCustomersService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * The links of one entity (GET /api/v4/{type}/{id}/links); [] on 204.
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param array{filter?: array<string, mixed>}|null $params
+     * @return list<array{to_entity_id: int, to_entity_type: string, metadata: ?array<string, mixed>}>
+     * @throws AmoConfigException for an entity without a positive id (nothing is sent)
+     * @throws AmoException
+     */
+    public function getLinks(mixed $entity, ?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * Links one entity to others (POST /api/v4/{type}/{id}/link), as the official
+     * library's $service->link($entity, $links).
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string, metadata?: array<string, mixed>}> $links
+     * @return list<array<string, mixed>>
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function link(mixed $entity, array $links): array {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Switches customers on in a mode, or off (PATCH /api/v4/customers/mode).
+     * Returns the mode amoCRM now has, null when customers are off.
+     *
+     * @param string $mode 'periodicity' or 'segments'
+     * @throws AmoConfigException for another mode (nothing is sent)
+     * @throws AmoException
+     */
+    public function setMode(string $mode, bool $isEnabled = true): ?string {}
+
+    /**
+     * Removes links of one entity (POST /api/v4/{type}/{id}/unlink); the same items as link().
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string}> $links
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function unlink(mixed $entity, array $links): void {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
 }
 
 /**
@@ -438,6 +971,18 @@ class AmoEntityService
     private function __construct() {}
 
     /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * Creates entities, split into requests of batch_size (default 50, at most 250);
      * the results come back in input order, each with its request_id (the item's
      * own, or its position).
@@ -485,12 +1030,48 @@ class AmoEntityService
     public function getOne(mixed $id, ?array $with = null): ?array {}
 
     /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
      * Every entity across all pages, fetched lazily page by page (memory stays flat).
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
      * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
      */
     public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
 
     /**
      * Updates entities, each with its id, in batches; results in input order.
@@ -510,6 +1091,99 @@ class AmoEntityService
      * @throws AmoException
      */
     public function updateOne(array $item): array {}
+}
+
+/**
+ * The users subscribed to one lead or customer.
+ */
+class AmoEntitySubscriptionsService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Subscribes users; returns the subscriptions after it.
+     *
+     * @param list<int> $userIds
+     * @return list<array{subscriber_id: int, type: string}>
+     * @throws AmoException
+     */
+    public function subscribe(array $userIds): array {}
+
+    /**
+     * Unsubscribes one user.
+     *
+     * @throws AmoException
+     */
+    public function unsubscribe(int $userId): void {}
 }
 
 /**
@@ -645,6 +1319,18 @@ class AmoLeadsService
     private function __construct() {}
 
     /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * Creates entities, split into requests of batch_size (default 50, at most 250);
      * the results come back in input order, each with its request_id (the item's
      * own, or its position).
@@ -675,6 +1361,15 @@ class AmoLeadsService
     public function addOne(array $item): array {}
 
     /**
+     * One lead with its contact and company (POST /api/v4/leads/complex).
+     *
+     * @param array<string, mixed> $item
+     * @return array{id: int, contact_id: ?int, company_id: ?int, request_id: list<string>, merged: bool}
+     * @throws AmoException
+     */
+    public function addOneComplex(array $item): array {}
+
+    /**
      * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
      *
      * @param int|string $id
@@ -692,6 +1387,17 @@ class AmoLeadsService
     public function get(?array $params = null): array {}
 
     /**
+     * The links of one entity (GET /api/v4/{type}/{id}/links); [] on 204.
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param array{filter?: array<string, mixed>}|null $params
+     * @return list<array{to_entity_id: int, to_entity_type: string, metadata: ?array<string, mixed>}>
+     * @throws AmoConfigException for an entity without a positive id (nothing is sent)
+     * @throws AmoException
+     */
+    public function getLinks(mixed $entity, ?array $params = null): array {}
+
+    /**
      * One entity by id, or null when amoCRM answers 204.
      *
      * @param int|string $id
@@ -702,12 +1408,237 @@ class AmoLeadsService
     public function getOne(mixed $id, ?array $with = null): ?array {}
 
     /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
      * Every entity across all pages, fetched lazily page by page (memory stays flat).
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
      * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
      */
     public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * Links one entity to others (POST /api/v4/{type}/{id}/link), as the official
+     * library's $service->link($entity, $links).
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string, metadata?: array<string, mixed>}> $links
+     * @return list<array<string, mixed>>
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function link(mixed $entity, array $links): array {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Removes links of one entity (POST /api/v4/{type}/{id}/unlink); the same items as link().
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string}> $links
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function unlink(mixed $entity, array $links): void {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
+}
+
+/**
+ * Contacts or companies: the generic verbs, and getLinks, link, unlink of one entity.
+ */
+class AmoLinkableService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * The links of one entity (GET /api/v4/{type}/{id}/links); [] on 204.
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param array{filter?: array<string, mixed>}|null $params
+     * @return list<array{to_entity_id: int, to_entity_type: string, metadata: ?array<string, mixed>}>
+     * @throws AmoConfigException for an entity without a positive id (nothing is sent)
+     * @throws AmoException
+     */
+    public function getLinks(mixed $entity, ?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * Links one entity to others (POST /api/v4/{type}/{id}/link), as the official
+     * library's $service->link($entity, $links).
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string, metadata?: array<string, mixed>}> $links
+     * @return list<array<string, mixed>>
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function link(mixed $entity, array $links): array {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Removes links of one entity (POST /api/v4/{type}/{id}/unlink); the same items as link().
+     *
+     * @param int|array{id: int} $entity an id, or the entity as get() returns it
+     * @param list<array{to_entity_id: int, to_entity_type: string}> $links
+     * @throws AmoConfigException for an empty list or an entity without id (nothing is sent)
+     * @throws AmoException
+     */
+    public function unlink(mixed $entity, array $links): void {}
 
     /**
      * Updates entities, each with its id, in batches; results in input order.
@@ -741,6 +1672,18 @@ class AmoLinksService
     private function __construct() {}
 
     /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
@@ -748,6 +1691,18 @@ class AmoLinksService
      * @throws AmoException
      */
     public function get(?array $params = null): array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
 
     /**
      * Every entity across all pages, fetched lazily page by page (memory stays flat).
@@ -767,12 +1722,643 @@ class AmoLinksService
     public function link(array $items): array {}
 
     /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
      * Removes links; the same items as link().
      *
      * @param list<array{entity_id: int, to_entity_id: int, to_entity_type: string}> $items
      * @throws AmoException
      */
     public function unlink(array $items): void {}
+}
+
+/**
+ * Notes of one entity type: the generic verbs, notes by parent, pin and unpin.
+ * getOne() also takes the official library's ['id' => note, 'entity_id' => parent].
+ */
+class AmoNotesService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * The notes of one entity (GET /api/v4/{type}/{id}/notes); [] on 204.
+     *
+     * @param array{filter?: array<string, mixed>, page?: int, limit?: int, order?: array<string, string>}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function getByParentId(int $parentId, ?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * Pins a note (POST /api/v4/{type}/notes/{id}/pin).
+     *
+     * @param int $id
+     * @throws AmoException
+     */
+    public function pin(mixed $id): void {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Unpins a note (POST /api/v4/{type}/notes/{id}/unpin).
+     *
+     * @param int $id
+     * @throws AmoException
+     */
+    public function unpin(mixed $id): void {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
+}
+
+/**
+ * Products: the account's products settings.
+ */
+class AmoProductsService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * The products settings (GET /api/v4/catalogs/products/settings).
+     *
+     * @return array{is_enabled: bool}|null
+     * @throws AmoException
+     */
+    public function settings(): ?array {}
+
+    /**
+     * Turns products on or off.
+     *
+     * @param array{is_enabled: bool} $settings
+     * @return array{is_enabled: bool}
+     * @throws AmoConfigException without a boolean is_enabled
+     * @throws AmoException
+     */
+    public function updateSettings(array $settings): array {}
+}
+
+/**
+ * Lead sources of the integration, with batch delete.
+ */
+class AmoSourcesService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deletes sources (DELETE /api/v4/sources), in batches of batch_size.
+     *
+     * @param list<int|array{id: int}> $ids ids, or sources as get() returns them
+     * @throws AmoConfigException for an empty list or a bad id (nothing is sent)
+     * @throws AmoException
+     */
+    public function delete(array $ids): void {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
+}
+
+/**
+ * Talks: the conversations of chats.
+ */
+class AmoTalksService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Closes a talk; forceClose closes it without the NPS bot.
+     *
+     * @throws AmoException
+     */
+    public function close(int $talkId, bool $forceClose = false): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One talk by id (a missing one is amoCRM's 404, an AmoApiException).
+     *
+     * @param int|string $talkId
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $talkId, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+}
+
+/**
+ * Customers' purchases (transactions).
+ */
+class AmoTransactionsService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Adds purchases to a customer (POST /api/v4/customers/{id}/transactions), in
+     * batches; results in input order. Each needs its price.
+     *
+     * @param list<array{price: int, comment?: string, completed_at?: int, next_price?: int, next_date?: int, _embedded?: array{catalog_elements?: list<array{id: int, metadata: array{catalog_id: int, quantity?: int|float}}>}}> $items
+     * @param bool $accrueBonus accrue bonus points for them, as the official library (default true)
+     * @return list<array<string, mixed>>
+     * @throws AmoConfigException for a customer id that is not positive or an item without an int price
+     * @throws AmoException
+     */
+    public function add(int $customerId, array $items, bool $accrueBonus = true): array {}
+
+    /**
+     * Adds one purchase to a customer.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(int $customerId, array $item, bool $accrueBonus = true): array {}
+
+    /**
+     * Deletes one purchase of a customer.
+     *
+     * @throws AmoException
+     */
+    public function deleteOne(int $customerId, int $transactionId): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One purchase by id, or null.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with e.g. ['catalog_elements']
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
 }
 
 /**
@@ -785,6 +2371,18 @@ class AmoUnsortedService
      * Not constructible: AmoClient's methods return services and iterators.
      */
     private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
 
     /**
      * Accepts an unsorted item: it becomes a lead.
@@ -842,6 +2440,18 @@ class AmoUnsortedService
     public function getOne(mixed $uid, ?array $with = null): ?array {}
 
     /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
      * Every entity across all pages, fetched lazily page by page (memory stays flat).
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
@@ -859,6 +2469,30 @@ class AmoUnsortedService
     public function link(string $uid, array $params): array {}
 
     /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
      * Counts by category and outcome.
      *
      * @param array{filter?: array<string, mixed>}|null $params
@@ -866,6 +2500,159 @@ class AmoUnsortedService
      * @throws AmoException
      */
     public function summary(?array $params = null): array {}
+}
+
+/**
+ * Users of the account (admin only): the generic read and add verbs, activate
+ * and deactivate (amoCRM has no user update).
+ */
+class AmoUsersService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Activates users (POST /api/v4/users/activate), ten a request (amoCRM's limit).
+     *
+     * @param list<int|array{id: int}> $userIds ids, or users as get() returns them
+     * @throws AmoConfigException for an empty list or a bad id (nothing is sent)
+     * @throws AmoException
+     */
+    public function activate(array $userIds): void {}
+
+    /**
+     * Creates entities, split into requests of batch_size (default 50, at most 250);
+     * the results come back in input order, each with its request_id (the item's
+     * own, or its position).
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException; after a partial failure the message says which items were saved
+     */
+    public function add(array $items): array {}
+
+    /**
+     * Creates one entity.
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function addOne(array $item): array {}
+
+    /**
+     * Deactivates users (POST /api/v4/users/deactivate), ten a request.
+     *
+     * @param list<int|array{id: int}> $userIds ids, or users as get() returns them
+     * @throws AmoConfigException for an empty list or a bad id (nothing is sent)
+     * @throws AmoException
+     */
+    public function deactivate(array $userIds): void {}
+
+    /**
+     * Deletes one entity where amoCRM allows it (pipelines, statuses, custom fields, loss reasons, roles, sources).
+     *
+     * @param int|string $id
+     * @throws AmoException
+     */
+    public function deleteOne(mixed $id): void {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One entity by id, or null when amoCRM answers 204.
+     *
+     * @param int|string $id
+     * @param list<string>|null $with
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $id, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Updates entities, each with its id, in batches; results in input order.
+     * Where amoCRM has no batch update (pipelines, statuses, roles), one request per item.
+     *
+     * @param list<array<string, mixed>> $items
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function update(array $items): array {}
+
+    /**
+     * Updates one entity, with its id (PATCH /entity/{id}).
+     *
+     * @param array<string, mixed> $item
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateOne(array $item): array {}
 }
 
 /**
@@ -880,6 +2667,18 @@ class AmoWebhooksService
     private function __construct() {}
 
     /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
@@ -889,12 +2688,48 @@ class AmoWebhooksService
     public function get(?array $params = null): array {}
 
     /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
      * Every entity across all pages, fetched lazily page by page (memory stays flat).
      *
      * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
      * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
      */
     public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
 
     /**
      * Subscribes a destination URL to events.
@@ -914,6 +2749,118 @@ class AmoWebhooksService
 }
 
 /**
+ * Website buttons (chat buttons of sources).
+ */
+class AmoWebsiteButtonsService
+{
+
+    /**
+     * Not constructible: AmoClient's methods return services and iterators.
+     */
+    private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
+     * Adds an online chat to the button's source.
+     *
+     * @throws AmoException
+     */
+    public function addOnlineChatAsync(int $sourceId): void {}
+
+    /**
+     * Creates a button; amoCRM finishes it asynchronously.
+     *
+     * @param array{pipeline_id: int, trusted_websites?: list<string>, is_used_in_app?: bool, name?: string} $params
+     * @return array{source_id: int, trusted_websites: list<string>, name: ?string}
+     * @throws AmoException
+     */
+    public function createAsync(array $params): array {}
+
+    /**
+     * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return list<array<string, mixed>>
+     * @throws AmoException
+     */
+    public function get(?array $params = null): array {}
+
+    /**
+     * One button by its source id, or null; with ['scripts'] it has its script.
+     *
+     * @param int|string $sourceId
+     * @param list<string>|null $with scripts, deleted
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getOne(mixed $sourceId, ?array $with = null): ?array {}
+
+    /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
+     * Every entity across all pages, fetched lazily page by page (memory stays flat).
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
+     */
+    public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
+
+    /**
+     * Adds trusted websites to a button or renames it; returns the button.
+     *
+     * @param array{trusted_websites?: array{add: list<string>}, name?: string} $params
+     * @return array<string, mixed>
+     * @throws AmoException
+     */
+    public function updateAsync(int $sourceId, array $params): array {}
+}
+
+/**
  * Widgets of the account, by code.
  */
 class AmoWidgetsService
@@ -923,6 +2870,18 @@ class AmoWidgetsService
      * Not constructible: AmoClient's methods return services and iterators.
      */
     private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
 
     /**
      * One page of entities: the list inside _embedded, [] when amoCRM answers 204.
@@ -942,6 +2901,18 @@ class AmoWidgetsService
     public function getByCode(string $code): ?array {}
 
     /**
+     * One page as amoCRM answered it: _page, _links (self, next, prev),
+     * _total_items and _page_count where amoCRM sends them (custom fields, loss
+     * reasons, pipelines, statuses, users, roles, sources), and _embedded.<list>;
+     * null when amoCRM answers 204.
+     *
+     * @param array{filter?: array<string, mixed>, with?: list<string>, page?: int, limit?: int, order?: array<string, string>, query?: string|int}|null $params
+     * @return array<string, mixed>|null
+     * @throws AmoException
+     */
+    public function getPage(?array $params = null): ?array {}
+
+    /**
      * Installs a widget with its settings.
      *
      * @param array<string, mixed>|null $settings
@@ -957,6 +2928,30 @@ class AmoWidgetsService
      * @throws AmoConfigException for invalid params (the first page is fetched by foreach)
      */
     public function iterate(?array $params = null): AmoEntityIterator {}
+
+    /**
+     * The page after one from getPage()/nextPage()/prevPage(), following its
+     * _links.next.href; null when it has none. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function nextPage(array $page): ?array {}
+
+    /**
+     * The page before one from getPage()/nextPage()/prevPage(), following its
+     * _links.prev.href; null on the first page. A link to another host or another
+     * list is refused, not followed.
+     *
+     * @param array<string, mixed> $page
+     * @return array<string, mixed>|null
+     * @throws AmoConfigException for a link to another host or list
+     * @throws AmoException
+     */
+    public function prevPage(array $page): ?array {}
 
     /**
      * Uninstalls a widget.

@@ -3,8 +3,10 @@
 use super::convert::{hashtable_to_json, json_result, zval_to_json};
 use super::exceptions::to_php;
 use super::services::{
-    AmoBonusPointsService, AmoChatTemplatesService, AmoEntitySubscriptionsService,
-    AmoProductsService, AmoTalksService, AmoTransactionsService, AmoWebsiteButtonsService,
+    unknown_client_method, AmoBonusPointsService, AmoChatTemplatesService, AmoCustomersService,
+    AmoEntitySubscriptionsService, AmoLinkableService, AmoNotesService, AmoProductsService,
+    AmoSourcesService, AmoTalksService, AmoTransactionsService, AmoUsersService,
+    AmoWebsiteButtonsService,
 };
 use super::services::{
     AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService, AmoWebhooksService,
@@ -289,19 +291,25 @@ impl AmoClient {
         })
     }
 
-    /// Contacts.
-    pub fn contacts(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("contacts"))
+    /// Contacts, with getLinks, link and unlink.
+    pub fn contacts(&self) -> PhpResult<AmoLinkableService> {
+        Ok(AmoLinkableService {
+            h: self.handle(Service::named("contacts"))?,
+        })
     }
 
-    /// Companies.
-    pub fn companies(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("companies"))
+    /// Companies, with getLinks, link and unlink.
+    pub fn companies(&self) -> PhpResult<AmoLinkableService> {
+        Ok(AmoLinkableService {
+            h: self.handle(Service::named("companies"))?,
+        })
     }
 
-    /// Customers (when the account has customers enabled).
-    pub fn customers(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("customers"))
+    /// Customers (when the account has customers enabled), with setMode.
+    pub fn customers(&self) -> PhpResult<AmoCustomersService> {
+        Ok(AmoCustomersService {
+            h: self.handle(Service::named("customers"))?,
+        })
     }
 
     /// Tasks.
@@ -309,9 +317,11 @@ impl AmoClient {
         self.entity(Service::named("tasks"))
     }
 
-    /// Notes of leads, contacts, companies or customers.
-    pub fn notes(&self, entityType: String) -> PhpResult<AmoEntityService> {
-        self.entity(Service::notes(&entityType))
+    /// Notes of leads, contacts, companies or customers, with getByParentId, pin, unpin.
+    pub fn notes(&self, entityType: String) -> PhpResult<AmoNotesService> {
+        Ok(AmoNotesService {
+            h: self.handle(Service::notes(&entityType))?,
+        })
     }
 
     /// Tags of leads, contacts, companies or customers.
@@ -339,9 +349,11 @@ impl AmoClient {
         self.entity(Service::named("lossReasons"))
     }
 
-    /// Users of the account (admin only).
-    pub fn users(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("users"))
+    /// Users of the account (admin only), with activate and deactivate.
+    pub fn users(&self) -> PhpResult<AmoUsersService> {
+        Ok(AmoUsersService {
+            h: self.handle(Service::named("users"))?,
+        })
     }
 
     /// User roles.
@@ -378,9 +390,11 @@ impl AmoClient {
         self.entity(Service::named("events"))
     }
 
-    /// Lead sources of the integration.
-    pub fn sources(&self) -> PhpResult<AmoEntityService> {
-        self.entity(Service::named("sources"))
+    /// Lead sources of the integration, with batch delete.
+    pub fn sources(&self) -> PhpResult<AmoSourcesService> {
+        Ok(AmoSourcesService {
+            h: self.handle(Service::named("sources"))?,
+        })
     }
 
     /// Links of leads, contacts, companies or customers to other entities.
@@ -535,6 +549,13 @@ impl AmoClient {
             entity_type: entityType,
             entity_id: entityId,
         })
+    }
+
+    /// A method or service AmoClient does not have: AmoConfigException
+    /// naming it, rather than PHP's \Error.
+    pub fn __call(&self, name: String, arguments: &ZendHashTable) -> PhpResult<Zval> {
+        let _ = arguments;
+        Err(unknown_client_method(Self::get_metadata().ce(), &name))
     }
 
     /// For the test suite: panics inside Rust when AMOCRM_TEST_HOOKS=1 is in

@@ -27,6 +27,9 @@ use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef, ModuleEntry};
 use ext_php_rs::{info_table_end, info_table_row, info_table_start};
 use once_cell::sync::Lazy;
 use services::{
+    AmoCustomersService, AmoLinkableService, AmoNotesService, AmoSourcesService, AmoUsersService,
+};
+use services::{
     AmoEntityIterator, AmoEntityService, AmoLeadsService, AmoLinksService, AmoUnsortedService,
     AmoWebhooksService, AmoWidgetsService,
 };
@@ -262,6 +265,11 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<files::AmoFilesService>()
         .class::<files::AmoEntityFilesService>()
         .class::<files::AmoFilesIterator>()
+        .class::<AmoUsersService>()
+        .class::<AmoCustomersService>()
+        .class::<AmoSourcesService>()
+        .class::<AmoNotesService>()
+        .class::<AmoLinkableService>()
         .request_startup_function(request_startup)
         .info_function(module_info)
 }

@@ -10,7 +10,7 @@ use crate::services::{self, Page, Service, Writer};
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
-use ext_php_rs::zend::ce;
+use ext_php_rs::zend::{ce, ClassEntry};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -316,6 +316,29 @@ macro_rules! service_class {
                 self.h.iterate(params)
             }
 
+            /// One page as amoCRM answered it (_page, _links, _total_items, _embedded); null on 204.
+            pub fn get_page(&self, params: Option<&ZendHashTable>) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+                self.h.get_page(params)
+            }
+
+            /// The page after a page from getPage()/nextPage(), or null when it is the last.
+            pub fn next_page(&self, page: &ZendHashTable) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+                self.h.neighbour_page(page, "next")
+            }
+
+            /// The page before a page from getPage()/nextPage(), or null when it is the first.
+            pub fn prev_page(&self, page: &ZendHashTable) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+                self.h.neighbour_page(page, "prev")
+            }
+
+            /// A method this service does not have: AmoConfigException naming it
+            /// and the service's methods, rather than PHP's \Error.
+            pub fn __call(&self, name: String, arguments: &ZendHashTable) -> PhpResult<Zval> {
+                let _ = arguments;
+                use ext_php_rs::class::RegisteredClass;
+                Err(unknown_method(Self::get_metadata().ce(), &self.h.svc, &name))
+            }
+
             $($extra)*
         }
     };
@@ -332,6 +355,28 @@ service_class!(crud AmoLeadsService, "AmoLeadsService", "Leads, with leads/compl
                     .add_complex(&arg("items", Some(items))?)
                     .map_err(to_php)?,
             )
+        }
+
+        /// One lead with its contact and company (leads/complex).
+        pub fn add_one_complex(&self, item: &ZendHashTable) -> Array {
+            let items = Value::Array(vec![arg("item", Some(item))?]);
+            let mut got = self.h.writer().add_complex(&items).map_err(to_php)?;
+            object(got.pop())
+        }
+
+        /// The links of one entity (an id, or the entity with its id); [] on 204.
+        pub fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
+            self.h.get_links(entity, params)
+        }
+
+        /// Links one entity to others: items of to_entity_id, to_entity_type, metadata.
+        pub fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
+            self.h.link(entity, links)
+        }
+
+        /// Removes links of one entity: the same items as link().
+        pub fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
+            self.h.unlink(entity, links)
         }
 });
 
@@ -755,3 +800,216 @@ service_class!(
         }
     }
 );
+// ------------------------------------------------------------------
+// Migration from the official library (issue 11): pages with their
+// metadata, unknown methods, and the services with verbs of their own.
+
+impl Handle {
+    fn get_page(&self, params: Option<&ZendHashTable>) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+        services::page_as_is(&self.core, &self.svc, &arg("params", params)?, self.ctx)
+            .map_err(to_php)
+    }
+
+    /// The `rel` (next, prev) neighbour of a page, null when it has none.
+    fn neighbour_page(
+        &self,
+        page: &ZendHashTable,
+        rel: &str,
+    ) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+        let href = page
+            .get("_links")
+            .and_then(Zval::array)
+            .and_then(|l| l.get(rel))
+            .and_then(Zval::array)
+            .and_then(|l| l.get("href"))
+            .and_then(Zval::str);
+        if href.is_none() {
+            return Ok(None);
+        }
+        let base = self.core.fresh_pair().map_err(to_php)?.base_domain;
+        let Some(path) = services::neighbour_path(&self.svc, &base, rel, href).map_err(to_php)?
+        else {
+            return Ok(None);
+        };
+        services::page_as_is_at(&self.core, &path, self.ctx).map_err(to_php)
+    }
+}
+
+/// The public methods of a class as PHP spells them, from its function table.
+fn public_methods(ce: &ClassEntry) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, zv) in ce.function_table.iter() {
+        // SAFETY: a class's function table holds zend_function pointers that
+        // live as long as the class.
+        let Some(f) = (unsafe { zv.ptr::<ext_php_rs::ffi::zend_function>() }) else {
+            continue;
+        };
+        let (flags, name) = unsafe { ((*f).common.fn_flags, (*f).common.function_name) };
+        if flags & ext_php_rs::ffi::ZEND_ACC_PUBLIC == 0 || name.is_null() {
+            continue;
+        }
+        // SAFETY: non-null, and a function's name lives as long as the function.
+        if let Ok(name) = unsafe { &*name }.as_str() {
+            if !name.starts_with("__") {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The exception for a method a service class lacks: names the method,
+/// the service and the methods this service offers.
+fn unknown_method(ce: &ClassEntry, svc: &Service, method: &str) -> PhpException {
+    let offered: Vec<String> = public_methods(ce)
+        .into_iter()
+        .filter(|m| svc.offers(m))
+        .collect();
+    let owner = if svc.label.contains('(') {
+        svc.label.clone()
+    } else {
+        format!("{}()", svc.label)
+    };
+    to_php(services::unknown_method(&owner, method, &offered))
+}
+
+/// An AmoClient method that does not exist: names it and lists the client's methods.
+pub(crate) fn unknown_client_method(ce: &ClassEntry, method: &str) -> PhpException {
+    to_php(Error::argument(
+        "method",
+        format!(
+            "AmoClient has no service or method {method}(): its methods are {}",
+            public_methods(ce).join(", ")
+        ),
+    ))
+}
+
+service_class!(crud AmoUsersService, "AmoUsersService", "Users of the account (admin only), with activate and deactivate.", {
+        /// Activates users (ids, or users with their id); ten per request.
+        pub fn activate(&self, userIds: &ZendHashTable) -> PhpResult<()> {
+            self.h
+                .writer()
+                .users_action(&self.h.svc, "activate", &arg("userIds", Some(userIds))?)
+                .map_err(to_php)
+        }
+
+        /// Deactivates users (ids, or users with their id); ten per request.
+        pub fn deactivate(&self, userIds: &ZendHashTable) -> PhpResult<()> {
+            self.h
+                .writer()
+                .users_action(&self.h.svc, "deactivate", &arg("userIds", Some(userIds))?)
+                .map_err(to_php)
+        }
+});
+
+service_class!(crud AmoCustomersService, "AmoCustomersService", "Customers, with the account's customers mode.", {
+        /// Switches customers on in a mode (periodicity, segments) or off;
+        /// returns the mode amoCRM now has, or null when customers are off.
+        #[php(defaults(isEnabled = true))]
+        pub fn set_mode(&self, mode: String, isEnabled: bool) -> PhpResult<Option<String>> {
+            self.h
+                .writer()
+                .set_customers_mode(&mode, isEnabled)
+                .map_err(to_php)
+        }
+
+        /// The links of one entity (an id, or the entity with its id); [] on 204.
+        pub fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
+            self.h.get_links(entity, params)
+        }
+
+        /// Links one entity to others: items of to_entity_id, to_entity_type, metadata.
+        pub fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
+            self.h.link(entity, links)
+        }
+
+        /// Removes links of one entity: the same items as link().
+        pub fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
+            self.h.unlink(entity, links)
+        }
+});
+
+service_class!(crud AmoSourcesService, "AmoSourcesService", "Lead sources of the integration, with batch delete.", {
+        /// Deletes sources (ids, or sources with their id) in batches.
+        pub fn delete(&self, ids: &ZendHashTable) -> PhpResult<()> {
+            self.h
+                .writer()
+                .delete_batch(&self.h.svc, &arg("ids", Some(ids))?)
+                .map_err(to_php)
+        }
+});
+
+service_class!(crud AmoNotesService, "AmoNotesService", "Notes of one entity type, by parent, pinned or not.", {
+        /// The notes of one entity (GET /api/v4/{type}/{id}/notes); [] on 204.
+        pub fn get_by_parent_id(&self, parentId: i64, params: Option<&ZendHashTable>) -> Array {
+            let svc = self.h.svc.notes_of(parentId).map_err(to_php)?;
+            services::get(&self.h.core, &svc, &arg("params", params)?, self.h.ctx).map_err(to_php)
+        }
+
+        /// Pins a note to the top of its entity's feed.
+        pub fn pin(&self, id: &Zval) -> PhpResult<()> {
+            self.h
+                .writer()
+                .note_pin(&self.h.svc, &zarg("id", id)?, true)
+                .map_err(to_php)
+        }
+
+        /// Unpins a note.
+        pub fn unpin(&self, id: &Zval) -> PhpResult<()> {
+            self.h
+                .writer()
+                .note_pin(&self.h.svc, &zarg("id", id)?, false)
+                .map_err(to_php)
+        }
+});
+
+/// `getLinks`, `link` and `unlink` on an entity's own service, as the
+/// official library has them (leads, contacts, companies, customers).
+impl Handle {
+    fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
+        let svc = self
+            .svc
+            .links_of(&zarg("entity", entity)?)
+            .map_err(to_php)?;
+        services::get(&self.core, &svc, &arg("params", params)?, self.ctx).map_err(to_php)
+    }
+
+    fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
+        list(
+            self.writer()
+                .link_entity(
+                    &self.svc,
+                    &zarg("entity", entity)?,
+                    &arg("links", Some(links))?,
+                )
+                .map_err(to_php)?,
+        )
+    }
+
+    fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
+        self.writer()
+            .unlink_entity(
+                &self.svc,
+                &zarg("entity", entity)?,
+                &arg("links", Some(links))?,
+            )
+            .map_err(to_php)
+    }
+}
+
+service_class!(crud AmoLinkableService, "AmoLinkableService", "Contacts or companies, with their links.", {
+        /// The links of one entity (an id, or the entity with its id); [] on 204.
+        pub fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
+            self.h.get_links(entity, params)
+        }
+
+        /// Links one entity to others: items of to_entity_id, to_entity_type, metadata.
+        pub fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
+            self.h.link(entity, links)
+        }
+
+        /// Removes links of one entity: the same items as link().
+        pub fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
+            self.h.unlink(entity, links)
+        }
+});

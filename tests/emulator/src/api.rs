@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::entities::{self as ent, ENTITY_TYPES};
 use crate::extra;
 use crate::http::{Request, Response};
+use crate::migration;
 use crate::more;
 use crate::oauth::access_status;
 use crate::ratelimit::{self, Verdict};
@@ -602,11 +603,42 @@ pub fn create(rq: &Rq, sc: &Scope) -> Response {
             "_links": rq.href(&path),
         }));
     }
+    if FULL_CREATE_ANSWERS.contains(&sc.def.name) {
+        full_objects(rq, sc.def, cx.st, &mut out);
+    }
     let body = json!({
         "_links": rq.href(&sc.path),
         "_embedded": {sc.def.name: out},
     });
     Response::json(200, HAL, &body)
+}
+
+/// The lists whose POST answers the whole new objects (with their
+/// `request_id`), not only ids: custom fields (enums, nested, chained
+/// lists with the ids amoCRM gave them).
+pub const FULL_CREATE_ANSWERS: &[&str] = &["custom_fields"];
+
+/// Replaces each `{id, request_id, _links}` of a create answer by the
+/// rendered object with its `request_id`.
+fn full_objects(rq: &Rq, def: &EntityDef, st: &State, out: &mut [Value]) {
+    let with = Vec::new();
+    let rx = Rx {
+        st,
+        with: &with,
+        referer: &rq.shared.referer,
+    };
+    for v in out.iter_mut() {
+        let Some(id) = v.get("id").and_then(Value::as_u64) else {
+            continue;
+        };
+        if let Some(o) = get_obj(st, def, id) {
+            let mut full = render(def, o, &rx);
+            if let (Value::Object(f), Some(r)) = (&mut full, v.get("request_id")) {
+                f.insert("request_id".into(), r.clone());
+            }
+            *v = full;
+        }
+    }
 }
 
 fn patch_answer(rq: &Rq, def: &EntityDef, obj: &Obj, rid: &str) -> Value {
@@ -857,6 +889,34 @@ pub fn page_answer(
     page: usize,
     limit: usize,
 ) -> Response {
+    page_answer_counted(rq, path, key, slice, has_next, page, limit, None)
+}
+
+/// The lists whose answers carry `_total_items` and `_page_count` in
+/// amoCRM's documentation (leads, contacts, … do not: their totals are not
+/// counted for you).
+pub const COUNTED_LISTS: &[&str] = &[
+    "custom_fields",
+    "loss_reasons",
+    "pipelines",
+    "statuses",
+    "users",
+    "roles",
+    "sources",
+];
+
+/// [`page_answer`] with `_total_items` and `_page_count` when `total` is given.
+#[allow(clippy::too_many_arguments)]
+pub fn page_answer_counted(
+    rq: &Rq,
+    path: &str,
+    key: &str,
+    slice: Vec<Value>,
+    has_next: bool,
+    page: usize,
+    limit: usize,
+    total: Option<usize>,
+) -> Response {
     if slice.is_empty() {
         return Response::empty(204);
     }
@@ -886,11 +946,15 @@ pub fn page_answer(
     if page > 1 {
         links.insert("prev".into(), json!({"href": href(page - 1)}));
     }
-    let body = json!({
+    let mut body = json!({
         "_page": page,
         "_links": links,
         "_embedded": {key: slice},
     });
+    if let (Some(total), Value::Object(b)) = (total, &mut body) {
+        b.insert("_total_items".into(), json!(total));
+        b.insert("_page_count".into(), json!(total.div_ceil(limit.max(1))));
+    }
     Response::json(200, HAL, &body)
 }
 
@@ -983,8 +1047,9 @@ pub fn list(rq: &Rq, sc: &Scope) -> Response {
         .take(limit)
         .map(|o| render(def, o, &rx))
         .collect();
+    let total = COUNTED_LISTS.contains(&def.name).then_some(found.len());
     drop(st);
-    page_answer(rq, &sc.path, def.name, slice, has_next, page, limit)
+    page_answer_counted(rq, &sc.path, def.name, slice, has_next, page, limit, total)
 }
 
 // ---------------------------------------------------------------- entry
@@ -1168,7 +1233,7 @@ fn route(shared: &Shared, req: &Request) -> Response {
         ["leads", "loss_reasons", id] if num(id).is_some() => one(
             Scope::new("loss_reasons", "leads/loss_reasons", vec![]),
             id,
-            "GET, DELETE",
+            "GET, PATCH, DELETE",
         ),
         ["leads", "unsorted", rest @ ..] => extra::unsorted(&rq, m, rest),
 
@@ -1203,6 +1268,14 @@ fn route(shared: &Shared, req: &Request) -> Response {
         ["website_buttons", rest @ ..] => more::website_buttons(&rq, m, rest),
         ["chats", "templates", rest @ ..] => more::chat_templates(&rq, m, rest),
         ["talks", rest @ ..] => more::talks(&rq, m, rest),
+        [et, "notes", id, action @ ("pin" | "unpin")]
+            if is_entity_type(et) && num(id).is_some() =>
+        {
+            only("POST", &|| {
+                migration::note_pin(&rq, et, id, *action == "pin")
+            })
+        }
+        ["customers", "mode"] => only("PATCH", &|| migration::customers_mode(&rq)),
         [et, "notes", rest @ ..] if is_entity_type(et) => {
             let sc = Scope::new(
                 "notes",
@@ -1270,6 +1343,10 @@ fn route(shared: &Shared, req: &Request) -> Response {
             }
             _ => method_not_allowed("GET, POST"),
         },
+        ["users", action @ ("activate" | "deactivate")] => only("POST", &|| {
+            admin_only(shared, user)
+                .unwrap_or_else(|| migration::users_action(&rq, *action == "activate"))
+        }),
         ["users", id] if num(id).is_some() => one(Scope::plain("users"), id, "GET"),
         ["roles"] => match m {
             "GET" => list(&rq, &Scope::plain("roles")),
@@ -1307,6 +1384,7 @@ fn route(shared: &Shared, req: &Request) -> Response {
         }
         ["events"] => only("GET", &|| list(&rq, &Scope::plain("events"))),
         ["events", id] => one(Scope::plain("events"), id, "GET"),
+        ["sources"] if m == "DELETE" => migration::sources_delete(&rq),
         ["sources"] => crud(Scope::plain("sources")),
         ["sources", id] if num(id).is_some() => {
             one(Scope::plain("sources"), id, "GET, PATCH, DELETE")

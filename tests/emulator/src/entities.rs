@@ -267,9 +267,17 @@ fn apply_tags(obj: &mut Obj, item: &Obj, st: &mut State, et: &str) {
         .cloned()
         .unwrap_or_default();
     let mut changed = false;
-    if let Some(Value::Array(refs)) = item.get("_embedded").and_then(|e| e.get("tags")) {
-        current = resolve_tags(refs, st, et);
-        changed = true;
+    match item.get("_embedded").and_then(|e| e.get("tags")) {
+        Some(Value::Array(refs)) => {
+            current = resolve_tags(refs, st, et);
+            changed = true;
+        }
+        // amoCRM: `"_embedded": {"tags": null}` removes every tag.
+        Some(Value::Null) => {
+            current.clear();
+            changed = true;
+        }
+        _ => {}
     }
     if let Some(Value::Array(refs)) = item.get("tags_to_add") {
         for t in resolve_tags(refs, st, et) {
@@ -384,7 +392,12 @@ fn norm_values(def: &Obj, values: &Value) -> Value {
                 let by_code = str_of(&o, "enum_code").and_then(|c| {
                     enums
                         .iter()
-                        .find(|e| str_of(e, "value").is_some_and(|v| v.eq_ignore_ascii_case(c)))
+                        .find(|e| str_of(e, "code").is_some_and(|v| v.eq_ignore_ascii_case(c)))
+                        .or_else(|| {
+                            enums.iter().find(|e| {
+                                str_of(e, "value").is_some_and(|v| v.eq_ignore_ascii_case(c))
+                            })
+                        })
                 });
                 let by_value = if multitext {
                     None
@@ -399,6 +412,15 @@ fn norm_values(def: &Obj, values: &Value) -> Value {
                         o.insert("enum_code".into(), e["value"].clone());
                     } else {
                         o.insert("value".into(), e["value"].clone());
+                        // A select's value carries its enum's code, when it has one.
+                        match e.get("code") {
+                            Some(c) if !c.is_null() => {
+                                o.insert("enum_code".into(), c.clone());
+                            }
+                            _ => {
+                                o.remove("enum_code");
+                            }
+                        }
                     }
                 }
                 Value::Object(o)
@@ -1586,6 +1608,7 @@ fn note_template(id: u64, now: i64) -> Obj {
         "group_id": 0,
         "note_type": "common",
         "params": {},
+        "is_pinned": false,
         "account_id": ACCOUNT_ID,
         "_links": null,
     }))
@@ -1891,7 +1914,7 @@ pub const CUSTOM_FIELDS: EntityDef = EntityDef {
             "sort": 500, "is_api_only": false, "enums": null, "group_id": null,
             "required_statuses": [], "is_deletable": true, "is_predefined": false,
             "entity_type": "leads", "remind": null, "triggers": [], "currency": null,
-            "hidden_statuses": [], "chained_lists": null, "_links": null,
+            "hidden_statuses": [], "chained_lists": null, "nested": null, "_links": null,
         }))
     },
     validate: cf_validate,
@@ -1949,6 +1972,7 @@ fn cf_validate(item: &Obj, vx: &Vx) -> Vec<FieldError> {
             }
         }
     }
+    cf_validate_trees(item, vx, &mut errs);
     errs
 }
 
@@ -1979,13 +2003,151 @@ fn cf_apply(obj: &mut Obj, item: &Obj, cx: &mut Cx) {
                 cx.st.next_enum_id += 1;
                 id
             });
+            let code = e
+                .get("code")
+                .filter(|c| c.is_string())
+                .or_else(|| {
+                    old.iter()
+                        .find(|o| o["id"] == json!(id))
+                        .and_then(|o| o.get("code"))
+                })
+                .cloned()
+                .unwrap_or(Value::Null);
             out.push(json!({
                 "id": id,
                 "value": e.get("value").cloned().unwrap_or(json!("")),
                 "sort": e.get("sort").filter(|s| s.is_i64()).cloned().unwrap_or(json!((i as i64 + 1) * 10)),
+                "code": code,
             }));
         }
         obj.insert("enums".into(), Value::Array(out));
+    }
+    cf_apply_nested(obj, item, cx);
+    if let Some(Value::Array(list)) = item.get("chained_lists") {
+        let out: Vec<Value> = list
+            .iter()
+            .map(|c| {
+                json!({
+                    "title": c.get("title").cloned().unwrap_or(Value::Null),
+                    "catalog_id": c.get("catalog_id").cloned().unwrap_or(Value::Null),
+                    "parent_catalog_id": c.get("parent_catalog_id").cloned().unwrap_or(json!(0)),
+                })
+            })
+            .collect();
+        obj.insert("chained_lists".into(), Value::Array(out));
+    }
+}
+
+/// A `category` field's `nested` tree: each item gets an id; a child names
+/// its parent by `parent_id`, or by the `request_id` of a new parent in the
+/// same request (`parent_request_id`), as the official library sends them.
+fn cf_apply_nested(obj: &mut Obj, item: &Obj, cx: &mut Cx) {
+    let Some(Value::Array(list)) = item.get("nested") else {
+        return;
+    };
+    let old: Vec<Value> = obj
+        .get("nested")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut by_request: Vec<(String, u64)> = Vec::new();
+    let mut out = Vec::new();
+    for (i, n) in list.iter().enumerate() {
+        let keep = n
+            .get("id")
+            .and_then(Value::as_u64)
+            .filter(|id| old.iter().any(|o| o["id"] == json!(id)));
+        let id = keep.unwrap_or_else(|| {
+            if cx.st.next_enum_id == 0 {
+                cx.st.next_enum_id = FIRST_ENUM_ID;
+            }
+            let id = cx.st.next_enum_id;
+            cx.st.next_enum_id += 1;
+            id
+        });
+        if let Some(r) = n.get("request_id").and_then(crate::api::scalar_string) {
+            by_request.push((r, id));
+        }
+        let parent = match n
+            .get("parent_request_id")
+            .and_then(crate::api::scalar_string)
+        {
+            Some(r) => by_request
+                .iter()
+                .find(|(k, _)| *k == r)
+                .map(|(_, id)| json!(id))
+                .unwrap_or(Value::Null),
+            None => n
+                .get("parent_id")
+                .filter(|p| p.is_u64())
+                .cloned()
+                .unwrap_or(Value::Null),
+        };
+        out.push(json!({
+            "id": id,
+            "parent_id": parent,
+            "value": n.get("value").cloned().unwrap_or(json!("")),
+            "sort": n.get("sort").filter(|s| s.is_i64()).cloned().unwrap_or(json!(i as i64)),
+        }));
+    }
+    obj.insert("nested".into(), Value::Array(out));
+}
+
+/// `nested` only on a category field, `chained_lists` only on a chained
+/// list, each item well formed and naming catalogs that exist.
+fn cf_validate_trees(item: &Obj, vx: &Vx, errs: &mut Vec<FieldError>) {
+    let kind = str_of(item, "type").or_else(|| vx.existing.and_then(|e| str_of(e, "type")));
+    match item.get("nested") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) if kind == Some("category") => {
+            for (i, n) in list.iter().enumerate() {
+                if n.get("value")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    errs.push(FieldError::blank(format!("nested.{i}.value")));
+                }
+            }
+        }
+        Some(Value::Array(_)) => errs.push(FieldError::new(
+            "NotSupportedChoice",
+            "nested",
+            "nested is only for fields of type category",
+        )),
+        Some(_) => errs.push(FieldError::array("nested")),
+    }
+    match item.get("chained_lists") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) if kind == Some("chained_list") => {
+            for (i, c) in list.iter().enumerate() {
+                match c.get("catalog_id").and_then(Value::as_u64) {
+                    Some(id) if exists(vx.st, "catalogs", id) => {}
+                    Some(_) => {
+                        errs.push(FieldError::missing(format!("chained_lists.{i}.catalog_id")))
+                    }
+                    None => errs.push(FieldError::int(format!("chained_lists.{i}.catalog_id"))),
+                }
+                match c.get("parent_catalog_id") {
+                    None | Some(Value::Null) => {}
+                    Some(p) => match p.as_u64() {
+                        Some(0) => {}
+                        Some(id) if exists(vx.st, "catalogs", id) => {}
+                        Some(_) => errs.push(FieldError::missing(format!(
+                            "chained_lists.{i}.parent_catalog_id"
+                        ))),
+                        None => errs.push(FieldError::int(format!(
+                            "chained_lists.{i}.parent_catalog_id"
+                        ))),
+                    },
+                }
+            }
+        }
+        Some(Value::Array(_)) => errs.push(FieldError::new(
+            "NotSupportedChoice",
+            "chained_lists",
+            "chained_lists is only for fields of type chained_list",
+        )),
+        Some(_) => errs.push(FieldError::array("chained_lists")),
     }
 }
 
@@ -2273,6 +2435,20 @@ pub const CATALOGS: EntityDef = EntityDef {
         if let Some(t) = str_of(item, "type") {
             if !["regular", "invoices", "products"].contains(&t) {
                 errs.push(FieldError::choice("type"));
+            } else if t != "regular"
+                && vx.existing.is_none()
+                && vx
+                    .st
+                    .collections
+                    .get("catalogs")
+                    .is_some_and(|c| c.items.values().any(|o| str_of(o, "type") == Some(t)))
+            {
+                // amoCRM: at most one invoices list and one products list.
+                errs.push(FieldError::new(
+                    "NotSupportedChoice",
+                    "type",
+                    format!("The account already has a catalog of type {t}"),
+                ));
             }
         }
         errs
@@ -2564,7 +2740,7 @@ fn seed_field(st: &mut State, scope: &str, name: &str, code: &str, typ: &str, en
                 .map(|(i, v)| {
                     let id = st.next_enum_id;
                     st.next_enum_id += 1;
-                    json!({"id": id, "value": v, "sort": (i + 1) * 2})
+                    json!({"id": id, "value": v, "sort": (i + 1) * 2, "code": null})
                 })
                 .collect(),
         )

@@ -75,7 +75,7 @@ pub fn account(rq: &Rq) -> Response {
         "country": "RU",
         "currency": "RUB",
         "currency_symbol": "₽",
-        "customers_mode": "disabled",
+        "customers_mode": crate::migration::account_customers_mode(rq),
         "is_unsorted_on": true,
         "mobile_feature_version": 0,
         "is_loss_reason_enabled": true,
@@ -593,6 +593,28 @@ fn sorted_answer(
     }))
 }
 
+/// A sorted-out item's answer in amoCRM's full shape: `uid`, `account_id`,
+/// `pipeline_id`, `category`, `created_at`, and `accepted_at` or
+/// `declined_at`, beside `_embedded` and `_links`.
+fn sorted_answer_full(
+    rq: &Rq,
+    item: &Obj,
+    outcome: &str,
+    ids: (&[u64], &[u64], &[u64]),
+) -> Response {
+    let uid = item.get("uid").and_then(Value::as_str).unwrap_or_default();
+    let mut answer = sorted_answer(rq, uid, ids.0, ids.1, ids.2);
+    if let Ok(Value::Object(mut b)) = serde_json::from_slice::<Value>(&answer.body) {
+        b.insert("account_id".into(), json!(ACCOUNT_ID));
+        for k in ["pipeline_id", "category", "created_at"] {
+            b.insert(k.into(), item.get(k).cloned().unwrap_or(Value::Null));
+        }
+        b.insert(format!("{outcome}_at"), json!(rq.shared.now()));
+        answer = ok(Value::Object(b));
+    }
+    answer
+}
+
 fn check_user(b: &Obj, st: &State, errs: &mut Vec<FieldError>) {
     match b.get("user_id") {
         None | Some(Value::Null) => {}
@@ -658,7 +680,7 @@ fn unsorted_accept(rq: &Rq, uid: &str) -> Response {
         }
     }
     sort_out(cx.st, key, "accepted", now);
-    sorted_answer(rq, uid, &leads, &contacts, &companies)
+    sorted_answer_full(rq, &item, "accepted", (&leads, &contacts, &companies))
 }
 
 fn unsorted_decline(rq: &Rq, uid: &str) -> Response {
@@ -698,7 +720,7 @@ fn unsorted_decline(rq: &Rq, uid: &str) -> Response {
         }
     }
     sort_out(&mut st, key, "declined", rq.shared.now());
-    sorted_answer(rq, uid, &leads, &contacts, &companies)
+    sorted_answer_full(rq, &item, "declined", (&leads, &contacts, &companies))
 }
 
 fn unsorted_link(rq: &Rq, uid: &str) -> Response {
@@ -759,7 +781,7 @@ fn unsorted_link(rq: &Rq, uid: &str) -> Response {
         add_link(&mut st, ("leads", target), ("companies", *c), &Value::Null);
     }
     sort_out(&mut st, key, "accepted", rq.shared.now());
-    sorted_answer(rq, uid, &[target], &contacts, &companies)
+    sorted_answer_full(rq, &item, "accepted", (&[target], &contacts, &companies))
 }
 
 fn unsorted_summary(rq: &Rq) -> Response {

@@ -23,6 +23,7 @@ mod drive;
 mod entities;
 mod extra;
 mod http;
+mod migration;
 mod more;
 mod oauth;
 mod ratelimit;

@@ -333,6 +333,8 @@ pub struct State {
     pub old_host_status: u16,
     /// Codes amoCRM "sent to the redirect URI" for an API-key exchange.
     pub api_key_codes: Vec<String>,
+    /// `PATCH /customers/mode`: `periodicity`, `segments`, `disabled`; empty = never set.
+    pub customers_mode: String,
 }
 
 impl State {

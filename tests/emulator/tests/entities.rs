@@ -646,13 +646,22 @@ fn loss_reasons_users_roles() {
         204
     );
     assert_eq!(t.get("/api/v4/leads/loss_reasons/11000001").status, 204);
+    // A loss reason is renamed with PATCH /leads/loss_reasons/{id}
+    // (the official library's updateOne); there is no batch PATCH.
+    let patched = t.ok(
+        "PATCH",
+        "/api/v4/leads/loss_reasons/11000002",
+        Some(&json!({"name": "Ушёл к конкуренту"})),
+    );
+    assert_eq!(patched["id"], 11000002);
+    let lr = t.ok("GET", "/api/v4/leads/loss_reasons/11000002", None);
+    assert_eq!(lr["name"], "Ушёл к конкуренту");
+    let j = t.ok("GET", "/api/v4/leads/loss_reasons", None);
+    assert_eq!(j["_total_items"], 1);
+    assert_eq!(j["_page_count"], 1);
     assert_eq!(
-        t.call(
-            "PATCH",
-            "/api/v4/leads/loss_reasons/11000002",
-            Some(&json!({}))
-        )
-        .status,
+        t.call("PATCH", "/api/v4/leads/loss_reasons", Some(&json!([])))
+            .status,
         405
     );
 
