@@ -876,27 +876,27 @@ fn add_system_statuses(st: &mut State, pipeline: u64) {
 
 // ---------------------------------------------------------------- common bits
 
-fn no_search(_: &Obj, _: &str) -> bool {
+pub(crate) fn no_search(_: &Obj, _: &str) -> bool {
     false
 }
 
-fn no_decorate(_: &mut Obj, _: &Rx) {}
+pub(crate) fn no_decorate(_: &mut Obj, _: &Rx) {}
 
-fn delete_ok(_: &mut State, _: &Obj) -> Result<(), Response> {
+pub(crate) fn delete_ok(_: &mut State, _: &Obj) -> Result<(), Response> {
     Ok(())
 }
 
-fn no_validate(_: &Obj, _: &Vx) -> Vec<FieldError> {
+pub(crate) fn no_validate(_: &Obj, _: &Vx) -> Vec<FieldError> {
     Vec::new()
 }
 
-fn no_apply(_: &mut Obj, _: &Obj, _: &mut Cx) {}
+pub(crate) fn no_apply(_: &mut Obj, _: &Obj, _: &mut Cx) {}
 
-fn bare_template(id: u64, _now: i64) -> Obj {
+pub(crate) fn bare_template(id: u64, _now: i64) -> Obj {
     obj(json!({"id": id}))
 }
 
-fn name_search(o: &Obj, q: &str) -> bool {
+pub(crate) fn name_search(o: &Obj, q: &str) -> bool {
     let ql = q.to_lowercase();
     str_of(o, "name").is_some_and(|n| n.to_lowercase().contains(&ql))
         || o.get("id").map(Value::to_string).as_deref() == Some(q)

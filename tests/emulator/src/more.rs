@@ -11,39 +11,16 @@ use crate::api::{
     patch_batch, patch_one, render, request_id, scalar_string, validation_error, Cx, EntityDef,
     FieldError, Obj, Rq, Rx, Scope, Vx, HAL, MAX_LIMIT,
 };
-use crate::entities::{apply_cfv, check_cfv, check_fields, copy_fields, obj, required, Spec, K};
+use crate::entities::{
+    apply_cfv, bare_template, check_cfv, check_fields, copy_fields, delete_ok, name_search,
+    no_apply, no_decorate, no_search, no_validate, obj, required, Spec, K,
+};
 use crate::http::Response;
 use crate::oauth::ACCOUNT_ID;
 use crate::state::{Collection, State};
 
 fn ok(status: u16, v: Value) -> Response {
     Response::json(status, HAL, &v)
-}
-
-fn no_search(_: &Obj, _: &str) -> bool {
-    false
-}
-
-fn no_decorate(_: &mut Obj, _: &Rx) {}
-
-fn delete_ok(_: &mut State, _: &Obj) -> Result<(), Response> {
-    Ok(())
-}
-
-fn no_validate(_: &Obj, _: &Vx) -> Vec<FieldError> {
-    Vec::new()
-}
-
-fn no_apply(_: &mut Obj, _: &Obj, _: &mut Cx) {}
-
-fn bare(id: u64, _now: i64) -> Obj {
-    obj(json!({ "id": id }))
-}
-
-fn name_search(o: &Obj, q: &str) -> bool {
-    o.get("name")
-        .and_then(Value::as_str)
-        .is_some_and(|n| n.to_lowercase().contains(&q.to_lowercase()))
 }
 
 fn drop_links_field(o: &mut Obj, _: &Rx) {
@@ -811,7 +788,7 @@ pub const WEBSITE_BUTTONS: EntityDef = EntityDef {
     filter_fields: &["source_id", "pipeline_id"],
     filter_alias: &[],
     id_field: "source_id",
-    template: bare,
+    template: bare_template,
     validate: no_validate,
     apply: no_apply,
     search: name_search,
@@ -1195,7 +1172,7 @@ pub const TALKS: EntityDef = EntityDef {
     filter_fields: &["talk_id"],
     filter_alias: &[],
     id_field: "talk_id",
-    template: bare,
+    template: bare_template,
     validate: no_validate,
     apply: no_apply,
     search: no_search,
