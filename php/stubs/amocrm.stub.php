@@ -871,6 +871,18 @@ class AmoEntityFilesService
     private function __construct() {}
 
     /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
+
+    /**
      * Attaches files by uuid.
      *
      * @param list<string> $fileUuids
@@ -1241,6 +1253,18 @@ class AmoFilesService
      * Not constructible: AmoClient's methods return services and iterators.
      */
     private function __construct() {}
+
+    /**
+     * A method this service does not have (a verb of the official library that
+     * AmoClient lacks, a typo): raises AmoConfigException naming the method, the
+     * service and the methods it has, before any request, so catch (AmoException)
+     * blocks ported by renaming catch it. method_exists() and reflection still show
+     * only the real methods.
+     *
+     * @param array<int, mixed> $arguments
+     * @throws AmoConfigException always
+     */
+    public function __call(string $name, array $arguments): mixed {}
 
     /**
      * Deletes files by uuid (to the drive's trash).

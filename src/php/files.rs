@@ -3,6 +3,7 @@
 
 use super::convert::{hashtable_to_json, json_to_array, null_zval};
 use super::exceptions::to_php;
+use super::services::unknown_method_of;
 use crate::client::AmoCore;
 use crate::drive::{Drive, EntityFiles, FilesPage, UploadOptions};
 use crate::error::Error;
@@ -68,6 +69,17 @@ impl AmoFilesService {
     #[php(constructor, vis = "private")]
     pub fn __construct() -> PhpResult<Self> {
         not_constructible()
+    }
+
+    /// A method this service does not have: AmoConfigException naming it.
+    pub fn __call(&self, name: String, arguments: &ZendHashTable) -> PhpResult<Zval> {
+        let _ = arguments;
+        use ext_php_rs::class::RegisteredClass;
+        Err(unknown_method_of(
+            Self::get_metadata().ce(),
+            "files()",
+            &name,
+        ))
     }
 
     /// Uploads the file at $path in the parts the drive host asks for (one
@@ -152,6 +164,14 @@ impl AmoEntityFilesService {
     #[php(constructor, vis = "private")]
     pub fn __construct() -> PhpResult<Self> {
         not_constructible()
+    }
+
+    /// A method this service does not have: AmoConfigException naming it.
+    pub fn __call(&self, name: String, arguments: &ZendHashTable) -> PhpResult<Zval> {
+        let _ = arguments;
+        use ext_php_rs::class::RegisteredClass;
+        let owner = format!("entityFiles({}, {})", self.entity_type, self.entity_id);
+        Err(unknown_method_of(Self::get_metadata().ce(), &owner, &name))
     }
 
     /// The attached files ([['file_uuid' => …], …]); [] on 204.

@@ -873,6 +873,12 @@ fn unknown_method(ce: &ClassEntry, svc: &Service, method: &str) -> PhpException 
     to_php(services::unknown_method(&owner, method, &offered))
 }
 
+/// A method a class without a [`Service`] (files, entity files) does not
+/// have: names it, the owner, and every public method of the class.
+pub(crate) fn unknown_method_of(ce: &ClassEntry, owner: &str, method: &str) -> PhpException {
+    to_php(services::unknown_method(owner, method, &public_methods(ce)))
+}
+
 /// An AmoClient method that does not exist: names it and lists the client's methods.
 pub(crate) fn unknown_client_method(ce: &ClassEntry, method: &str) -> PhpException {
     to_php(Error::argument(

@@ -231,7 +231,7 @@ final class MigrationTest extends AmoTestCase
     public static function unknownOnClient(): array
     {
         return [
-            'a service it lacks' => ['$amo->products();', 'AmoClient has no service or method products()'],
+            'a service it lacks' => ['$amo->deals();', 'AmoClient has no service or method deals()'],
             'a verb called on the client' => ['$amo->getLeads(["limit" => 5]);', 'AmoClient has no service or method getLeads()'],
             'on a context user\'s handle' => ['$amo->withContextUser(1002)->foo();', 'AmoClient has no service or method foo()'],
         ];
