@@ -4,6 +4,7 @@ declare(strict_types=1);
 
 namespace AmoGateway;
 
+use AmoGateway\Controller\AdminController;
 use AmoGateway\Controller\FileController;
 use AmoGateway\Controller\InfoController;
 use AmoGateway\Controller\LeadController;
@@ -210,6 +211,13 @@ final class App
                 '/oauth/status' => (new StatusController($c))->oauthStatus(self::accountParam($r, $c)),
                 '/metrics' => (new StatusController($c))->metrics(),
             };
+        }
+        if ($p === '/admin' || $p === '/admin/webhooks/replay') {
+            self::only($m, $p === '/admin' ? 'GET' : 'POST');
+            $auth->admin($r);
+            $account = self::$account = self::accountParam($r, $c);
+            $admin = new AdminController($c);
+            return $p === '/admin' ? $admin->page($r, $account) : $admin->replay($r, $account);
         }
         if (str_starts_with($p, '/api/')) {
             // The API key names its account: every /api/* route works on that account only.
