@@ -6,6 +6,7 @@
 #   ./build.sh test       every check and test suite (fmt, clippy, php -l, cargo test, PHPUnit),
 #                         the reliability suite with short counts; writes target/reliability.md
 #   ./build.sh test --long  the same with the long counts; writes docs/reliability.md
+#   ./build.sh deb        target/deb/php-amocrm_<version>_<arch>.deb (packaging/deb/build-deb.sh)
 #   ./build.sh run        the gateway on 127.0.0.1:9095 (demo mode with the bundled emulator
 #                         when php/.env has no amoCRM credentials)
 #   ./build.sh bench      the side-by-side benchmark against hand-written PHP curl (bench/README.md);
@@ -169,6 +170,15 @@ cmd_bench() {
     php bench/run.php "$@"
 }
 
+# The Debian package, with dpkg-deb (packaging/deb/build-deb.sh): the release
+# extension for the PHP on PATH, the gateway, the timers and the examples.
+cmd_deb() {
+    ensure_packages dpkg-dev binutils
+    build_release
+    log "building the Debian package"
+    packaging/deb/build-deb.sh "$(ext_path)" "$ROOT/target/deb"
+}
+
 # Installs the built extension unless the installed one is the same file.
 install_if_needed() {
     local installed
@@ -197,7 +207,8 @@ case "${1:-build}" in
     build) ensure_packages; build_release ;;
     install) ensure_packages; cmd_install ;;
     test) shift; cmd_test "$@" ;;
+    deb) cmd_deb ;;
     run) cmd_run ;;
     bench) shift; cmd_bench "$@" ;;
-    *) echo "usage: $0 [build|install|test|run|bench [--quick]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|install|test|deb|run|bench [--quick]]" >&2; exit 2 ;;
 esac
