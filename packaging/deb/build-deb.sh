@@ -53,16 +53,14 @@ install -d "$G"
 chmod 0755 "$G/bin/amocrm"
 # Without GATEWAY_ENV_FILE the gateway reads <its folder>/.env.
 ln -s /etc/amocrm-gateway/gateway.env "$G/.env"
+# Its default data dir (<its folder>/var, with the token file) is the token folder.
+ln -s /var/lib/amocrm "$G/var"
 install -d -m 0755 "$R/etc/amocrm-gateway"
 
 # The deploy examples with the package's paths for the checkout's.
 D="$R/usr/share/doc/$PKG"
 install -d "$D/examples"
-to_package_paths() {
-    sed -e 's#/srv/amocrm-gateway/php/\.env#/etc/amocrm-gateway/gateway.env#g' \
-        -e 's#/srv/amocrm-gateway/php#/usr/share/amocrm-gateway#g' \
-        -e 's#/srv/amocrm-gateway#/usr/share/amocrm-gateway#g' "$1"
-}
+to_package_paths() { sed -f "$ROOT/packaging/package-paths.sed" "$1"; }
 for f in nginx-site.conf php-fpm-pool.conf cron; do
     to_package_paths "$ROOT/php/deploy/$f" > "$D/examples/$f"
 done
