@@ -6,6 +6,9 @@
 #   ./build.sh test       every check and test suite (fmt, clippy, php -l, cargo test, PHPUnit),
 #                         the reliability suite with short counts; writes target/reliability.md
 #   ./build.sh test --long  the same with the long counts; writes docs/reliability.md
+#   ./build.sh test --deploy  only the deployment suite (tests/deploy: the image, the .deb), which
+#                         `test` runs last (as root; it installs and purges the package on this machine)
+#   ./build.sh deb        target/deb/php-amocrm_<version>_<arch>.deb (packaging/deb/build-deb.sh)
 #   ./build.sh run        the gateway on 127.0.0.1:9095 (demo mode with the bundled emulator
 #                         when php/.env has no amoCRM credentials)
 #   ./build.sh bench      the side-by-side benchmark against hand-written PHP curl (bench/README.md);
@@ -25,6 +28,9 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # openssl makes the private CA of the HTTPS tests; redis-server and redis-sentinel:
 # the Redis store's tests start their own on loopback ports (never the system's service).
 PACKAGES=(php-cli php-dev php-xml php-mbstring php-curl php-fpm clang libclang-dev phpunit nginx chromium composer openssl redis-server redis-sentinel)
+# What the deployment suite needs besides (tests/deploy): the image is built
+# with buildah from a bookworm made by debootstrap; the .deb with dpkg-deb.
+DEPLOY_PACKAGES=(buildah debootstrap dpkg-dev binutils)
 # What `./build.sh bench` needs besides: wrk, the load generator of its php-fpm workload.
 BENCH_PACKAGES=(wrk)
 
@@ -77,13 +83,20 @@ cmd_test() {
         if [ "$a" = "--long" ]; then long=1; else args+=("$a"); fi
     done
     set -- "${args[@]+"${args[@]}"}"
+    if [ "${1:-}" = "--deploy" ]; then
+        shift
+        ensure_packages
+        build_release
+        run_deploy "$@"
+        return
+    fi
     ensure_packages
     log "cargo fmt --check"
     cargo fmt --all --check
     log "cargo clippy"
     cargo clippy --workspace --all-targets -- -D warnings
     log "php -l"
-    find php tests/php tests/gateway tests/reliability bench -name '*.php' -print0 | xargs -0 -n1 php -l >/dev/null
+    find php tests/php tests/gateway tests/reliability tests/deploy bench -name '*.php' -print0 | xargs -0 -n1 php -l >/dev/null
     log "cargo test"
     cargo test --workspace
     build_release
@@ -104,7 +117,26 @@ cmd_test() {
     local report="$ROOT/target/reliability.md"
     [ "$long" = 1 ] && [ "$failed" = 0 ] && report="$ROOT/docs/reliability.md"
     php tests/reliability/report.php "$AMOCRM_RELIABILITY_DIR" "$report"
+    # Last and on its own: the package test changes this machine's PHP while it runs.
+    run_deploy "$@" || failed=1
     return "$failed"
+}
+
+# The deployment suite (tests/deploy, about a minute; the first run also
+# makes the bookworm base image, about 30 s more): the Dockerfile built with
+# buildah and its gateway driven against the emulator, then the .deb
+# installed with apt-get, used, removed and purged. Root only.
+run_deploy() {
+    if [ "$(id -u)" -ne 0 ]; then
+        log "deployment suite skipped: it needs root (it builds images and installs a package)"
+        return 0
+    fi
+    ensure_packages "${DEPLOY_PACKAGES[@]}"
+    export AMOCRM_EXT="$(ext_path)" AMOCRM_EMULATOR="$ROOT/target/release/amocrm-emulator"
+    export AMOCRM_DEB
+    AMOCRM_DEB=$(packaging/deb/build-deb.sh "$(ext_path)" "$ROOT/target/deb")
+    log "PHPUnit: deployment (the image with buildah, the .deb with apt-get)"
+    phpunit --configuration tests/deploy/phpunit.xml "$@"
 }
 
 # Fuzzing the Rust parsers (fuzz/README.md), after the PHP property tests
@@ -169,6 +201,15 @@ cmd_bench() {
     php bench/run.php "$@"
 }
 
+# The Debian package, with dpkg-deb (packaging/deb/build-deb.sh): the release
+# extension for the PHP on PATH, the gateway, the timers and the examples.
+cmd_deb() {
+    ensure_packages dpkg-dev binutils
+    build_release
+    log "building the Debian package"
+    packaging/deb/build-deb.sh "$(ext_path)" "$ROOT/target/deb"
+}
+
 # Installs the built extension unless the installed one is the same file.
 install_if_needed() {
     local installed
@@ -197,7 +238,8 @@ case "${1:-build}" in
     build) ensure_packages; build_release ;;
     install) ensure_packages; cmd_install ;;
     test) shift; cmd_test "$@" ;;
+    deb) cmd_deb ;;
     run) cmd_run ;;
     bench) shift; cmd_bench "$@" ;;
-    *) echo "usage: $0 [build|install|test|run|bench [--quick]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|install|test|deb|run|bench [--quick]]" >&2; exit 2 ;;
 esac
