@@ -309,7 +309,10 @@ impl AmoCore {
             Some(max) => ratelimit::acquire_within(budget, limit, hold, max),
             None => ratelimit::acquire(budget, limit, hold),
         }
-        .inspect_err(|e| self.log.storage_error("rate_limit", "the rate-limit budget", e))?;
+        .inspect_err(|e| {
+            self.log
+                .storage_error("rate_limit", "the rate-limit budget", e)
+        })?;
         if !slot.waited.is_zero() {
             let ms = slot.waited.as_millis() as u64;
             self.state.counters.add_in_minute(
@@ -962,14 +965,11 @@ impl AmoCore {
                 &[(Counter::ApiCalls(429), 1), (Counter::RateLimited, 1)],
                 Field::S429,
             ),
-            Outcome::Answered(status) => (
-                &[(Counter::ApiCalls(status), 1)],
-                Field::of_status(status),
-            ),
-            Outcome::NoAccount => (&[(Counter::ApiCalls(404), 1)], Field::S4xx),
-            Outcome::NotSent | Outcome::MaybeSent => {
-                (&[(Counter::ApiCallErrors, 1)], Field::Error)
+            Outcome::Answered(status) => {
+                (&[(Counter::ApiCalls(status), 1)], Field::of_status(status))
             }
+            Outcome::NoAccount => (&[(Counter::ApiCalls(404), 1)], Field::S4xx),
+            Outcome::NotSent | Outcome::MaybeSent => (&[(Counter::ApiCallErrors, 1)], Field::Error),
         };
         self.state
             .counters

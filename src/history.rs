@@ -134,7 +134,10 @@ pub fn read(ring: &[AtomicU64], now_minute: u64) -> Vec<Minute> {
                     *c = w & LOW;
                 }
             }
-            counts.iter().any(|c| *c > 0).then_some(Minute { minute, counts })
+            counts
+                .iter()
+                .any(|c| *c > 0)
+                .then_some(Minute { minute, counts })
         })
         .collect()
 }
@@ -269,7 +272,7 @@ pub fn refreshes(ring: &[AtomicU64]) -> Vec<Refresh> {
             None
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
     found.into_iter().map(|(_, r)| r).collect()
 }
 
@@ -357,9 +360,18 @@ mod tests {
         let j = to_json(t0 + 1, &read(&r, t0 + 1), &[]);
         assert_eq!(j["to"], (t0 + 1) * 60);
         assert_eq!(j["from"], (t0 + 2 - MINUTES as u64) * 60);
-        assert_eq!(j["minutes"][0]["at"], (t0 + 1) * 60);
-        assert_eq!(j["minutes"][0]["wait_ms"], 1500);
-        assert_eq!(j["minutes"][0]["2xx"], 0);
+        assert_eq!(j["minutes"][0]["at"], t0 * 60);
+        // Its 2xx word was taken by t0 + 1440 above; the others are t0's.
+        assert_eq!(
+            (
+                j["minutes"][0]["2xx"].clone(),
+                j["minutes"][0]["4xx"].clone()
+            ),
+            (json!(0), json!(1))
+        );
+        assert_eq!(j["minutes"][1]["at"], (t0 + 1) * 60);
+        assert_eq!(j["minutes"][1]["wait_ms"], 1500);
+        assert_eq!(j["minutes"][1]["2xx"], 0);
     }
 
     #[test]

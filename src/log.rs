@@ -212,13 +212,13 @@ impl Logger {
 }
 
 /// Masks what looks like a token in text that may quote a foreign answer:
-/// runs of 40 or more characters of the base64url and hex alphabets (JWT
-/// parts, amoCRM's `def502…` refresh tokens, secrets), kept to their first
+/// runs of 40 or more characters of the base64url alphabet and `.` (a JWT
+/// whole, amoCRM's `def502…` refresh tokens, secrets), kept to their first
 /// 4 characters. Hosts, paths, ids and UUIDs (36) are shorter, or broken by
-/// `/` and `.`.
+/// `/` and `:`.
 pub fn scrub(text: &str) -> String {
     const LONG: usize = 40;
-    let tokenish = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '=');
+    let tokenish = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '=' | '.');
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {

@@ -195,7 +195,10 @@ impl Keys {
 
     /// The history's hash of one unix minute.
     fn calls(&self, minute: u64) -> String {
-        format!("{}calls:{minute}", self.counters.trim_end_matches("counters"))
+        format!(
+            "{}calls:{minute}",
+            self.counters.trim_end_matches("counters")
+        )
     }
 }
 
@@ -631,10 +634,7 @@ impl Counters for RedisCounters {
                     .ignore();
             }
             if !fields.is_empty() {
-                pipe.cmd("EXPIRE")
-                    .arg(&calls)
-                    .arg(MINUTE_TTL_SECS)
-                    .ignore();
+                pipe.cmd("EXPIRE").arg(&calls).arg(MINUTE_TTL_SECS).ignore();
             }
             pipe.query::<()>(c)
         });
@@ -693,13 +693,16 @@ impl Counters for RedisCounters {
             .filter_map(|(minute, h)| {
                 let mut counts = [0u64; FIELDS.len()];
                 for (name, n) in h {
-                    if let Some(i) = Field::from_name(&name)
-                        .and_then(|f| FIELDS.iter().position(|g| *g == f))
+                    if let Some(i) =
+                        Field::from_name(&name).and_then(|f| FIELDS.iter().position(|g| *g == f))
                     {
                         counts[i] = n;
                     }
                 }
-                counts.iter().any(|c| *c > 0).then_some(Minute { minute, counts })
+                counts
+                    .iter()
+                    .any(|c| *c > 0)
+                    .then_some(Minute { minute, counts })
             })
             .collect();
         let refreshes = listed

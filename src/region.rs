@@ -35,7 +35,7 @@ use crate::ratelimit::{self, Ticket};
 use crate::state::{Budget, Counters};
 use memmap2::MmapRaw;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -204,7 +204,7 @@ impl Region {
 /// Opens (or makes) the region file and maps it.
 fn open(path: &Path, folder: &Path) -> std::io::Result<Mapped> {
     crate::files::ensure_folder(folder)?;
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -223,15 +223,17 @@ fn open(path: &Path, folder: &Path) -> std::io::Result<Mapped> {
     }
     fs2::FileExt::lock_exclusive(&file)?;
     let made = (|| {
+        use std::os::unix::fs::FileExt;
         let mut magic = [0u8; 8];
         let len = file.metadata()?.len();
-        let ours = file.read_exact(&mut magic).is_ok() && u64::from_ne_bytes(magic) == MAGIC;
+        // Positioned reads and writes: the file's offset stays at 0 for
+        // the whole write below.
+        let ours = file.read_exact_at(&mut magic, 0).is_ok() && u64::from_ne_bytes(magic) == MAGIC;
         let whole = ours && len >= SIZE as u64;
         if ours && !whole && len >= V1_SIZE as u64 {
             // An earlier version's region: zeros appended, every word kept
             // where it was (its processes may have it mapped: never
             // truncate it under them).
-            use std::os::unix::fs::FileExt;
             file.write_all_at(&vec![0u8; SIZE - len as usize], len)?;
             file.sync_all()?;
         } else if !whole {
@@ -240,7 +242,7 @@ fn open(path: &Path, folder: &Path) -> std::io::Result<Mapped> {
             bytes[..8].copy_from_slice(&MAGIC.to_ne_bytes());
             import_old_counters(path, &mut bytes);
             file.set_len(0)?;
-            file.write_all(&bytes)?;
+            file.write_all_at(&bytes, 0)?;
             file.sync_all()?;
             crate::files::take_owner_of(path, folder);
         }
@@ -499,7 +501,11 @@ mod tests {
         let at = (FIRST_COUNTER + Counter::Refreshes.index()) * 8;
         bytes[at..at + 8].copy_from_slice(&5u64.to_ne_bytes());
         std::fs::write(&path, &bytes).unwrap();
-        let old_file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        let old_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
         let old = memmap2::MmapOptions::new()
             .len(V1_SIZE)
             .map_raw(&old_file)

@@ -303,9 +303,8 @@ impl AmoClient {
     /// PSR-3 logger's `log()`; `null` restores PHP's error log. PHP forgets
     /// it when the request ends: set it on every request.
     pub fn set_logger(logger: Option<super::log::Callable>) -> PhpResult<()> {
-        super::log::set_logger(logger.map(|c| c.0)).map_err(|e| {
-            PhpException::from_message(format!("AmoClient::setLogger(): {e}"))
-        })
+        super::log::set_logger(logger.map(|c| c.0))
+            .map_err(|e| PhpException::from_message(format!("AmoClient::setLogger(): {e}")))
     }
 
     /// Leads: get, iterate, getOne, add, addOne, update, updateOne, addComplex.
