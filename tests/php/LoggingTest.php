@@ -208,6 +208,65 @@ final class LoggingTest extends AmoTestCase
         $this->assertStringContainsString('info: token refreshed (asked for)', $lines[0]);
     }
 
+    /**
+     * One PHP process, several requests (PHP's built-in server, as php-fpm's
+     * workers): the logger set by one request is gone in the next, which
+     * logs to the error log again.
+     */
+    public function testTheLoggerLastsOneRequest(): void
+    {
+        $this->seed(86400);
+        $router = $this->dir . '/router.php';
+        $callableLog = $this->dir . '/callable.log';
+        file_put_contents($router, <<<'PHP'
+            <?php
+            if (($_GET['set'] ?? '') === '1') {
+                AmoClient::setLogger(static function (string $level, string $message, array $context): void {
+                    file_put_contents(getenv('CALLABLE_LOG'), "$level $message\n", FILE_APPEND);
+                });
+            }
+            AmoClient::getInstance()->refreshToken(true);
+            echo 'ok';
+            PHP);
+        $port = 0;
+        for ($try = 0; $try < 20 && $port === 0; $try++) {
+            $p = random_int(20000, 60000);
+            $probe = @stream_socket_server("tcp://127.0.0.1:$p");
+            if ($probe !== false) {
+                fclose($probe);
+                $port = $p;
+            }
+        }
+        $cmd = [PHP_BINARY, '-n', '-d', 'extension=' . getenv('AMOCRM_EXT'), '-d', 'error_log=' . $this->errorLog, '-S', "127.0.0.1:$port", $router];
+        $env = $this->env(['CALLABLE_LOG' => $callableLog]) + ['PATH' => getenv('PATH') ?: '/usr/bin:/bin'];
+        $server = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['file', '/dev/null', 'w'], 2 => ['file', $this->dir . '/server.err', 'w']], $pipes, null, $env);
+        $this->assertIsResource($server);
+        try {
+            $get = static function (string $query) use ($port): string {
+                for ($i = 0; $i < 100; $i++) {
+                    $body = @file_get_contents("http://127.0.0.1:$port/?$query");
+                    if ($body !== false) {
+                        return $body;
+                    }
+                    usleep(50000);
+                }
+                return 'no answer';
+            };
+            $this->assertSame('ok', $get('set=1'));
+            $this->assertSame('ok', $get('set=0'));
+            $this->assertSame('ok', $get('set=1'));
+        } finally {
+            proc_terminate($server);
+            proc_close($server);
+        }
+        $callable = file($callableLog, FILE_IGNORE_NEW_LINES);
+        $this->assertCount(2, $callable, 'the first and the third request\'s refresh');
+        $this->assertStringStartsWith('info token refreshed (asked for)', $callable[0]);
+        $lines = $this->errorLogLines();
+        $this->assertCount(1, $lines, 'the second request set no logger: its refresh went to the error log');
+        $this->assertStringContainsString('amocrm[default] info: token refreshed (asked for)', $lines[0]);
+    }
+
     public function testHistoryHasTheCallsOfTheMinuteAndTheRefreshes(): void
     {
         $this->seed(-60);
