@@ -27,7 +27,8 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # nginx, php-fpm and chromium: the gateway suites run the deploy files and a browser;
 # openssl makes the private CA of the HTTPS tests; redis-server and redis-sentinel:
 # the Redis store's tests start their own on loopback ports (never the system's service).
-PACKAGES=(php-cli php-dev php-xml php-mbstring php-curl php-fpm clang libclang-dev phpunit nginx chromium composer openssl redis-server redis-sentinel)
+# php-monolog: the PSR-3 logger the logging tests plug into AmoClient::setLogger().
+PACKAGES=(php-cli php-dev php-xml php-mbstring php-curl php-fpm clang libclang-dev phpunit nginx chromium composer openssl redis-server redis-sentinel php-monolog)
 # What the deployment suite needs besides (tests/deploy): the image is built
 # with buildah from a bookworm made by debootstrap; the .deb with dpkg-deb.
 DEPLOY_PACKAGES=(buildah debootstrap dpkg-dev binutils)

@@ -9,7 +9,9 @@
 use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
+use crate::history::{self, Field};
 use crate::host;
+use crate::log::{Level, Logger, Sink};
 use crate::metrics::{self, Counter};
 use crate::net;
 use crate::oauth;
@@ -46,6 +48,20 @@ pub struct AmoCore {
     /// When this process's last implicit keepalive failed (amoCRM down):
     /// the next one waits a while instead of trying on every request.
     keepalive_failed_at: Mutex<Option<std::time::Instant>>,
+    /// The events an operator reads (see [`crate::log`]).
+    log: Logger,
+}
+
+impl Want {
+    /// Why, for the log and the admin page.
+    fn describe(self) -> String {
+        match self {
+            Want::Expiring => "the access token was about to expire".into(),
+            Want::Rejected => "amoCRM refused the access token (401)".into(),
+            Want::Forced => "asked for".into(),
+            Want::Aged(days) => format!("keepalive: the pair was over {days} days old"),
+        }
+    }
 }
 
 /// Why a refresh is wanted; decides what counts as "someone else already did it".
@@ -76,11 +92,26 @@ impl AmoCore {
     }
 
     pub fn with_state(config: Config, state: State) -> AmoCore {
+        AmoCore::with_sink(config, state, std::sync::Arc::new(crate::log::Discard))
+    }
+
+    /// The core on the state its configuration names, its events going to `sink`.
+    pub fn open_with_sink(config: Config, sink: std::sync::Arc<dyn Sink>) -> Result<AmoCore> {
+        let state = State::open(&config)?;
+        Ok(AmoCore::with_sink(config, state, sink))
+    }
+
+    /// The core on `state`, its events at `log_level` and above going to
+    /// `sink`; every storage or lock error of the token store is one.
+    pub fn with_sink(config: Config, mut state: State, sink: std::sync::Arc<dyn Sink>) -> AmoCore {
+        let log = Logger::new(&config.account, config.log_level, sink);
+        state.tokens = Box::new(crate::log::LoggedStore::new(state.tokens, log.clone()));
         AmoCore {
             config,
             state,
             cached: Mutex::new(Cached::default()),
             keepalive_failed_at: Mutex::new(None),
+            log,
         }
     }
 
@@ -275,14 +306,32 @@ impl AmoCore {
         let (budget, limit) = (self.state.budget.as_ref(), self.config.rate_limit);
         let hold = self.config.request_deadline();
         let slot = match max_wait {
-            Some(max) => ratelimit::acquire_within(budget, limit, hold, max)?,
-            None => ratelimit::acquire(budget, limit, hold)?,
-        };
+            Some(max) => ratelimit::acquire_within(budget, limit, hold, max),
+            None => ratelimit::acquire(budget, limit, hold),
+        }
+        .inspect_err(|e| {
+            self.log
+                .storage_error("rate_limit", "the rate-limit budget", e)
+        })?;
         if !slot.waited.is_zero() {
-            self.count(&[
-                (Counter::RateLimitWaits, 1),
-                (Counter::RateLimitWaitMs, slot.waited.as_millis() as u64),
-            ]);
+            let ms = slot.waited.as_millis() as u64;
+            self.state.counters.add_in_minute(
+                &[(Counter::RateLimitWaits, 1), (Counter::RateLimitWaitMs, ms)],
+                history::minute_of(now()),
+                &[(Field::Waits, 1), (Field::WaitMs, ms)],
+            );
+            if slot.waited > LONG_WAIT {
+                self.log.log(
+                    Level::Warning,
+                    "rate_limit_wait",
+                    &format!(
+                        "waited {:.1} s for a rate-limit slot (rate_limit: {} a second, shared by the host)",
+                        slot.waited.as_secs_f64(),
+                        limit
+                    ),
+                    json!({"waited_ms": ms, "rate_limit": limit}),
+                );
+            }
         }
         Ok(slot)
     }
@@ -318,6 +367,7 @@ impl AmoCore {
         // must not spend the budget). The wait for it fits in the lock's
         // time: a Redis lock expires after lock_wait. An early refresh
         // takes a free slot or leaves the refresh to later.
+        let slot_kind = slot;
         let slot = match slot {
             Slot::Wait => self.acquire_slot(Some(LOCK_SPARE))?,
             Slot::TryNow => {
@@ -349,6 +399,7 @@ impl AmoCore {
             Ok(fresh) => fresh,
             Err(e) => {
                 self.count(&[(Counter::RefreshFailures, 1)]);
+                self.note_refresh_failure(&stored, &e, slot_kind);
                 if e.kind == ErrorKind::Auth {
                     let reason = if e.description.is_empty() {
                         e.title.clone()
@@ -374,12 +425,24 @@ impl AmoCore {
         match self.store_pair(fresh.clone()) {
             Ok(fresh) => {
                 self.count(&[(Counter::Refreshes, 1)]);
+                let why = want.describe();
+                self.note_refresh(history::Outcome::Ok, &why);
+                self.log.log(
+                    Level::Info,
+                    "refresh",
+                    &format!(
+                        "token refreshed ({why}); expires {}",
+                        crate::clock::utc(fresh.expires_at)
+                    ),
+                    json!({"base_domain": fresh.base_domain, "expires_at": fresh.expires_at, "reason": why}),
+                );
                 Ok(fresh)
             }
             // Another process took the lock over while this one was stopped
             // and stored a newer pair: use that one, like everybody else.
             Err(e) if e.title == crate::store::LOCK_LOST => {
                 self.count(&[(Counter::RefreshFailures, 1)]);
+                self.note_refresh(history::Outcome::Failed, &e.message);
                 self.reload()?.ok_or_else(|| self.not_authorized())
             }
             // amoCRM gave a new pair, and the disk is full (or read-only):
@@ -390,6 +453,14 @@ impl AmoCore {
             // stored pair, never from this one.
             Err(e) if e.kind == ErrorKind::Storage => {
                 self.count(&[(Counter::RefreshFailures, 1)]);
+                let why = format!("the new pair could not be stored: {}", e.message);
+                self.note_refresh(history::Outcome::Failed, &why);
+                self.log.log(
+                    Level::Error,
+                    "refresh_failed",
+                    &format!("token refreshed at amoCRM, but {why}; the stored pair is kept and this process uses the new one until it expires"),
+                    json!({"base_domain": fresh.base_domain, "reason": why}),
+                );
                 Ok(self.adopt(fresh, version))
             }
             Err(e) => Err(e),
@@ -642,6 +713,14 @@ impl AmoCore {
         metrics::snapshot(self.state.counters.as_ref())
     }
 
+    /// `history()`: API calls per minute by status class over the last 24
+    /// hours and the last refreshes, host-wide (see [`crate::history::to_json`]).
+    pub fn history(&self) -> Value {
+        let minute = history::minute_of(now());
+        let (minutes, refreshes) = self.state.counters.history(minute);
+        history::to_json(minute, &minutes, &refreshes)
+    }
+
     /// Sends an API request (see [`AmoCore::send`]) and decodes its answer:
     /// JSON, or `None` for a 204.
     pub fn request(
@@ -728,6 +807,7 @@ impl AmoCore {
                 To::Url(url) => url.to_string(),
             };
             let slot = self.acquire_slot(None)?;
+            let started = std::time::Instant::now();
             let sent = transport::try_send_typed(
                 &client,
                 &Request {
@@ -755,6 +835,30 @@ impl AmoCore {
                 Err(SendError::MaybeSent(_)) => Outcome::MaybeSent,
             };
             self.count_outcome(outcome);
+            if self.log.enabled(Level::Debug) {
+                let answer = match &sent {
+                    Ok(r) => format!("answered {}", r.status),
+                    Err(SendError::NotSent(e) | SendError::MaybeSent(e)) => {
+                        format!("got no answer ({})", e.message)
+                    }
+                };
+                self.log.log(
+                    Level::Debug,
+                    "request",
+                    &format!(
+                        "{} {} {answer} in {} ms",
+                        out.method,
+                        out.target(),
+                        started.elapsed().as_millis()
+                    ),
+                    json!({
+                        "method": out.method.as_str(),
+                        "path": out.target(),
+                        "status": sent.as_ref().map_or(0, |r| r.status),
+                        "ms": started.elapsed().as_millis() as u64,
+                    }),
+                );
+            }
             let attempt = Attempt {
                 read: out.read,
                 retry_left: retries < out.max_retries,
@@ -764,7 +868,10 @@ impl AmoCore {
             };
             match policy::next_step(outcome, attempt) {
                 Step::Answer => return sent.map_err(SendError::into_error),
-                Step::Retry => self.backoff(&mut retries),
+                Step::Retry => {
+                    self.note_retry(out, &sent, retries);
+                    self.backoff(&mut retries)
+                }
                 Step::Reauthorize => {
                     reauthorized = true;
                     pair = self.newer_pair(&pair)?;
@@ -840,21 +947,116 @@ impl AmoCore {
         if stored.base_domain.eq_ignore_ascii_case(host) {
             return Ok(self.adopt(stored, version));
         }
-        stored.base_domain = host.to_string();
+        let old = std::mem::replace(&mut stored.base_domain, host.to_string());
         let moved = self.store_pair(stored)?;
         self.count(&[(Counter::Relocations, 1)]);
+        self.log.log(
+            Level::Warning,
+            "account_moved",
+            &format!("the account moved from {old} to {host}; the new host is stored and used"),
+            json!({"from": old, "to": host}),
+        );
         Ok(moved)
     }
 
     fn count_outcome(&self, outcome: Outcome) {
-        match outcome {
-            Outcome::Answered(429) => {
-                self.count(&[(Counter::ApiCalls(429), 1), (Counter::RateLimited, 1)])
+        let (counters, field): (&[(Counter, u64)], Field) = match outcome {
+            Outcome::Answered(429) => (
+                &[(Counter::ApiCalls(429), 1), (Counter::RateLimited, 1)],
+                Field::S429,
+            ),
+            Outcome::Answered(status) => {
+                (&[(Counter::ApiCalls(status), 1)], Field::of_status(status))
             }
-            Outcome::Answered(status) => self.count(&[(Counter::ApiCalls(status), 1)]),
-            Outcome::NoAccount => self.count(&[(Counter::ApiCalls(404), 1)]),
-            Outcome::NotSent | Outcome::MaybeSent => self.count(&[(Counter::ApiCallErrors, 1)]),
+            Outcome::NoAccount => (&[(Counter::ApiCalls(404), 1)], Field::S4xx),
+            Outcome::NotSent | Outcome::MaybeSent => (&[(Counter::ApiCallErrors, 1)], Field::Error),
+        };
+        self.state
+            .counters
+            .add_in_minute(counters, history::minute_of(now()), &[(field, 1)]);
+    }
+
+    /// Adds a refresh to the history's list of the last ones.
+    fn note_refresh(&self, outcome: history::Outcome, reason: &str) {
+        self.state.counters.add_refresh(&history::Refresh {
+            at: now(),
+            outcome,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// A refresh amoCRM refused (its token is dead: re-authorize) or that
+    /// failed (the next call tries again), in the log and the history. An
+    /// early refresh's failure fails no call: a warning.
+    fn note_refresh_failure(&self, stored: &TokenPair, e: &Error, slot: Slot) {
+        if e.kind == ErrorKind::Auth {
+            let reason = if e.description.is_empty() {
+                e.title.clone()
+            } else {
+                e.description.clone()
+            };
+            self.note_refresh(history::Outcome::Refused, &reason);
+            self.log.log(
+                Level::Error,
+                "refresh_refused",
+                &format!(
+                    "amoCRM refused the refresh token of {} ({reason}); it is not sent again: an admin must re-authorize at /oauth/authorize",
+                    stored.base_domain
+                ),
+                json!({"base_domain": stored.base_domain, "reason": reason, "status": e.status}),
+            );
+        } else {
+            self.note_refresh(history::Outcome::Failed, &e.message);
+            let level = if slot == Slot::TryNow {
+                Level::Warning
+            } else {
+                Level::Error
+            };
+            self.log.log(
+                level,
+                "refresh_failed",
+                &format!(
+                    "token refresh failed: {}; the stored pair is kept and the next call tries again",
+                    e.message
+                ),
+                json!({"base_domain": stored.base_domain, "reason": e.message, "status": e.status}),
+            );
         }
+    }
+
+    /// A retry, before its backoff: what is sent again, why, which attempt.
+    fn note_retry(
+        &self,
+        out: &Outgoing<'_>,
+        sent: &std::result::Result<transport::Response, SendError>,
+        retries: u32,
+    ) {
+        if !self.log.enabled(Level::Warning) {
+            return;
+        }
+        let why = match sent {
+            Ok(r) => format!("amoCRM answered {}", r.status),
+            Err(SendError::NotSent(e)) | Err(SendError::MaybeSent(e)) => e.message.clone(),
+        };
+        let target = out.target();
+        self.log.log(
+            Level::Warning,
+            "retry",
+            &format!(
+                "retrying {} {target} (retry {} of {}): {why}",
+                out.method,
+                retries + 1,
+                out.max_retries
+            ),
+            json!({
+                "method": out.method.as_str(),
+                "path": target,
+                "retry": retries + 1,
+                "max_retries": out.max_retries,
+                "reason": why,
+                "status": sent.as_ref().map_or(0, |r| r.status),
+            }),
+        );
     }
 
     /// Sleeps before retry number `retries + 1`: the base delay doubled per
@@ -920,6 +1122,19 @@ struct Outgoing<'a> {
     max_retries: u32,
 }
 
+impl Outgoing<'_> {
+    /// Where the request goes, without its query (which may carry a
+    /// customer's phone or email): the path on the account's host, or the
+    /// other host's URL.
+    fn target(&self) -> String {
+        let whole = match &self.to {
+            To::Account(path) => path.as_str(),
+            To::Url(url) => url,
+        };
+        whole.split(['?', '#']).next().unwrap_or("").to_string()
+    }
+}
+
 /// Where a request goes.
 enum To<'a> {
     /// A path and query on the account's host (the pair's base_domain, which
@@ -968,6 +1183,9 @@ enum Slot {
 /// (connect_timeout + timeout + 5 s): the most a refresh under the lock may
 /// wait for a rate-limit slot.
 const LOCK_SPARE: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// A rate-limit wait longer than this is logged.
+const LONG_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Within the refresh margin, a pair with more than this left is refreshed
 /// only by a process that finds the lock free, and never fails a call.

@@ -56,6 +56,7 @@ pub const KEYS: &[Key] = &[
     key("ca_file", ""),
     key("keepalive_days", "30"),
     key("store", "file"),
+    key("log_level", "info"),
 ];
 
 /// The account a client is for when none is named.
@@ -147,6 +148,8 @@ pub struct Config {
     pub store: Store,
     /// The amoCRM account this configuration is for (`default` unless named).
     pub account: String,
+    /// The lowest level of event written to the log; `None` = off.
+    pub log_level: Option<crate::log::Level>,
     sources: Sources,
 }
 
@@ -279,6 +282,8 @@ impl Config {
             }
         }
         let store = parse_store(&get(&raw, "store").unwrap_or_default())?;
+        let log_level = crate::log::parse_threshold(&get(&raw, "log_level").unwrap_or_default())
+            .map_err(|why| Error::config("log_level", why))?;
 
         let client_id = get(&raw, "client_id").unwrap_or_default();
         if client_id
@@ -348,6 +353,7 @@ impl Config {
             keepalive_days,
             store,
             account: account.clone(),
+            log_level,
             sources: Sources { account, raw },
         })
     }
@@ -653,6 +659,9 @@ mod tests {
         assert_eq!(c.rate_limit, 7);
         assert_eq!(c.ca_file, None);
         assert!(!c.insecure_http);
+        assert_eq!(c.log_level, Some(crate::log::Level::Info));
+        let quiet = Config::resolve(&opts(&[("log_level", "off")]), &none, &none).unwrap();
+        assert_eq!(quiet.log_level, None);
     }
 
     #[test]
@@ -691,6 +700,7 @@ mod tests {
             ("retry_backoff_ms", "1"),
             ("ca_file", "certs/ca.pem"),
             ("keepalive_days", "81"),
+            ("log_level", "loud"),
         ] {
             let e = Config::resolve(&opts(&[(k, v)]), &none, &none).unwrap_err();
             assert!(e.message.contains(&format!("`{k}`")), "{k}: {}", e.message);

@@ -8,6 +8,9 @@
 //! {prefix}{account}:refused   string: the refusal note (JSON)
 //! {prefix}{account}:budget    list: `limit` rate-limit slots, each held until (µs, Redis's clock)
 //! {prefix}{account}:counters  hash: name → count
+//! {prefix}{account}:calls:{m} hash: the history's counts of unix minute m
+//!                             (field → count), expiring after 25 hours
+//! {prefix}{account}:refreshes list: the last 20 refreshes (JSON), newest first
 //! ```
 //!
 //! Every step that must not interleave with another host's is one Lua
@@ -174,6 +177,7 @@ struct Keys {
     refused: String,
     budget: String,
     counters: String,
+    refreshes: String,
 }
 
 impl Keys {
@@ -185,9 +189,21 @@ impl Keys {
             refused: key("refused"),
             budget: key("budget"),
             counters: key("counters"),
+            refreshes: key("refreshes"),
         }
     }
+
+    /// The history's hash of one unix minute.
+    fn calls(&self, minute: u64) -> String {
+        format!(
+            "{}calls:{minute}",
+            self.counters.trim_end_matches("counters")
+        )
+    }
 }
+
+/// A minute's hash outlives the 24 hours shown by one hour, then expires.
+const MINUTE_TTL_SECS: u64 = 25 * 3600;
 
 /// What the three parts share: where Redis is, the keys, the lock's expiry.
 struct Shared {
@@ -589,6 +605,118 @@ impl Counters for RedisCounters {
             }
             pipe.query::<()>(c)
         });
+    }
+
+    /// The counters and the minute's history in one pipeline: one round
+    /// trip, as before the history.
+    fn add_in_minute(
+        &self,
+        increments: &[(Counter, u64)],
+        minute: u64,
+        fields: &[(crate::history::Field, u64)],
+    ) {
+        let keys = &self.shared.keys;
+        let calls = keys.calls(minute);
+        let _ = self.shared.run("cannot count", |c| {
+            let mut pipe = redis::pipe();
+            for (counter, by) in increments {
+                pipe.cmd("HINCRBY")
+                    .arg(&keys.counters)
+                    .arg(counter.name())
+                    .arg(*by)
+                    .ignore();
+            }
+            for (field, by) in fields {
+                pipe.cmd("HINCRBY")
+                    .arg(&calls)
+                    .arg(field.name())
+                    .arg(*by)
+                    .ignore();
+            }
+            if !fields.is_empty() {
+                pipe.cmd("EXPIRE").arg(&calls).arg(MINUTE_TTL_SECS).ignore();
+            }
+            pipe.query::<()>(c)
+        });
+    }
+
+    fn add_refresh(&self, r: &crate::history::Refresh) {
+        let entry = json!({
+            "at": r.at,
+            "outcome": r.outcome.name(),
+            "reason": crate::log::short(&r.reason),
+        })
+        .to_string();
+        let key = &self.shared.keys.refreshes;
+        let _ = self.shared.run("cannot note the refresh", |c| {
+            redis::pipe()
+                .cmd("LPUSH")
+                .arg(key)
+                .arg(&entry)
+                .ignore()
+                .cmd("LTRIM")
+                .arg(key)
+                .arg(0)
+                .arg(crate::history::REFRESHES - 1)
+                .ignore()
+                .query::<()>(c)
+        });
+    }
+
+    /// 1440 `HGETALL`s in one pipeline, then one `LRANGE`: two round trips
+    /// per look of the admin page.
+    fn history(
+        &self,
+        now_minute: u64,
+    ) -> (Vec<crate::history::Minute>, Vec<crate::history::Refresh>) {
+        use crate::history::{Field, Minute, Outcome, Refresh, FIELDS, MINUTES, REFRESHES};
+        let keys = &self.shared.keys;
+        let first = now_minute.saturating_sub(MINUTES as u64 - 1);
+        let read = self.shared.run("cannot read the history", |c| {
+            let mut pipe = redis::pipe();
+            for m in first..=now_minute {
+                pipe.cmd("HGETALL").arg(keys.calls(m));
+            }
+            let hashes: Vec<std::collections::BTreeMap<String, u64>> = pipe.query(c)?;
+            let listed: Vec<String> = redis::cmd("LRANGE")
+                .arg(&keys.refreshes)
+                .arg(0)
+                .arg(REFRESHES - 1)
+                .query(c)?;
+            Ok((hashes, listed))
+        });
+        let Ok((hashes, listed)) = read else {
+            return (Vec::new(), Vec::new());
+        };
+        let minutes = (first..=now_minute)
+            .zip(hashes)
+            .filter_map(|(minute, h)| {
+                let mut counts = [0u64; FIELDS.len()];
+                for (name, n) in h {
+                    if let Some(i) =
+                        Field::from_name(&name).and_then(|f| FIELDS.iter().position(|g| *g == f))
+                    {
+                        counts[i] = n;
+                    }
+                }
+                counts
+                    .iter()
+                    .any(|c| *c > 0)
+                    .then_some(Minute { minute, counts })
+            })
+            .collect();
+        let refreshes = listed
+            .iter()
+            .filter_map(|s| {
+                let v: Value = serde_json::from_str(s).ok()?;
+                Some(Refresh {
+                    at: v["at"].as_i64()?,
+                    outcome: Outcome::from_name(v["outcome"].as_str()?)?,
+                    reason: v["reason"].as_str().unwrap_or("").to_string(),
+                })
+            })
+            .collect();
+        (minutes, refreshes)
     }
 
     fn read(&self) -> Vec<(Counter, u64)> {

@@ -5,7 +5,12 @@
 //! call, no lock, no parsing.
 //!
 //! Layout: 64-bit words, native byte order; a magic word, then
-//! [`SLOTS`] rate-limit slots, then one counter per [`Counter`] index.
+//! [`SLOTS`] rate-limit slots, then one counter per [`Counter`] index; from
+//! the fourth page on, the admin page's history (see [`crate::history`]):
+//! 1440 one-minute buckets, then the last refreshes. Earlier versions made
+//! the file three pages long, without the history: such a file is grown in
+//! place (zeros appended, nothing moved), so that a process of the earlier
+//! version still running during a deploy keeps its mapping and its words.
 //!
 //! A page of a mapped file that the file system must find room for when it
 //! is written (copy-on-write file systems, btrfs and ZFS, on a full disk)
@@ -30,7 +35,7 @@ use crate::ratelimit::{self, Ticket};
 use crate::state::{Budget, Counters};
 use memmap2::MmapRaw;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,9 +47,21 @@ const MAGIC: u64 = u64::from_le_bytes(*b"AMOSHM01");
 pub const SLOTS: usize = 128;
 const FIRST_SLOT: usize = 8;
 const FIRST_COUNTER: usize = FIRST_SLOT + SLOTS;
-const WORDS: usize = FIRST_COUNTER + Counter::COUNT;
+/// Where the history starts: after the three pages of earlier versions,
+/// which leave room for counters added later.
+const HISTORY_AT: usize = 1536;
+const _: () = assert!(FIRST_COUNTER + Counter::COUNT <= HISTORY_AT);
+/// The size of the file earlier versions made (and still map).
+const V1_SIZE: usize = HISTORY_AT * 8;
+const FIRST_MINUTE: usize = HISTORY_AT;
+const FIRST_REFRESH: usize = FIRST_MINUTE + crate::history::MINUTE_WORDS;
+const WORDS: usize = FIRST_REFRESH + crate::history::REFRESH_WORDS;
 /// The file's size: whole pages.
 const SIZE: usize = (WORDS * 8).next_multiple_of(4096);
+/// Where the per-slot claim locks are (bytes, beyond what earlier versions
+/// mapped): the same offset for every version, so that during a deploy the
+/// old and the new processes see each other's claims.
+const CLAIMS_AT: usize = V1_SIZE;
 const RECHECK: Duration = Duration::from_secs(1);
 
 struct Mapped {
@@ -73,6 +90,14 @@ impl Mapped {
         &self.words()[FIRST_COUNTER + c.index()]
     }
 
+    fn minutes(&self) -> &[AtomicU64] {
+        &self.words()[FIRST_MINUTE..FIRST_REFRESH]
+    }
+
+    fn refreshes(&self) -> &[AtomicU64] {
+        &self.words()[FIRST_REFRESH..WORDS]
+    }
+
     fn private() -> Mapped {
         let map = MmapRaw::from(
             memmap2::MmapMut::map_anon(SIZE).expect("an anonymous mapping of a few pages"),
@@ -96,7 +121,7 @@ impl Mapped {
         let mut l: libc::flock = unsafe { std::mem::zeroed() };
         l.l_type = kind;
         l.l_whence = libc::SEEK_SET as libc::c_short;
-        l.l_start = (SIZE + i) as libc::off_t;
+        l.l_start = (CLAIMS_AT + i) as libc::off_t;
         l.l_len = 1;
         unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &l) == 0 }
     }
@@ -179,7 +204,7 @@ impl Region {
 /// Opens (or makes) the region file and maps it.
 fn open(path: &Path, folder: &Path) -> std::io::Result<Mapped> {
     crate::files::ensure_folder(folder)?;
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -198,17 +223,26 @@ fn open(path: &Path, folder: &Path) -> std::io::Result<Mapped> {
     }
     fs2::FileExt::lock_exclusive(&file)?;
     let made = (|| {
+        use std::os::unix::fs::FileExt;
         let mut magic = [0u8; 8];
-        let whole = file.metadata()?.len() >= SIZE as u64
-            && file.read_exact(&mut magic).is_ok()
-            && u64::from_ne_bytes(magic) == MAGIC;
-        if !whole {
+        let len = file.metadata()?.len();
+        // Positioned reads and writes: the file's offset stays at 0 for
+        // the whole write below.
+        let ours = file.read_exact_at(&mut magic, 0).is_ok() && u64::from_ne_bytes(magic) == MAGIC;
+        let whole = ours && len >= SIZE as u64;
+        if ours && !whole && len >= V1_SIZE as u64 {
+            // An earlier version's region: zeros appended, every word kept
+            // where it was (its processes may have it mapped: never
+            // truncate it under them).
+            file.write_all_at(&vec![0u8; SIZE - len as usize], len)?;
+            file.sync_all()?;
+        } else if !whole {
             // Written whole, so that no page needs room later.
             let mut bytes = vec![0u8; SIZE];
             bytes[..8].copy_from_slice(&MAGIC.to_ne_bytes());
             import_old_counters(path, &mut bytes);
             file.set_len(0)?;
-            file.write_all(&bytes)?;
+            file.write_all_at(&bytes, 0)?;
             file.sync_all()?;
             crate::files::take_owner_of(path, folder);
         }
@@ -328,6 +362,36 @@ impl Counters for Arc<Region> {
             .filter(|(_, n)| *n > 0)
             .collect()
     }
+
+    fn add_in_minute(
+        &self,
+        increments: &[(Counter, u64)],
+        minute: u64,
+        fields: &[(crate::history::Field, u64)],
+    ) {
+        let m = self.mapped();
+        for (c, by) in increments {
+            m.counter(*c).fetch_add(*by, Ordering::Relaxed);
+        }
+        for (f, by) in fields {
+            crate::history::add(m.minutes(), minute, *f, *by);
+        }
+    }
+
+    fn add_refresh(&self, refresh: &crate::history::Refresh) {
+        crate::history::push(self.mapped().refreshes(), refresh);
+    }
+
+    fn history(
+        &self,
+        now_minute: u64,
+    ) -> (Vec<crate::history::Minute>, Vec<crate::history::Refresh>) {
+        let m = self.mapped();
+        (
+            crate::history::read(m.minutes(), now_minute),
+            crate::history::refreshes(m.refreshes()),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -421,6 +485,61 @@ mod tests {
         a.add(&[(Counter::Retries, 1)]);
         let b = Arc::new(Region::new(&token));
         assert_eq!(b.read(), vec![(Counter::Retries, 1)]);
+    }
+
+    /// A region file of the earlier layout (three pages, no history), in
+    /// use by a process of that version during a deploy: the new version
+    /// grows it in place, keeps every counter, and the old mapping goes on
+    /// sharing the counters with the new one.
+    #[test]
+    fn an_earlier_versions_region_is_grown_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("t.json");
+        let path = dir.path().join("t.json.shm");
+        let mut bytes = vec![0u8; V1_SIZE];
+        bytes[..8].copy_from_slice(&MAGIC.to_ne_bytes());
+        let at = (FIRST_COUNTER + Counter::Refreshes.index()) * 8;
+        bytes[at..at + 8].copy_from_slice(&5u64.to_ne_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let old_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let old = memmap2::MmapOptions::new()
+            .len(V1_SIZE)
+            .map_raw(&old_file)
+            .unwrap();
+        let old_words =
+            unsafe { std::slice::from_raw_parts(old.as_ptr() as *const AtomicU64, V1_SIZE / 8) };
+        let inode = std::fs::metadata(&path).unwrap().ino();
+
+        let new = Arc::new(Region::new(&token));
+        new.add(&[(Counter::Refreshes, 1)]);
+        assert_eq!(new.read(), vec![(Counter::Refreshes, 6)]);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.len() as usize, meta.ino()), (SIZE, inode));
+        // The old process sees the new one's counts and the other way round.
+        assert_eq!(
+            old_words[FIRST_COUNTER + Counter::Refreshes.index()].load(Ordering::Relaxed),
+            6
+        );
+        old_words[FIRST_COUNTER + Counter::Retries.index()].fetch_add(1, Ordering::Relaxed);
+        let mut seen = new.read();
+        seen.sort_by_key(|(c, _)| c.index());
+        assert_eq!(seen, vec![(Counter::Refreshes, 6), (Counter::Retries, 1)]);
+        // The history works in the grown part.
+        let minute = crate::history::minute_of(crate::clock::now());
+        new.add_in_minute(
+            &[(Counter::ApiCalls(200), 1)],
+            minute,
+            &[(crate::history::Field::S2xx, 1)],
+        );
+        let other = Arc::new(Region::new(&token));
+        let (minutes, refreshes) = other.history(minute);
+        assert_eq!(minutes.len(), 1);
+        assert_eq!(minutes[0].counts[0], 1);
+        assert!(refreshes.is_empty());
     }
 
     #[test]

@@ -30,6 +30,27 @@ pub trait Counters: Send + Sync {
     fn add(&self, increments: &[(Counter, u64)]);
     /// The counters that are not 0.
     fn read(&self) -> Vec<(Counter, u64)>;
+    /// Adds to counters and to `minute`'s counts of the history (the admin
+    /// page's ring of 24 hours); a backend without history adds to the
+    /// counters only. Best effort.
+    fn add_in_minute(
+        &self,
+        increments: &[(Counter, u64)],
+        _minute: u64,
+        _fields: &[(crate::history::Field, u64)],
+    ) {
+        self.add(increments);
+    }
+    /// Appends a refresh to the history's list of the last ones. Best effort.
+    fn add_refresh(&self, _refresh: &crate::history::Refresh) {}
+    /// The minutes of the last 24 hours up to `now_minute` that counted
+    /// anything (oldest first), and the last refreshes (newest first).
+    fn history(
+        &self,
+        _now_minute: u64,
+    ) -> (Vec<crate::history::Minute>, Vec<crate::history::Refresh>) {
+        (Vec::new(), Vec::new())
+    }
 }
 
 /// The three shared parts of one account's state.

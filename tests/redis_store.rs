@@ -323,6 +323,70 @@ fn counters_add_up_across_instances() {
     );
 }
 
+/// The admin page's history in Redis: a hash per minute with a 25-hour
+/// expiry, counted in the counters' pipeline, and a list of the last 20
+/// refreshes; shared by every instance of the account, not by others.
+#[test]
+fn history_adds_up_across_instances_and_expires() {
+    use amocrm::history::{Field, Outcome, Refresh};
+    let redis = RedisServer::start(&[]);
+    let (a, b) = (
+        state(&redis.url(), "default"),
+        state(&redis.url(), "default"),
+    );
+    let m = amocrm::history::minute_of(now());
+    a.counters
+        .add_in_minute(&[(Counter::ApiCalls(200), 1)], m - 1, &[(Field::S2xx, 1)]);
+    a.counters
+        .add_in_minute(&[(Counter::ApiCalls(429), 1)], m, &[(Field::S429, 1)]);
+    b.counters.add_in_minute(
+        &[(Counter::ApiCallErrors, 1)],
+        m,
+        &[(Field::Error, 1), (Field::Waits, 1), (Field::WaitMs, 1200)],
+    );
+    // Older than 24 hours: not shown.
+    b.counters.add_in_minute(&[], m - 1440, &[(Field::S5xx, 1)]);
+    for i in 0..22 {
+        b.counters.add_refresh(&Refresh {
+            at: 1_800_000_000 + i,
+            outcome: if i == 21 {
+                Outcome::Refused
+            } else {
+                Outcome::Ok
+            },
+            reason: format!("reason {i}"),
+        });
+    }
+    let (minutes, refreshes) = a.counters.history(m);
+    assert_eq!(minutes.len(), 2, "{minutes:?}");
+    assert_eq!(
+        (minutes[0].minute, minutes[0].counts),
+        (m - 1, [1, 0, 0, 0, 0, 0, 0, 0])
+    );
+    assert_eq!(
+        (minutes[1].minute, minutes[1].counts),
+        (m, [0, 0, 1, 0, 0, 1, 1, 1200])
+    );
+    assert_eq!(refreshes.len(), 20);
+    assert_eq!(refreshes[0].outcome, Outcome::Refused);
+    assert_eq!(refreshes[0].reason, "reason 21");
+    assert_eq!(refreshes[19].at, 1_800_000_002);
+    let s = amocrm::metrics::snapshot(b.counters.as_ref());
+    assert_eq!(s["api_calls"]["429"], 1);
+    assert_eq!(s["api_calls"]["error"], 1);
+    let mut raw = redis.raw(None);
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("amocrm:default:calls:{m}"))
+        .query(&mut raw)
+        .unwrap();
+    assert!((25 * 3600 - 60..=25 * 3600).contains(&ttl), "{ttl}");
+    assert!(state(&redis.url(), "shop-2")
+        .counters
+        .history(m)
+        .0
+        .is_empty());
+}
+
 #[test]
 fn redis_down_is_a_storage_error_naming_it_and_nothing_is_lost() {
     let mut redis = RedisServer::start(&["--requirepass", "pw-s3cret"]);

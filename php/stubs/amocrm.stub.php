@@ -267,6 +267,7 @@ class AmoChatTemplatesService
 class AmoClient
 {
     private static $instances = null;
+    private static $logger = null;
 
     /**
      * Not constructible: use AmoClient::getInstance().
@@ -304,6 +305,20 @@ class AmoClient
      * @throws AmoConfigException when AMOCRM_TEST_HOOKS=1 is not set
      */
     public static function panicForTest(): void {}
+
+    /**
+     * Sends the extension's log events (a refresh, a failed or refused refresh, a
+     * retry, a rate-limit wait over 1 s, a storage or lock error, an account that
+     * moved; every API call at log_level debug) to $logger instead of PHP's error log,
+     * for every account; null restores the error log. PSR-3 level names, so a PSR-3
+     * logger plugs in: fn ($level, $message, $context) => $monolog->log($level, $message, $context).
+     * PHP forgets it when the request ends: set it on every request. An exception it
+     * throws is caught (that event goes to the error log); it must not call AmoClient.
+     * No message or context holds a token or the secret.
+     *
+     * @param (callable(string $level, string $message, array<string, mixed> $context): mixed)|null $logger
+     */
+    public static function setLogger(?callable $logger = null): void {}
 
     /**
      * A service or method AmoClient does not have: raises AmoConfigException naming
@@ -489,6 +504,17 @@ class AmoClient
      * The user id this handle sends as X-Context-User-ID, or null.
      */
     public function getContextUser(): ?int {}
+
+    /**
+     * The admin page's data, host-wide like metrics(): API calls per minute by status
+     * class over the last 24 hours, and the last 20 refreshes with their outcome.
+     * 'minutes' holds only minutes that counted something, oldest first ('at' is the
+     * minute's start; PHP makes the key '429' the integer 429); 'refreshes' is newest
+     * first; 'reason' never holds a secret.
+     *
+     * @return array{from: int, to: int, minutes: list<array{at: int, '2xx': int, '4xx': int, '429': int, '5xx': int, other: int, error: int, waits: int, wait_ms: int}>, refreshes: list<array{at: int, outcome: 'ok'|'failed'|'refused', reason: string}>}
+     */
+    public function history(): array {}
 
     /**
      * Takes over a token pair from another token file's decoded contents: the old

@@ -41,6 +41,11 @@ pub struct AmoClient {
     #[php(prop, static, flags = PropertyFlags::Private)]
     #[allow(dead_code)] // the field only declares the property; PHP holds its value
     instances: (),
+    /// The request's logger (`setLogger()`), reset by PHP when the request
+    /// ends like `$instances`.
+    #[php(prop, static, flags = PropertyFlags::Private)]
+    #[allow(dead_code)]
+    logger: (),
 }
 
 const INSTANCES: &CStr = c"instances";
@@ -76,6 +81,7 @@ impl AmoClient {
             account: account.to_string(),
             context_user,
             instances: (),
+            logger: (),
         }
     }
 
@@ -282,6 +288,23 @@ impl AmoClient {
     pub fn metrics(&self) -> PhpResult<ZBox<ZendHashTable>> {
         let core = self.core()?;
         json_result(Ok(core.metrics()))
+    }
+
+    /// The admin page's data, host-wide: API calls per minute by status
+    /// class over the last 24 hours (only minutes with calls, oldest first)
+    /// and the last 20 refreshes (newest first).
+    pub fn history(&self) -> PhpResult<ZBox<ZendHashTable>> {
+        let core = self.core()?;
+        json_result(Ok(core.history()))
+    }
+
+    /// Sends the extension's log events of this request (every account's)
+    /// to `fn(string $level, string $message, array $context)`, e.g. a
+    /// PSR-3 logger's `log()`; `null` restores PHP's error log. PHP forgets
+    /// it when the request ends: set it on every request.
+    pub fn set_logger(logger: Option<super::log::Callable>) -> PhpResult<()> {
+        super::log::set_logger(logger.map(|c| c.0))
+            .map_err(|e| PhpException::from_message(format!("AmoClient::setLogger(): {e}")))
     }
 
     /// Leads: get, iterate, getOne, add, addOne, update, updateOne, addComplex.

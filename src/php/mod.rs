@@ -13,6 +13,7 @@ mod convert;
 mod decode;
 mod exceptions;
 mod files;
+mod log;
 mod sensitive;
 mod services;
 
@@ -95,6 +96,7 @@ fn sources(account: &str, options: &BTreeMap<String, String>) -> crate::error::R
 /// An account's core, rebuilt when the effective options differ from the
 /// ones it was built from (checked once per request).
 fn core(account: &str) -> crate::error::Result<Arc<AmoCore>> {
+    log::check_entry()?;
     let request = REQUEST.load(Ordering::Relaxed);
     let mut g = global();
     if let Some(a) = g.accounts.get(account) {
@@ -116,7 +118,10 @@ fn core(account: &str) -> crate::error::Result<Arc<AmoCore>> {
             return Ok(core);
         }
     }
-    let core = Arc::new(AmoCore::open(Config::from_sources(current.clone())?)?);
+    let core = Arc::new(AmoCore::open_with_sink(
+        Config::from_sources(current.clone())?,
+        Arc::new(log::PhpSink),
+    )?);
     a.core = Some(core.clone());
     a.sources = Some(current);
     a.checked_in = request;
@@ -212,6 +217,7 @@ fn preload_tls() {
 
 extern "C" fn request_startup(_ty: i32, _mod_num: i32) -> i32 {
     REQUEST.fetch_add(1, Ordering::Relaxed);
+    log::request_startup();
     let _ = std::panic::catch_unwind(sensitive::mark_sensitive_parameters);
     0
 }
