@@ -87,6 +87,10 @@ try {
     const box = await page.locator('#calls-chart').boundingBox();
     check(box !== null && box.width > 500 && box.height > 100, `the chart is drawn (${box?.width}×${box?.height})`);
 
+    const refreshes = await page.$$eval('#refreshes tr.ok', (rows) => rows.map((r) => r.innerText.replace(/\s+/g, ' ')));
+    console.log(`refreshes: ${refreshes.join(' | ')}`);
+    check(refreshes.length === 1, 'the refresh just made is listed, ok');
+
     const failedBefore = Number(await page.innerText('#failed'));
     console.log(`webhooks: pending ${await page.innerText('#pending')}, failed ${failedBefore}`);
     check(failedBefore === 1, 'one failed webhook delivery is shown');

@@ -33,6 +33,8 @@ final class AdminPageTest extends GatewayTestCase
         for ($i = 0; $i < 3; $i++) {
             $this->assertSame(200, $this->api('GET', '/api/info/account')->status);
         }
+        $run = $this->cli(['refresh', '--force']);
+        $this->assertSame(0, $run['exit'], $run['out'] . $run['err']);
         // Fixed: the replay button can now deliver it.
         $this->configure(['GATEWAY_WEBHOOK_HANDLERS' => 'jsonl:' . $this->jsonl]);
 

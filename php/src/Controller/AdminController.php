@@ -84,7 +84,7 @@ final class AdminController
             . ' · <a href="' . $e("/oauth/status$q") . '">token status (JSON)</a> · <a href="/metrics">metrics</a></p></section>'
             . self::refreshes($history['refreshes'] ?? [])
             . self::chart($history['minutes'] ?? [], time())
-            . self::limits($metrics)
+            . self::limits($metrics, $history['minutes'] ?? [])
             . '<section id="webhooks"><h2>Webhook queue</h2>'
             . '<p>Pending: <b id="pending">' . $spool->count('pending') . '</b> · failed: <b id="failed">' . $failed . '</b>'
             . $this->replayedNote($r) . '</p>'
@@ -153,12 +153,12 @@ final class AdminController
             . $bar('refresh-life', 'Refresh token (dies unused after 90 days; keepalive renews it)', $status['refresh_expires_in'], self::REFRESH_LIFE);
     }
 
-    /** @param list<array{at: int, outcome: string, reason?: ?string}> $refreshes */
+    /** @param list<array{at: int, outcome: string, reason: string}> $refreshes newest first */
     private static function refreshes(array $refreshes): string
     {
         $e = self::escaper();
         $rows = '';
-        foreach (array_reverse($refreshes) as $x) {
+        foreach ($refreshes as $x) {
             $rows .= '<tr class="' . ($x['outcome'] === 'ok' ? 'ok' : 'bad') . '"><td>' . gmdate('Y-m-d H:i:s', (int) $x['at']) . ' UTC</td>'
                 . '<td>' . $e((string) $x['outcome']) . '</td><td>' . $e((string) ($x['reason'] ?? '')) . '</td></tr>';
         }
@@ -198,8 +198,8 @@ final class AdminController
         $svg = '<svg id="calls-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ' . ($w + 40) . ' ' . ($h + 20) . '" role="img" aria-label="API calls per minute, last 24 hours">'
             . '<line x1="40" y1="' . $h . '" x2="' . ($w + 40) . '" y2="' . $h . '" stroke="#999"/>'
             . '<text x="36" y="10" text-anchor="end" font-size="10">' . $max . '</text><text x="36" y="' . $h . '" text-anchor="end" font-size="10">0</text>'
-            . '<text x="40" y="' . ($h + 14) . '" font-size="10">' . gmdate('H:i', $start) . ' UTC</text>'
-            . '<text x="' . ($w + 40) . '" y="' . ($h + 14) . '" text-anchor="end" font-size="10">' . gmdate('H:i', $end) . ' UTC</text>';
+            . '<text x="40" y="' . ($h + 14) . '" font-size="10">' . gmdate('M j, H:i', $start) . ' UTC</text>'
+            . '<text x="' . ($w + 40) . '" y="' . ($h + 14) . '" text-anchor="end" font-size="10">' . gmdate('M j, H:i', $end) . ' UTC</text>';
         $legend = '';
         foreach (self::SERIES as $k => $color) {
             $points = [];
@@ -213,15 +213,22 @@ final class AdminController
             . '<ul class="legend">' . $legend . '</ul></section>';
     }
 
-    /** @param ?array<string, mixed> $m */
-    private static function limits(?array $m): string
+    /**
+     * @param ?array<string, mixed> $m
+     * @param list<array<string, int>> $minutes
+     */
+    private static function limits(?array $m, array $minutes): string
     {
         if ($m === null) {
             return '';
         }
+        $waits = array_sum(array_map(static fn (array $x): int => (int) ($x['waits'] ?? 0), $minutes));
+        $waitMs = array_sum(array_map(static fn (array $x): int => (int) ($x['wait_ms'] ?? 0), $minutes));
         return '<section id="limits"><h2>Rate limit</h2><p>'
-            . 'Waits for the 7-per-second budget: <b id="rate-limit-waits">' . (int) $m['rate_limit_waits'] . '</b>'
-            . sprintf(' (%.1f s in all)', $m['rate_limit_wait_ms'] / 1000)
+            . 'Waits for the 7-per-second budget in the last 24 hours: <b id="rate-limit-waits-24h">' . $waits . '</b>'
+            . sprintf(' (%.1f s)', $waitMs / 1000)
+            . ' · since the start: <b id="rate-limit-waits">' . (int) $m['rate_limit_waits'] . '</b>'
+            . sprintf(' (%.1f s)', $m['rate_limit_wait_ms'] / 1000)
             . ' · 429 answers: <b id="rate-limited">' . (int) $m['rate_limited'] . '</b>'
             . ' · retries: ' . (int) $m['retries']
             . ' · refreshes: ' . (int) $m['refreshes'] . ' (' . (int) $m['refresh_failures'] . ' failed)'
