@@ -307,9 +307,24 @@ fn post_token(cfg: &Config, host: &str, body: &Value, grant: Grant, now: i64) ->
     Err(transport::api_error(resp))
 }
 
+/// Why a token answer is not JSON, without quoting it: a cut-off answer
+/// holds the start of the new tokens.
+fn not_json_grant(body: &[u8]) -> String {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let looks = match first {
+        None => "empty",
+        Some(b'<') => "an HTML page",
+        Some(b'{') => "JSON cut off or broken",
+        Some(_) => "neither JSON nor HTML",
+    };
+    format!(
+        "not JSON ({looks}, {} bytes; not quoted: it may hold tokens)",
+        body.len()
+    )
+}
+
 fn parse_grant(body: &[u8], host: &str, now: i64) -> std::result::Result<TokenPair, String> {
-    let j: Value =
-        serde_json::from_slice(body).map_err(|_| format!("not JSON: {}", excerpt(body, 120)))?;
+    let j: Value = serde_json::from_slice(body).map_err(|_| not_json_grant(body))?;
     let s = |k: &str| match j.get(k).and_then(Value::as_str) {
         Some(v) if !v.is_empty() => Ok(v.to_string()),
         _ => Err(format!("`{k}` is missing or empty")),

@@ -406,3 +406,34 @@ fn a_new_host_outside_allowed_domains_is_not_followed() {
     core.request("GET", "/api/v4/account", None, None, None)
         .unwrap();
 }
+
+/// A token answer cut off inside the new access token: the error says what
+/// is wrong without quoting it (the start of a token is a secret too), and
+/// the stored pair is kept.
+#[test]
+fn a_broken_token_answer_is_not_quoted() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    let seeded = seed(&emu, &path, -60);
+    let cut = r#"{"token_type":"Bearer","expires_in":86400,"access_token":"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiIsImp0aSI6IjE"#;
+    emu.add_fault(
+        json!({"path": "/oauth2/access_token", "action": "respond", "status": 200,
+        "content_type": "application/json", "body": cut, "times": 1}),
+    )
+    .unwrap();
+    let core = AmoCore::new(config(&emu, &path, &[]));
+    let e = core
+        .request("GET", "/api/v4/account", None, None, None)
+        .unwrap_err();
+    assert!(
+        e.message.contains("not JSON (JSON cut off or broken"),
+        "{}",
+        e.message
+    );
+    assert!(
+        !e.message.contains("eyJ0eXAi") && !e.description.contains("eyJ0eXAi"),
+        "{e:?}"
+    );
+    assert_eq!(stored(&path), seeded);
+}
