@@ -36,9 +36,9 @@ SUITE=${SUITES[$VERSION]:-}
 # What the suites need inside: the PHP to build against and to test on, what
 # ext-php-rs's build wants (php-dev, clang, libclang), a linker, PHPUnit and
 # composer (ComposerTest), nginx and openssl (TlsTest's HTTPS front),
-# php-fpm and chromium + node for the gateway suite, procps (ps, for the tests' process checks).
+# php-fpm, chromium and node for the gateway suite, procps.
 PACKAGES=("php$VERSION-cli" "php$VERSION-dev" "php$VERSION-curl" "php$VERSION-mbstring" "php$VERSION-xml" "php$VERSION-fpm"
-    clang libclang-dev gcc libc6-dev phpunit composer nginx openssl ca-certificates procps)
+    clang libclang-dev gcc libc6-dev phpunit composer nginx openssl ca-certificates procps nodejs chromium)
 MIRROR=${AMOCRM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE=$ROOT/target/php$VERSION
 CHROOT=$BASE/root
@@ -98,6 +98,12 @@ setup_mounts() {
     # The chroot's /tmp is the tests' temp dir: empty at every run.
     mount_in /tmp -t tmpfs -o mode=1777,nosuid,nodev,size=4g tmp
     mount_in "$ROOT" --bind "$ROOT"
+    # A worktree's tests/e2e/node_modules may be a link out of the repository.
+    if [ -L "$ROOT/tests/e2e/node_modules" ]; then
+        local modules
+        modules=$(readlink -f "$ROOT/tests/e2e/node_modules")
+        mount_in "$modules" --bind "$modules"
+    fi
     local d
     for d in .rustup .cargo; do
         [ -d "$HOME/$d" ] || die "the host's Rust toolchain is not in $HOME/$d"
@@ -144,6 +150,11 @@ run_inside() {
         /usr/bin/env AMOCRM_EXT="$ext" AMOCRM_EMULATOR="$ROOT/target/release/amocrm-emulator" \
         AMOCRM_RELIABILITY_DIR="$BASE/reliability" \
         "$php" -d error_reporting=-1 /usr/bin/phpunit --configuration tests/php/phpunit.xml "$@" || failed=1
+    log "PHPUnit on PHP $VERSION: the gateway (php -S, nginx + php$VERSION-fpm, CLI, browser E2E)"
+    in_chroot sh -c 'cd "$1" && shift && exec "$@"' sh "$ROOT" \
+        /usr/bin/env AMOCRM_EXT="$ext" AMOCRM_EMULATOR="$ROOT/target/release/amocrm-emulator" \
+        AMOCRM_RELIABILITY_DIR="$BASE/reliability" \
+        "$php" -d error_reporting=-1 /usr/bin/phpunit --configuration tests/gateway/phpunit.xml "$@" || failed=1
     return "$failed"
 }
 
