@@ -9,6 +9,10 @@
 #   ./build.sh test --deploy  only the deployment suite (tests/deploy: the image, the .deb), which
 #                         `test` runs last (as root; it installs and purges the package on this machine)
 #   ./build.sh deb        target/deb/php-amocrm_<version>_<arch>.deb (packaging/deb/build-deb.sh)
+#   ./build.sh test --php 8.4  the extension's and the gateway's PHPUnit suites on PHP 8.4, built and
+#                         run in a Debian 13 chroot (tests/php-chroot.sh; cached in target/php8.4)
+#   ./build.sh release X.Y.Z  the version X.Y.Z everywhere it is shown (Cargo.toml, Cargo.lock, README,
+#                         the stubs' header) and CHANGELOG's "Unreleased" becomes its section
 #   ./build.sh run        the gateway on 127.0.0.1:9095 (demo mode with the bundled emulator
 #                         when php/.env has no amoCRM credentials)
 #   ./build.sh bench      the side-by-side benchmark against hand-written PHP curl (bench/README.md);
@@ -80,6 +84,12 @@ cmd_install() {
 
 cmd_test() {
     local long=0 args=()
+    # --php X.Y: the suites on another PHP, in a chroot of the Debian release carrying it.
+    if [ "${1:-}" = "--php" ]; then
+        [ $# -ge 2 ] || { log "--php needs a version, e.g. --php 8.4"; return 2; }
+        shift
+        exec "$ROOT/tests/php-chroot.sh" "$@"
+    fi
     for a in "$@"; do
         if [ "$a" = "--long" ]; then long=1; else args+=("$a"); fi
     done
@@ -235,6 +245,65 @@ cmd_run() {
     exec php php/bin/serve.php --emulator "$ROOT/target/release/amocrm-emulator" "${ext_args[@]}"
 }
 
+# The release step: one version, moved everywhere it is shown at once.
+# Cargo.toml's [package] version is the source; `php --ri amocrm`,
+# phpversion('amocrm'), the User-Agent and the .deb take it from there at build
+# time. Refuses what is not semver (MAJOR.MINOR.PATCH[-pre]) or not greater than
+# the current version, and an empty "Unreleased" section (say what changed first).
+# Commits nothing: review the diff, then commit and tag.
+semver_re='^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-((0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*))?$'
+# semver_gt A B: is A greater than B by semver precedence (semver.org, item 11)?
+semver_gt() {
+    local a=$1 b=$2 i x y LC_ALL=C
+    local -a ca cb pa pb
+    IFS=. read -r -a ca <<<"${a%%-*}"
+    IFS=. read -r -a cb <<<"${b%%-*}"
+    for i in 0 1 2; do
+        [ "${ca[$i]}" -gt "${cb[$i]}" ] && return 0
+        [ "${ca[$i]}" -lt "${cb[$i]}" ] && return 1
+    done
+    # Same core: a release is above its pre-releases.
+    [[ $a == *-* ]] || { [[ $b == *-* ]] && return 0 || return 1; }
+    [[ $b == *-* ]] || return 1
+    IFS=. read -r -a pa <<<"${a#*-}"
+    IFS=. read -r -a pb <<<"${b#*-}"
+    for ((i = 0; i < ${#pa[@]} && i < ${#pb[@]}; i++)); do
+        x=${pa[$i]} y=${pb[$i]}
+        [ "$x" = "$y" ] && continue
+        if [[ $x =~ ^[0-9]+$ && $y =~ ^[0-9]+$ ]]; then
+            [ "$x" -gt "$y" ] && return 0 || return 1
+        fi
+        [[ $x =~ ^[0-9]+$ ]] && return 1 # numeric identifiers sort below alphanumeric ones
+        [[ $y =~ ^[0-9]+$ ]] && return 0
+        [[ $x > $y ]] && return 0 || return 1
+    done
+    [ ${#pa[@]} -gt ${#pb[@]} ]
+}
+cargo_version() { sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1; }
+cmd_release() {
+    local new=${1:-} old today
+    [ $# -eq 1 ] || { echo "usage: $0 release X.Y.Z" >&2; return 2; }
+    old=$(cargo_version)
+    [[ $new =~ $semver_re ]] || { echo "release: '$new' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.2.0)" >&2; return 2; }
+    semver_gt "$new" "$old" || { echo "release: $new is not greater than the current version $old" >&2; return 2; }
+    # What "Unreleased" holds becomes the new version's section.
+    awk '/^## \[Unreleased\]/{u=1;next} u&&/^## /{exit} u&&NF{found=1} END{exit !found}' CHANGELOG.md \
+        || { echo "release: CHANGELOG.md's Unreleased section is empty: say what changed in $new first" >&2; return 2; }
+    today=$(date -u +%F)
+    sed -i '/^\[package\]/,/^\[/s/^version = ".*"$/version = "'"$new"'"/' Cargo.toml
+    # The lock's entry for this crate (what `cargo update -p amocrm` would write, without the network).
+    awk -v v="$new" '/^name = "amocrm"$/{print; getline; if ($0 ~ /^version = /) $0 = "version = \"" v "\""} {print}' \
+        Cargo.lock >Cargo.lock.tmp && mv Cargo.lock.tmp Cargo.lock
+    sed -i -E 's/^Version [^ ]+ /Version '"$new"' /' README.md
+    sed -i -E 's/(from the amocrm extension )[^;]+;/\1'"$new"';/' php/stubs/amocrm.stub.php
+    if grep -q '"version"' php/composer.json; then
+        sed -i -E 's/^(    "version": )"[^"]*"/\1"'"$new"'"/' php/composer.json
+    fi
+    sed -i 's/^## \[Unreleased\]$/## [Unreleased]\n\n## ['"$new"'] - '"$today"'/' CHANGELOG.md
+    log "version $old -> $new (Cargo.toml, Cargo.lock, README.md, CHANGELOG.md, the stubs' header)"
+    log "next: ./build.sh test; git commit -am 'Release $new'; git tag v$new"
+}
+
 case "${1:-build}" in
     build) ensure_packages; build_release ;;
     install) ensure_packages; cmd_install ;;
@@ -242,5 +311,6 @@ case "${1:-build}" in
     deb) cmd_deb ;;
     run) cmd_run ;;
     bench) shift; cmd_bench "$@" ;;
-    *) echo "usage: $0 [build|install|test|deb|run|bench [--quick]]" >&2; exit 2 ;;
+    release) shift; cmd_release "$@" ;;
+    *) echo "usage: $0 [build|install|test [--long|--deploy|--php 8.4]|deb|run|bench [--quick]|release X.Y.Z]" >&2; exit 2 ;;
 esac

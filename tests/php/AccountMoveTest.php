@@ -3,6 +3,8 @@ declare(strict_types=1);
 
 namespace AmoCRM\Tests;
 
+use PHPUnit\Framework\Attributes\DataProvider;
+
 /**
  * What needs the client secret or the refresh token, which PHP code never
  * sees: an account whose subdomain changed, the API-key exchange and a
@@ -28,6 +30,7 @@ final class AccountMoveTest extends AmoTestCase
      *
      * @dataProvider oldHostAnswers
      */
+    #[DataProvider('oldHostAnswers')]
     public function testAnAccountRenamedMidRunKeepsWorking(int $oldHostStatus): void
     {
         $seeded = $this->seedTokens();
@@ -130,6 +133,7 @@ final class AccountMoveTest extends AmoTestCase
     }
 
     /** @dataProvider badWidgetTokens */
+    #[DataProvider('badWidgetTokens')]
     public function testABadDisposableTokenIsRefusedSayingWhy(string $token, string $title): void
     {
         $r = $this->fails('AmoAuthException', '$amo = AmoClient::getInstance(); return $amo->parseDisposableToken(' . var_export($token, true) . ');');

@@ -3,6 +3,8 @@ declare(strict_types=1);
 
 namespace AmoCRM\Tests;
 
+use PHPUnit\Framework\Attributes\DataProvider;
+
 /**
  * files() and entityFiles() against the emulator's drive host: uploads in
  * parts checked by SHA-256 at the emulator, a dropped part resumed, a drive
@@ -65,7 +67,7 @@ final class FilesTest extends AmoTestCase
     }
 
     /** @return array<string, array{int}> */
-    public function sizes(): array
+    public static function sizes(): array
     {
         return [
             'one byte' => [1],
@@ -77,6 +79,7 @@ final class FilesTest extends AmoTestCase
     }
 
     /** @dataProvider sizes */
+    #[DataProvider('sizes')]
     public function testUploadArrivesWhole(int $size): void
     {
         $path = $this->file($size, 'Отчёт.pdf');
@@ -190,7 +193,7 @@ final class FilesTest extends AmoTestCase
     }
 
     /** @return array<string, array{string, string}> */
-    public function badInput(): array
+    public static function badInput(): array
     {
         return [
             'missing file' => ['$amo->files()->upload(getenv("DIR") . "/nope.pdf");', 'no such file'],
@@ -213,6 +216,7 @@ final class FilesTest extends AmoTestCase
     }
 
     /** @dataProvider badInput */
+    #[DataProvider('badInput')]
     public function testBadInputIsRefusedBeforeAnyRequest(string $call, string $says): void
     {
         $dir = dirname($this->file(1));

@@ -3,6 +3,8 @@ declare(strict_types=1);
 
 namespace AmoCRM\Tests;
 
+use PHPUnit\Framework\Attributes\DataProvider;
+
 /**
  * Moving from the official library (issue 11): its verbs that AmoClient
  * lacked, an unknown method as AmoConfigException rather than \Error,
@@ -99,6 +101,7 @@ final class MigrationTest extends AmoTestCase
     }
 
     /** @dataProvider newVerbs */
+    #[DataProvider('newVerbs')]
     public function testNewVerb(string $code, $expected): void
     {
         $this->assertSame($expected, $this->ok(self::PRELUDE . $code));
@@ -123,6 +126,7 @@ final class MigrationTest extends AmoTestCase
     }
 
     /** @dataProvider badArguments */
+    #[DataProvider('badArguments')]
     public function testBadArgumentIsRefusedBeforeAnyRequest(string $code, string $named): void
     {
         $e = $this->fails('AmoConfigException', self::PRELUDE . $code);
@@ -163,6 +167,7 @@ final class MigrationTest extends AmoTestCase
     }
 
     /** @dataProvider services */
+    #[DataProvider('services')]
     public function testAnUnknownMethodIsAnAmoConfigExceptionNamingVerbAndService(string $service, string $label): void
     {
         $r = $this->ok(self::PRELUDE . <<<PHP
@@ -238,6 +243,7 @@ final class MigrationTest extends AmoTestCase
     }
 
     /** @dataProvider unknownOnClient */
+    #[DataProvider('unknownOnClient')]
     public function testAnUnknownMethodOnAmoClient(string $code, string $says): void
     {
         $r = $this->ok(self::PRELUDE . "try { $code } catch (AmoException \$e) { return [get_class(\$e), \$e->getMessage(), \$amo->leads()->get()]; }");
@@ -290,6 +296,7 @@ final class MigrationTest extends AmoTestCase
     }
 
     /** @dataProvider foreignLinks */
+    #[DataProvider('foreignLinks')]
     public function testAPageLinkToAnotherHostOrListIsRefused(string $href, string $says): void
     {
         $href = str_replace('{self}', 'http://' . $this->emu->referer(), $href);

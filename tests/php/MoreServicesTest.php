@@ -3,6 +3,8 @@ declare(strict_types=1);
 
 namespace AmoCRM\Tests;
 
+use PHPUnit\Framework\Attributes\DataProvider;
+
 /**
  * The eleven services of issue 11 against the emulator: a case per service
  * and verb, each asserting what a user relies on (what was created comes
@@ -31,12 +33,13 @@ final class MoreServicesTest extends AmoTestCase
      * @dataProvider workflows
      * @param mixed $expected
      */
+    #[DataProvider('workflows')]
     public function testWorkflow(string $code, $expected): void
     {
         $this->assertSame($expected, $this->ok(self::FIXTURE . $code));
     }
 
-    public function workflows(): array
+    public static function workflows(): array
     {
         return [
             'products: settings, updateSettings turns the products catalog on' => [
@@ -172,6 +175,7 @@ final class MoreServicesTest extends AmoTestCase
     /**
      * @dataProvider refusals
      */
+    #[DataProvider('refusals')]
     public function testRefusedBeforeAnyRequest(string $code, string $named): void
     {
         $e = $this->fails('AmoConfigException', '$amo = AmoClient::getInstance(); ' . $code);
@@ -179,7 +183,7 @@ final class MoreServicesTest extends AmoTestCase
         $this->assertSame([], $this->emu->stats()['api_calls'], 'nothing reached amoCRM');
     }
 
-    public function refusals(): array
+    public static function refusals(): array
     {
         return [
             'products has no list' => ['$amo->products()->get();', 'products() does not support get()'],

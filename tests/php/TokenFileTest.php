@@ -3,6 +3,8 @@ declare(strict_types=1);
 
 namespace AmoCRM\Tests;
 
+use PHPUnit\Framework\Attributes\DataProvider;
+
 /** The token file: formats, faults, atomic private writes. */
 final class TokenFileTest extends AmoTestCase
 {
@@ -80,6 +82,7 @@ final class TokenFileTest extends AmoTestCase
     }
 
     /** @dataProvider badPairs */
+    #[DataProvider('badPairs')]
     public function testImportRefusesAPairThatCouldNotWork(array $pair, string $fault): void
     {
         $seeded = $this->seedTokens();

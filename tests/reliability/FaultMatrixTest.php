@@ -6,6 +6,7 @@ namespace AmoCRM\Tests\Reliability;
 use AmoCRM\Tests\Gateway\GatewayTestCase;
 use AmoCRM\Tests\PhpProcess;
 use AmoCRM\Tests\TlsFront;
+use PHPUnit\Framework\Attributes\DataProvider;
 
 /**
  * Issue 8.1, the fault matrix: every way amoCRM, the network or the token
@@ -93,6 +94,7 @@ final class FaultMatrixTest extends GatewayTestCase
     }
 
     /** @dataProvider cells */
+    #[DataProvider('cells')]
     public function testCell(string $layer, string $verb, string $fault): void
     {
         [$kind, $rule] = self::faults()[$fault];

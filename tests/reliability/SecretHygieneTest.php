@@ -10,6 +10,7 @@ use AmoCRM\Tests\Gateway\NginxFpmServer;
 use AmoCRM\Tests\Gateway\PhpBuiltinServer;
 use AmoCRM\Tests\Gateway\Proc;
 use AmoCRM\Tests\PhpProcess;
+use PHPUnit\Framework\Attributes\DataProvider;
 
 /**
  * Secret hygiene (issue 8, item 7): recognisable values are planted for
@@ -131,7 +132,7 @@ final class SecretHygieneTest extends GatewayTestCase
     }
 
     /** @return array<string, array{0: string}> */
-    public function servers(): array
+    public static function servers(): array
     {
         if (!NginxFpmServer::available()) {
             return ['php -S' => ['php -S']];
@@ -140,6 +141,7 @@ final class SecretHygieneTest extends GatewayTestCase
     }
 
     /** @dataProvider servers */
+    #[DataProvider('servers')]
     public function testEveryRouteThroughSuccessAndFailureLeaksNoSecret(string $kind): void
     {
         $this->kind = $kind;

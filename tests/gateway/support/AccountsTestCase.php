@@ -164,7 +164,7 @@ abstract class AccountsTestCase extends GatewayTestCase
     {
         $file = getenv('AMOCRM_ACCOUNTS_FIGURES');
         if (is_string($file) && $file !== '') {
-            file_put_contents($file, json_encode(['test' => static::class . '::' . $this->getName(), 'what' => $what] + $figures) . "\n", FILE_APPEND | LOCK_EX);
+            file_put_contents($file, json_encode(['test' => static::class . '::' . $this->currentTestName(), 'what' => $what] + $figures) . "\n", FILE_APPEND | LOCK_EX);
         }
         $this->addToAssertionCount(1);
     }

@@ -3,6 +3,8 @@ declare(strict_types=1);
 
 namespace AmoCRM\Tests\Gateway;
 
+use PHPUnit\Framework\Attributes\DataProvider;
+
 /**
  * Nothing lost, nothing duplicated, nothing leaked at the edges (issue 7):
  * webhook bodies PHP cannot read, leads whose creation had an unknown
@@ -55,6 +57,7 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
     }
 
     /** @dataProvider unparsableWebhooks */
+    #[DataProvider('unparsableWebhooks')]
     public function testAWebhookThatCannotBeParsedIsKeptInFailedWithItsBytes(string $body, string $type, string $reason): void
     {
         $this->postWebhook($body, $type);
@@ -216,6 +219,7 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
     }
 
     /** @dataProvider authorizationSpellings */
+    #[DataProvider('authorizationSpellings')]
     public function testAKeyIsRememberedPerApiKeyNotPerHeaderSpelling(string $authorization): void
     {
         $this->seedTokens();
@@ -285,6 +289,7 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
     }
 
     /** @dataProvider fieldMapsThatAreNotData */
+    #[DataProvider('fieldMapsThatAreNotData')]
     public function testAFieldMapThatIsNotDataIsRefusedWithoutBeingShown(\Closure $map): void
     {
         $this->emu();
@@ -329,6 +334,7 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
     }
 
     /** @dataProvider credentialKinds */
+    #[DataProvider('credentialKinds')]
     public function testWrongCredentialsAreThrottledPerAddress(string $kind, int $wrongStatus): void
     {
         $this->seedTokens();
@@ -401,6 +407,7 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
     }
 
     /** @dataProvider serverFailures */
+    #[DataProvider('serverFailures')]
     public function testEvery5xxLeavesItsCauseInTheLog(\Closure $break, int $status, string $cause): void
     {
         $this->seedTokens();
@@ -450,6 +457,7 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
     }
 
     /** @dataProvider badPatches */
+    #[DataProvider('badPatches')]
     public function testPatchRefusesWhatPostRefusesNamingTheField(array $body, string $field, bool $postToo): void
     {
         $this->seedTokens();
@@ -521,6 +529,7 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
     }
 
     /** @dataProvider forwardedProtoCases */
+    #[DataProvider('forwardedProtoCases')]
     public function testTheStateCookieIsSecureBehindATrustedTlsProxy(?string $trusted, bool $secure): void
     {
         $this->configure(['GATEWAY_TRUSTED_PROXIES' => $trusted]);
@@ -568,6 +577,7 @@ abstract class GatewayEdgesTestCase extends GatewayTestCase
     }
 
     /** @dataProvider getRoutes */
+    #[DataProvider('getRoutes')]
     public function testHeadAnswersLikeGetWithoutTheBody(string $path, string $credential): void
     {
         $this->seedTokens();

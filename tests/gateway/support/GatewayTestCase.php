@@ -59,12 +59,26 @@ abstract class GatewayTestCase extends TestCase
         $this->secrets = [self::CLIENT_SECRET, $this->gatewaySecret, self::ADMIN_PASSWORD, self::API_KEY, self::OTHER_API_KEY, $this->webhookSecret];
     }
 
+    /** The test method's name, on PHPUnit 9.6 (Debian 12) and 11 (Debian 13, `./build.sh test --php 8.4`). */
+    protected function currentTestName(): string
+    {
+        return method_exists($this, 'name') ? $this->name() : $this->getName(false);
+    }
+
+    /** Whether the test body passed (tearDown runs after the outcome is known on both PHPUnits). */
+    protected function currentTestPassed(): bool
+    {
+        return method_exists($this, 'status')
+            ? $this->status()->isSuccess()
+            : $this->getStatus() === \PHPUnit\Runner\BaseTestRunner::STATUS_PASSED;
+    }
+
     protected function tearDown(): void
     {
-        $passed = $this->getStatus() === \PHPUnit\Runner\BaseTestRunner::STATUS_PASSED;
+        $passed = $this->currentTestPassed();
         if (!$passed && $this->server !== null) {
             // The logs live in the test's folder, which goes away below.
-            fwrite(STDERR, "\n--- {$this->server->label()} logs of " . $this->getName() . " ---\n" . $this->server->logs() . "\n");
+            fwrite(STDERR, "\n--- {$this->server->label()} logs of " . $this->currentTestName() . " ---\n" . $this->server->logs() . "\n");
         }
         try {
             if ($passed && $this->client !== null) {
@@ -210,7 +224,7 @@ abstract class GatewayTestCase extends TestCase
     /** Writes the .env; later calls take effect on the next request (GATEWAY_* keys). */
     protected function writeEnv(?array $values = null): void
     {
-        $lines = ['# written by ' . static::class . '::' . $this->getName()];
+        $lines = ['# written by ' . static::class . '::' . $this->currentTestName()];
         foreach ($values ?? $this->envValues() as $k => $v) {
             $lines[] = "$k=$v";
         }

@@ -4,7 +4,8 @@ declare(strict_types=1);
 namespace AmoCRM\Tests\Gateway;
 
 /**
- * Debian's nginx and php-fpm 8.2 on a loopback port, run with the production
+ * Debian's nginx and the php-fpm of the PHP running the tests (8.2 on the
+ * host, 8.4 in ./build.sh test --php 8.4's chroot) on a loopback port, run with the production
  * files php/deploy/nginx-site.conf and php/deploy/php-fpm-pool.conf. Only the
  * placeholders documented at the top of those files are substituted; a
  * minimal main nginx.conf / php-fpm.conf in a temp folder includes them.
@@ -12,7 +13,7 @@ namespace AmoCRM\Tests\Gateway;
 final class NginxFpmServer implements GatewayServer
 {
     public const NGINX = '/usr/sbin/nginx';
-    public const FPM = '/usr/sbin/php-fpm8.2';
+    public const FPM = '/usr/sbin/php-fpm' . PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION;
 
     private ?Proc $nginx = null;
     private ?Proc $fpm = null;

@@ -13,7 +13,7 @@ trait OnNginxFpm
     {
         parent::setUp();
         if (!NginxFpmServer::available()) {
-            $this->fail('nginx and php-fpm8.2 are needed (./build.sh test installs them): ' . NginxFpmServer::NGINX . ', ' . NginxFpmServer::FPM);
+            $this->fail('nginx and php-fpm' . PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION . ' are needed (./build.sh test installs them): ' . NginxFpmServer::NGINX . ', ' . NginxFpmServer::FPM);
         }
     }
 
