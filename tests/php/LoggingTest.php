@@ -3,6 +3,8 @@ declare(strict_types=1);
 
 namespace AmoCRM\Tests;
 
+use PHPUnit\Framework\Attributes\DataProvider;
+
 /**
  * Issue 12.6: every event an operator needs reaches PHP's error log (by
  * default) and a PSR-3 logger (Debian's Monolog, through setLogger()), at
@@ -47,7 +49,7 @@ final class LoggingTest extends AmoTestCase
      * The events, each with what provokes it: [setup, the calls, env, the
      * expected kind, level and a piece of its message].
      */
-    public function events(): array
+    public static function events(): array
     {
         $call = "try { AmoClient::getInstance()->request('GET', '/api/v4/account'); } catch (AmoException \$e) { \$failed = get_class(\$e); }\n";
         return [
@@ -92,6 +94,7 @@ final class LoggingTest extends AmoTestCase
     }
 
     /** @dataProvider events */
+    #[DataProvider('events')]
     public function testEachEventReachesTheErrorLog(string $setup, string $calls, array $env, string $kind, string $level, string $message): void
     {
         $this->arrange($setup);
@@ -105,6 +108,7 @@ final class LoggingTest extends AmoTestCase
     }
 
     /** @dataProvider events */
+    #[DataProvider('events')]
     public function testEachEventReachesAPsr3Logger(string $setup, string $calls, array $env, string $kind, string $level, string $message): void
     {
         $this->arrange($setup);
@@ -129,7 +133,7 @@ final class LoggingTest extends AmoTestCase
     }
 
     /** The threshold, per case: which of a call (debug), a refresh (info) and a storage error (error) are written. */
-    public function levels(): array
+    public static function levels(): array
     {
         return [
             'debug: every call too' => ['debug', ['debug', 'error', 'info']],
@@ -141,6 +145,7 @@ final class LoggingTest extends AmoTestCase
     }
 
     /** @dataProvider levels */
+    #[DataProvider('levels')]
     public function testLogLevelFilters(string $logLevel, array $levels): void
     {
         $this->seed(-60);
