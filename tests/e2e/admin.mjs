@@ -8,53 +8,18 @@
 // deliveries" and checks the page that comes back. Writes every page's HTML
 // to the dump file for the test to search for secrets. Prints one line per
 // check and "E2E OK" at the end; exit 0 only then.
-import { chromium } from 'playwright-core';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { check, run, shots } from './browser.mjs';
 
 const [gateway, dump] = process.argv.slice(2);
 if (!gateway || !dump) {
     console.error('usage: node admin.mjs <gateway base URL> <HTML dump file>');
     process.exit(2);
 }
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const shots = process.env.E2E_SCREENSHOT_DIR || join(repo, 'target/e2e');
-mkdirSync(shots, { recursive: true });
 writeFileSync(dump, '');
-const userDataDir = mkdtempSync(join(tmpdir(), 'amocrm-e2e-chromium-'));
-const watchdog = setTimeout(() => {
-    console.error('E2E: timed out after 90 s');
-    process.exit(3);
-}, 90_000);
 
-function check(ok, what) {
-    if (!ok) {
-        throw new Error(`check failed: ${what}`);
-    }
-    console.log(`ok: ${what}`);
-}
-
-let context;
-let failed = false;
-try {
-    context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-        headless: true,
-        args: [
-            '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        ],
-        httpCredentials: {
-            username: process.env.GATEWAY_ADMIN_USER ?? '',
-            password: process.env.GATEWAY_ADMIN_PASSWORD ?? '',
-        },
-        viewport: { width: 1100, height: 900 },
-        timeout: 30_000,
-    });
-    const page = context.pages()[0] ?? await context.newPage();
-    page.setDefaultTimeout(15_000);
+await run('admin-failure.png', { viewport: { width: 1100, height: 900 } }, async (page) => {
     const violations = [];
     page.on('console', (m) => {
         if (/Content Security Policy|Refused to/.test(m.text())) violations.push(m.text());
@@ -109,22 +74,4 @@ try {
     check(await page.locator('#replay').isDisabled(), 'the button is disabled with nothing to replay');
     await page.screenshot({ path: join(shots, 'admin-2.png'), fullPage: true });
     check(violations.length === 0, `no CSP violation (${violations.join('; ')})`);
-    console.log('E2E OK');
-} catch (e) {
-    failed = true;
-    console.error(`E2E FAILED: ${e && e.stack ? e.stack : e}`);
-    try {
-        const page = context?.pages()[0];
-        if (page) {
-            await page.screenshot({ path: join(shots, 'admin-failure.png'), fullPage: true });
-            console.error(`at ${page.url()}:\n${(await page.content()).slice(0, 3000)}`);
-        }
-    } catch {
-        // the screenshot is a courtesy
-    }
-} finally {
-    await context?.close().catch(() => {});
-    rmSync(userDataDir, { recursive: true, force: true });
-    clearTimeout(watchdog);
-}
-process.exit(failed ? 1 : 0);
+});

@@ -7,56 +7,16 @@
 // Opens /oauth/authorize, sees amoCRM's (the emulator's) consent page, clicks
 // Allow, lands on the gateway's callback page, then checks /oauth/status.
 // Prints one line per step and "E2E OK" at the end; exit 0 only then.
-import { chromium } from 'playwright-core';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { check, run, shots } from './browser.mjs';
 
 const [gateway, expectedHost] = process.argv.slice(2);
 if (!gateway) {
     console.error('usage: node oauth.mjs <gateway base URL> [<expected account host>]');
     process.exit(2);
 }
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const shots = process.env.E2E_SCREENSHOT_DIR || join(repo, 'target/e2e');
-mkdirSync(shots, { recursive: true });
-const userDataDir = mkdtempSync(join(tmpdir(), 'amocrm-e2e-chromium-'));
 
-// Never hang a test run.
-const watchdog = setTimeout(() => {
-    console.error('E2E: timed out after 90 s');
-    process.exit(3);
-}, 90_000);
-
-function check(ok, what) {
-    if (!ok) {
-        throw new Error(`check failed: ${what}`);
-    }
-    console.log(`ok: ${what}`);
-}
-
-let context;
-let failed = false;
-try {
-    context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-        headless: true,
-        args: [
-            '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        ],
-        httpCredentials: {
-            username: process.env.GATEWAY_ADMIN_USER ?? '',
-            password: process.env.GATEWAY_ADMIN_PASSWORD ?? '',
-        },
-        locale: 'ru-RU',
-        viewport: { width: 1024, height: 700 },
-        timeout: 30_000,
-    });
-    const page = context.pages()[0] ?? await context.newPage();
-    page.setDefaultTimeout(15_000);
-
+await run('failure.png', { locale: 'ru-RU', viewport: { width: 1024, height: 700 } }, async (page) => {
     // 1. The admin opens the gateway's authorize link: amoCRM's consent page.
     await page.goto(`${gateway}/oauth/authorize`);
     await page.waitForSelector('#allow');
@@ -90,22 +50,4 @@ try {
     }
     await page.screenshot({ path: join(shots, '3-status.png'), fullPage: true });
     console.log(`screenshots: ${shots}`);
-    console.log('E2E OK');
-} catch (e) {
-    failed = true;
-    console.error(`E2E FAILED: ${e && e.stack ? e.stack : e}`);
-    try {
-        const page = context?.pages()[0];
-        if (page) {
-            await page.screenshot({ path: join(shots, 'failure.png'), fullPage: true });
-            console.error(`at ${page.url()}:\n${(await page.content()).slice(0, 2000)}`);
-        }
-    } catch {
-        // the screenshot is a courtesy
-    }
-} finally {
-    await context?.close().catch(() => {});
-    rmSync(userDataDir, { recursive: true, force: true });
-    clearTimeout(watchdog);
-}
-process.exit(failed ? 1 : 0);
+});
