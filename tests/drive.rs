@@ -3,14 +3,14 @@
 //! 502 on a part retried, and the drive's own URLs checked like account hosts.
 
 use amocrm::client::AmoCore;
-use amocrm::clock::now;
-use amocrm::config::Config;
 use amocrm::drive::{Drive, EntityFiles, UploadOptions};
 use amocrm::error::ErrorKind;
 use amocrm_emulator::{Emulator, EmulatorConfig};
+
+#[path = "support/emulated.rs"]
+mod emulated;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn start(part: u64) -> (Emulator, tempfile::TempDir, AmoCore) {
@@ -22,27 +22,12 @@ fn start(part: u64) -> (Emulator, tempfile::TempDir, AmoCore) {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let token_path = dir.path().join("t.json");
-    let o: BTreeMap<String, String> = [
-        ("client_id", emu.config().client_id.as_str()),
-        ("client_secret", emu.config().client_secret.as_str()),
-        ("redirect_uri", emu.config().redirect_uri.as_str()),
-        ("token_path", token_path.to_str().unwrap()),
-        ("allowed_domains", "localhost"),
-        ("insecure_http", "1"),
-        ("timeout", "5"),
-        ("rate_limit", "0"),
-        ("retry_backoff_ms", "10"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let t = emu.mint_tokens();
-    let pair = json!({
-        "access_token": t["access_token"], "refresh_token": t["refresh_token"],
-        "expires_at": now() + 86400, "base_domain": emu.referer(), "updated_at": now(),
-    });
-    std::fs::write(&token_path, serde_json::to_vec(&pair).unwrap()).unwrap();
-    let core = AmoCore::new(Config::resolve(&o, &|_| None, &|_| None).unwrap());
+    emulated::seed(&emu, &token_path, 86_400);
+    let core = AmoCore::new(emulated::config(
+        &emu,
+        &token_path,
+        &[("rate_limit", "0"), ("retry_backoff_ms", "10")],
+    ));
     (emu, dir, core)
 }
 

@@ -3,42 +3,15 @@
 
 use amocrm::client::AmoCore;
 use amocrm::clock::now;
-use amocrm::config::Config;
 use amocrm::error::ErrorKind;
 use amocrm_emulator::{Emulator, EmulatorConfig};
+
+#[path = "support/emulated.rs"]
+mod emulated;
+use emulated::{config, seed};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
-
-fn config(emu: &Emulator, token_path: &Path, extra: &[(&str, &str)]) -> Config {
-    let mut o: BTreeMap<String, String> = [
-        ("client_id", emu.config().client_id.as_str()),
-        ("client_secret", emu.config().client_secret.as_str()),
-        ("redirect_uri", emu.config().redirect_uri.as_str()),
-        ("token_path", token_path.to_str().unwrap()),
-        ("allowed_domains", "localhost"),
-        ("insecure_http", "1"),
-        ("timeout", "5"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (k, v) in extra {
-        o.insert(k.to_string(), v.to_string());
-    }
-    Config::resolve(&o, &|_| None, &|_| None).unwrap()
-}
-
-fn seed(emu: &Emulator, path: &Path, expires_in: i64) -> Value {
-    let t = emu.mint_tokens();
-    let pair = json!({
-        "access_token": t["access_token"], "refresh_token": t["refresh_token"],
-        "expires_at": now() + expires_in, "base_domain": emu.referer(), "updated_at": now(),
-    });
-    std::fs::write(path, serde_json::to_vec(&pair).unwrap()).unwrap();
-    pair
-}
 
 fn token_calls(emu: &Emulator, key: &str) -> u64 {
     emu.stats()["token_calls"][key].as_u64().unwrap_or(0)

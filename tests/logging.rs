@@ -9,29 +9,22 @@ use amocrm::config::Config;
 use amocrm::log::{Event, Level, Memory};
 use amocrm::state::State;
 use amocrm_emulator::{Emulator, EmulatorConfig};
+
+#[path = "support/emulated.rs"]
+mod emulated;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The shared configuration, with both emulator hosts allowed (an account
+/// that moves) and quick retries.
 fn config(emu: &Emulator, token_path: &Path, extra: &[(&str, &str)]) -> Config {
-    let mut o: BTreeMap<String, String> = [
-        ("client_id", emu.config().client_id.as_str()),
-        ("client_secret", emu.config().client_secret.as_str()),
-        ("redirect_uri", emu.config().redirect_uri.as_str()),
-        ("token_path", token_path.to_str().unwrap()),
+    let mut all = vec![
         ("allowed_domains", "localhost,127.0.0.1"),
-        ("insecure_http", "1"),
-        ("timeout", "5"),
         ("retry_backoff_ms", "10"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (k, v) in extra {
-        o.insert(k.to_string(), v.to_string());
-    }
-    Config::resolve(&o, &|_| None, &|_| None).unwrap()
+    ];
+    all.extend_from_slice(extra);
+    emulated::config(emu, token_path, &all)
 }
 
 /// Every token a run saw: what was seeded, what amoCRM issued since.
