@@ -38,7 +38,8 @@ SUITE=${SUITES[$VERSION]:-}
 # composer (ComposerTest), nginx and openssl (TlsTest's HTTPS front),
 # php-fpm, chromium and node for the gateway suite, procps.
 PACKAGES=("php$VERSION-cli" "php$VERSION-dev" "php$VERSION-curl" "php$VERSION-mbstring" "php$VERSION-xml" "php$VERSION-fpm"
-    clang libclang-dev gcc libc6-dev phpunit composer nginx openssl ca-certificates procps nodejs chromium)
+    clang libclang-dev gcc libc6-dev phpunit composer nginx openssl ca-certificates procps nodejs chromium
+    php-monolog)
 MIRROR=${AMOCRM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE=$ROOT/target/php$VERSION
 CHROOT=$BASE/root
