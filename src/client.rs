@@ -346,7 +346,7 @@ impl AmoCore {
     /// The refresh itself, with the lock held (it is released on return).
     fn refresh_holding(
         &self,
-        _lock: Box<dyn StoreLock>,
+        lock: Box<dyn StoreLock>,
         seen: &Secret,
         want: Want,
         slot: Slot,
@@ -424,6 +424,9 @@ impl AmoCore {
         };
         match self.store_pair(fresh.clone()) {
             Ok(fresh) => {
+                // The pair is stored: the waiters may go on while this one
+                // counts and logs.
+                drop(lock);
                 self.count(&[(Counter::Refreshes, 1)]);
                 let why = want.describe();
                 self.note_refresh(history::Outcome::Ok, &why);
