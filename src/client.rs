@@ -542,7 +542,7 @@ impl AmoCore {
     pub fn exchange_code(&self, code: &str, referer: &str) -> Result<Value> {
         // The referer check happens inside, before any I/O; take the lock
         // only after it so that a hostile referer costs nothing.
-        oauth::check_callback_referer(&self.config, referer.trim())?;
+        oauth::check_bare_account_host(&self.config, "referer", referer.trim())?;
         // The slot before the lock: one admin's callback, no storm.
         let _slot = self.acquire_slot(None)?;
         let _lock = self.store().lock(self.config.lock_wait())?;

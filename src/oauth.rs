@@ -48,7 +48,7 @@ pub fn authorization_url(cfg: &Config, state: &str, mode: &str) -> Result<String
 /// secret, and the referer comes from a URL anyone can forge.
 pub fn exchange_code(cfg: &Config, code: &str, referer: &str, now: i64) -> Result<TokenPair> {
     let referer = referer.trim();
-    check_callback_referer(cfg, referer)?;
+    check_bare_account_host(cfg, "referer", referer)?;
     if code.trim().is_empty() {
         return Err(Error::argument("code", "is empty"));
     }
@@ -93,8 +93,7 @@ pub fn refresh(cfg: &Config, pair: &TokenPair, now: i64) -> Result<TokenPair> {
 /// body carries the client secret and the API key, so the host passes the
 /// callback's checks first; neither appears in any message.
 pub fn exchange_api_key(cfg: &Config, account: &str, login: &str, api_key: &str) -> Result<()> {
-    check_callback_referer(cfg, account)
-        .map_err(|e| Error::argument("accountHost", e.message.trim_start_matches("referer: ")))?;
+    check_bare_account_host(cfg, "accountHost", account)?;
     if login.trim().is_empty() {
         return Err(Error::argument("login", "is empty"));
     }
@@ -218,13 +217,14 @@ fn account_host(subdomain: Option<&str>, domain: Option<&str>) -> Option<String>
 /// client secret to whatever listens there. Ports pass only in
 /// `insecure_http` mode, for the loopback emulator. Checked before any I/O:
 /// anyone can forge the callback.
-pub fn check_callback_referer(cfg: &Config, referer: &str) -> Result<()> {
-    host::check_account_host(referer, &cfg.allowed_domains)
-        .map_err(|why| Error::argument("referer", format!("{why}; nothing was sent to it")))?;
-    if !cfg.insecure_http && host::split_host_port(referer).1.is_some() {
+/// `name` is the argument the host came in, for the message.
+pub fn check_bare_account_host(cfg: &Config, name: &str, host: &str) -> Result<()> {
+    host::check_account_host(host, &cfg.allowed_domains)
+        .map_err(|why| Error::argument(name, format!("{why}; nothing was sent to it")))?;
+    if !cfg.insecure_http && host::split_host_port(host).1.is_some() {
         return Err(Error::argument(
-            "referer",
-            format!("`{referer}` names a port; amoCRM's referer is a bare account host; nothing was sent to it"),
+            name,
+            format!("`{host}` names a port; amoCRM's account host is bare; nothing was sent to it"),
         ));
     }
     Ok(())

@@ -235,9 +235,15 @@ fn a_rate_limit_wait_over_a_second_is_logged() {
     let mut run = Run::new(EmulatorConfig::default());
     run.seed(86_400);
     let core = run.core(&[("rate_limit", "1")]);
-    for _ in 0..3 {
-        run.account(&core).unwrap();
-    }
+    // Three calls at once: the second waits for the first's answer plus the
+    // second its slot is held after it, the third for two of those, so both
+    // waits are over a second. (One after another, a wait is the held second
+    // less the time between an answer and the next call: at the threshold.)
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| run.account(&core).unwrap());
+        }
+    });
     let waits = run.events("rate_limit_wait");
     assert_eq!(waits.len(), 2, "{waits:?}");
     assert!(waits[0].context["waited_ms"].as_u64().unwrap() >= 1000);

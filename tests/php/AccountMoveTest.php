@@ -104,6 +104,7 @@ final class AccountMoveTest extends AmoTestCase
         $before = $this->emu->stats()['token_calls'];
         $r = $this->fails('AmoConfigException', '$amo = AmoClient::getInstance(); return $amo->exchangeApiKey("admin@example.com", "emulator-api-key", "evil.example.com");');
         $this->assertStringContainsString('accountHost', $r['message']);
+        $this->assertStringNotContainsString('`referer`', $r['message'], 'named once, as the argument it came in');
         $r = $this->fails('AmoConfigException', '$amo = AmoClient::getInstance(); return $amo->exchangeApiKey("admin@example.com", "emulator-api-key");');
         $this->assertStringContainsString('no token pair is stored', $r['message']);
         $this->assertSame($before, $this->emu->stats()['token_calls'], 'nothing was sent');

@@ -1,24 +1,11 @@
 mod common;
 
-use amocrm_emulator::{Emulator, EmulatorConfig};
 use common::*;
 use serde_json::{json, Value};
 
-/// These tests send many requests at once: amoCRM's 7 rps limit is off.
-fn setup() -> (Emulator, String) {
-    let emu = Emulator::start(EmulatorConfig {
-        rate_limit: 0,
-        ..EmulatorConfig::default()
-    })
-    .expect("start");
-    let t = emu.mint_tokens();
-    let at = t["access_token"].as_str().unwrap().to_string();
-    (emu, at)
-}
-
 #[test]
 fn bearer_check() {
-    let (emu, at) = setup();
+    let (emu, at) = unlimited();
     let expected = json!({
         "title": "Unauthorized",
         "type": "https://httpstatus.es/401",
@@ -76,7 +63,7 @@ fn bearer_check() {
 
 #[test]
 fn leads_create_get_patch() {
-    let (emu, at) = setup();
+    let (emu, at) = unlimited();
     let body = json!([
         {"name": "First", "price": 100, "request_id": "abc"},
         {"name": "Second", "_embedded": {"tags": [{"name": "vip"}]},
@@ -203,7 +190,7 @@ fn leads_create_get_patch() {
 
 #[test]
 fn leads_validation() {
-    let (emu, at) = setup();
+    let (emu, at) = unlimited();
     let r = api(
         &emu,
         "POST",
@@ -273,7 +260,7 @@ fn leads_validation() {
 
 #[test]
 fn leads_list_pages_filters() {
-    let (emu, at) = setup();
+    let (emu, at) = unlimited();
     let items: Vec<Value> = (1..=5)
         .map(|i| json!({"name": format!("Deal {i}"), "price": i * 10}))
         .collect();

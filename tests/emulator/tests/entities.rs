@@ -2,23 +2,9 @@
 
 mod common;
 
-use amocrm_emulator::{Emulator, EmulatorConfig};
+use amocrm_emulator::Emulator;
 use common::*;
 use serde_json::{json, Value};
-
-/// These tests send many requests at once: amoCRM's 7 rps limit is off.
-fn setup() -> (Emulator, String) {
-    let emu = Emulator::start(EmulatorConfig {
-        rate_limit: 0,
-        ..EmulatorConfig::default()
-    })
-    .expect("start");
-    let at = emu.mint_tokens()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (emu, at)
-}
 
 struct T {
     emu: Emulator,
@@ -27,7 +13,7 @@ struct T {
 
 impl T {
     fn new() -> T {
-        let (emu, at) = setup();
+        let (emu, at) = unlimited();
         T { emu, at }
     }
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {

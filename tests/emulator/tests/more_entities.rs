@@ -5,7 +5,7 @@
 
 mod common;
 
-use amocrm_emulator::{Emulator, EmulatorConfig};
+use amocrm_emulator::Emulator;
 use common::*;
 use serde_json::{json, Value};
 
@@ -16,15 +16,7 @@ struct T {
 
 impl T {
     fn new() -> T {
-        let emu = Emulator::start(EmulatorConfig {
-            rate_limit: 0,
-            ..EmulatorConfig::default()
-        })
-        .expect("start");
-        let at = emu.mint_tokens()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let (emu, at) = unlimited();
         T { emu, at }
     }
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {

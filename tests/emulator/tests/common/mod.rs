@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use amocrm_emulator::Emulator;
+use amocrm_emulator::{Emulator, EmulatorConfig};
 use serde_json::Value;
 
 #[derive(Debug)]
@@ -198,4 +198,19 @@ pub fn api(emu: &Emulator, method: &str, path: &str, token: &str, body: Option<&
         h.push(("Content-Type", "application/json"));
     }
     request(emu, method, path, &h, b.as_bytes())
+}
+
+/// An emulator with amoCRM's 7 rps limit off (these tests send many
+/// requests at once) and an access token it minted.
+pub fn unlimited() -> (Emulator, String) {
+    let emu = Emulator::start(EmulatorConfig {
+        rate_limit: 0,
+        ..EmulatorConfig::default()
+    })
+    .expect("start");
+    let at = emu.mint_tokens()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (emu, at)
 }
