@@ -410,3 +410,42 @@ fn a_broken_token_answer_is_not_quoted() {
     );
     assert_eq!(stored(&path), seeded);
 }
+
+/// The subdomain lookup shows the refresh token to the access token's
+/// `api_domain`: one outside `allowed_domains` is never asked (a listener
+/// there sees no connection), and the 401 is answered the old way, with a
+/// refresh.
+#[test]
+fn an_api_domain_outside_allowed_domains_is_never_asked() {
+    use base64::Engine;
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let trap = Emulator::start(EmulatorConfig {
+        host: "127.0.0.2".into(),
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    let mut pair = seed(&emu, &path, 86_400);
+    // An access token amoCRM does not know (the API answers 401) that names
+    // the trap as its api_domain.
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    pair["access_token"] = json!(format!(
+        "{}.{}.c2ln",
+        b64(json!({"alg": "RS256"})),
+        b64(json!({"api_domain": format!("127.0.0.2:{}", trap.port()), "exp": now() + 86_400}))
+    ));
+    std::fs::write(&path, serde_json::to_vec(&pair).unwrap()).unwrap();
+    let core = AmoCore::new(config(&emu, &path, &[]));
+    let account = core
+        .request("GET", "/api/v4/account", None, None, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(account["id"], 31000001);
+    assert_eq!(
+        trap.stats()["connections"],
+        0,
+        "the refresh token went nowhere else"
+    );
+    assert_eq!(token_calls(&emu, "refresh_token/ok"), 1);
+}
