@@ -57,11 +57,12 @@ final class LoggingTest extends AmoTestCase
             'a refresh that failed' => ['expired+token500', $call, [], 'refresh_failed', 'error', 'token refresh failed: '],
             'a refused refresh token' => ['revoked', $call, [], 'refresh_refused', 'error', 'amoCRM refused the refresh token of '],
             'a retry' => ['fresh+api502', $call, ['AMOCRM_RETRY_BACKOFF_MS' => '10'], 'retry', 'warning', 'retrying GET /api/v4/account (retry 1 of 3): amoCRM answered 502'],
-            // One call, then a forked child takes the next slot: this process
-            // waits for the second after the child's answer too, well over a
-            // second. (Calls one after another wait just under or just over
-            // a second: the held second less the time between them.)
-            'a long rate-limit wait' => ['fresh', $call . "\$pid = pcntl_fork();\nif (\$pid === 0) {\n" . $call . "exit(0);\n}\nusleep(100000);\n" . $call . "pcntl_waitpid(\$pid, \$status);\n", ['AMOCRM_RATE_LIMIT' => '1'], 'rate_limit_wait', 'warning', 's for a rate-limit slot (rate_limit: 1 a second, shared by the host)'],
+            // A forked child takes the only slot and its answer is slow
+            // (1.5 s); once the child has said it is about to call, this
+            // process asks too and waits for that answer and the window
+            // after it: about 2.3 s, with no race between two waiters for
+            // one slot (which either could win).
+            'a long rate-limit wait' => ['fresh+slow', "\$flag = getenv('AMOCRM_TOKEN_PATH') . '.child';\n\$pid = pcntl_fork();\nif (\$pid === 0) {\ntouch(\$flag);\n" . $call . "exit(0);\n}\nwhile (!is_file(\$flag)) { usleep(1000); }\nusleep(200000);\n" . $call . "pcntl_waitpid(\$pid, \$status);\n", ['AMOCRM_RATE_LIMIT' => '1'], 'rate_limit_wait', 'warning', 's for a rate-limit slot (rate_limit: 1 a second, shared by the host)'],
             'a storage error' => ['corrupt', $call, [], 'storage_error', 'error', 'token storage: '],
             'an account that moved' => ['fresh+renamed', $call, ['AMOCRM_ALLOWED_DOMAINS' => 'localhost,127.0.0.1'], 'account_moved', 'warning', 'the account moved from localhost:'],
         ];
@@ -76,6 +77,7 @@ final class LoggingTest extends AmoTestCase
                 'revoked' => $this->seedRevoked(),
                 'corrupt' => file_put_contents($this->tokenPath, '{"access_token": "torn'),
                 'token500' => $this->emu->fault(['path' => '/oauth2/access_token', 'action' => 'respond', 'status' => 500, 'content_type' => 'text/html', 'body' => '<html>500</html>', 'times' => 1]),
+                'slow' => $this->emu->fault(['path' => '/api/v4/account', 'action' => 'delay', 'delay_ms' => 1500, 'times' => 1]),
                 'api502' => $this->emu->fault(['path' => '/api/v4/account', 'action' => 'respond', 'status' => 502, 'content_type' => 'text/html', 'body' => '<html>502</html>', 'times' => 1]),
                 'renamed' => $this->emu->control('POST', 'rename', ['host' => "127.0.0.1:{$this->emu->port}"]),
             };
