@@ -253,8 +253,29 @@ impl AmoEntityIterator {
 }
 
 /// A service class: `list` gives get and iterate, `crud` adds getOne, add,
-/// addOne, update, updateOne and deleteOne; `$extra` are the class's own.
+/// addOne, update, updateOne and deleteOne, `linkable` adds getLinks, link
+/// and unlink; `$extra` are the class's own.
 macro_rules! service_class {
+    (linkable $name:ident, $php:literal, $doc:literal, { $($extra:tt)* }) => {
+        service_class!(crud $name, $php, $doc, {
+            /// The links of one entity (an id, or the entity with its id); [] on 204.
+            pub fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
+                self.h.get_links(entity, params)
+            }
+
+            /// Links one entity to others: items of to_entity_id, to_entity_type, metadata.
+            pub fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
+                self.h.link(entity, links)
+            }
+
+            /// Removes links of one entity: the same items as link().
+            pub fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
+                self.h.unlink(entity, links)
+            }
+
+            $($extra)*
+        });
+    };
     (crud $name:ident, $php:literal, $doc:literal, { $($extra:tt)* }) => {
         service_class!(list $name, $php, $doc, {
             /// One entity by id, or null when amoCRM answers 204.
@@ -346,7 +367,7 @@ macro_rules! service_class {
 
 service_class!(crud AmoEntityService, "AmoEntityService", "An amoCRM entity list with the official library's verbs.", {});
 
-service_class!(crud AmoLeadsService, "AmoLeadsService", "Leads, with leads/complex.", {
+service_class!(linkable AmoLeadsService, "AmoLeadsService", "Leads, with leads/complex.", {
         /// Leads with their contact and company in one call (leads/complex).
         pub fn add_complex(&self, items: &ZendHashTable) -> Array {
             list(
@@ -362,21 +383,6 @@ service_class!(crud AmoLeadsService, "AmoLeadsService", "Leads, with leads/compl
             let items = Value::Array(vec![arg("item", Some(item))?]);
             let mut got = self.h.writer().add_complex(&items).map_err(to_php)?;
             object(got.pop())
-        }
-
-        /// The links of one entity (an id, or the entity with its id); [] on 204.
-        pub fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
-            self.h.get_links(entity, params)
-        }
-
-        /// Links one entity to others: items of to_entity_id, to_entity_type, metadata.
-        pub fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
-            self.h.link(entity, links)
-        }
-
-        /// Removes links of one entity: the same items as link().
-        pub fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
-            self.h.unlink(entity, links)
         }
 });
 
@@ -908,7 +914,7 @@ service_class!(crud AmoUsersService, "AmoUsersService", "Users of the account (a
         }
 });
 
-service_class!(crud AmoCustomersService, "AmoCustomersService", "Customers, with the account's customers mode.", {
+service_class!(linkable AmoCustomersService, "AmoCustomersService", "Customers, with the account's customers mode.", {
         /// Switches customers on in a mode (periodicity, segments) or off;
         /// returns the mode amoCRM now has, or null when customers are off.
         #[php(defaults(isEnabled = true))]
@@ -917,21 +923,6 @@ service_class!(crud AmoCustomersService, "AmoCustomersService", "Customers, with
                 .writer()
                 .set_customers_mode(&mode, isEnabled)
                 .map_err(to_php)
-        }
-
-        /// The links of one entity (an id, or the entity with its id); [] on 204.
-        pub fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
-            self.h.get_links(entity, params)
-        }
-
-        /// Links one entity to others: items of to_entity_id, to_entity_type, metadata.
-        pub fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
-            self.h.link(entity, links)
-        }
-
-        /// Removes links of one entity: the same items as link().
-        pub fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
-            self.h.unlink(entity, links)
         }
 });
 
@@ -1003,19 +994,4 @@ impl Handle {
     }
 }
 
-service_class!(crud AmoLinkableService, "AmoLinkableService", "Contacts or companies, with their links.", {
-        /// The links of one entity (an id, or the entity with its id); [] on 204.
-        pub fn get_links(&self, entity: &Zval, params: Option<&ZendHashTable>) -> Array {
-            self.h.get_links(entity, params)
-        }
-
-        /// Links one entity to others: items of to_entity_id, to_entity_type, metadata.
-        pub fn link(&self, entity: &Zval, links: &ZendHashTable) -> Array {
-            self.h.link(entity, links)
-        }
-
-        /// Removes links of one entity: the same items as link().
-        pub fn unlink(&self, entity: &Zval, links: &ZendHashTable) -> PhpResult<()> {
-            self.h.unlink(entity, links)
-        }
-});
+service_class!(linkable AmoLinkableService, "AmoLinkableService", "Contacts or companies, with their links.", {});
