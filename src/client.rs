@@ -338,9 +338,57 @@ impl AmoCore {
 
     /// Refreshes under the lock unless, once the lock is held, the file shows
     /// that another process already did.
+    /// A waiter looks at the stored pair at each look at the lock: once the
+    /// holder has stored what this process wanted, it goes on with that pair
+    /// at once, rather than taking the lock only to find it done (a storm of
+    /// waiters would otherwise pass the lock on one by one).
     fn refresh_locked(&self, seen: &Secret, want: Want) -> Result<TokenPair> {
-        let lock = self.store().lock(self.config.lock_wait())?;
-        self.refresh_holding(lock, seen, want, Slot::Wait)
+        let store = self.store();
+        // A store that fails to answer is not asked again while waiting
+        // (each failure would be logged); the lock's holder will know.
+        let (mut last, mut found, mut asking) = (None, None, true);
+        let lock = store.lock_unless(self.config.lock_wait(), &mut || {
+            if !asking {
+                return false;
+            }
+            let version = match store.version() {
+                Ok(Some(version)) => version,
+                Ok(None) => return false,
+                Err(_) => {
+                    asking = false;
+                    return false;
+                }
+            };
+            if last.as_ref() == Some(&version) {
+                return false;
+            }
+            last = Some(version);
+            match store.load() {
+                Ok(pair) => {
+                    found =
+                        pair.filter(|(stored, _)| self.done_by_another(stored, seen, want, now()))
+                }
+                Err(_) => asking = false,
+            }
+            found.is_some()
+        })?;
+        match lock {
+            Some(lock) => self.refresh_holding(lock, seen, want, Slot::Wait),
+            None => found
+                .map(|(stored, version)| self.adopt(stored, version))
+                .ok_or_else(|| Error::storage("the wait for the token lock ended without it")),
+        }
+    }
+
+    /// Whether the stored pair is what a refresh for `want` would give:
+    /// another process refreshed meanwhile.
+    fn done_by_another(&self, stored: &TokenPair, seen: &Secret, want: Want, now: i64) -> bool {
+        match want {
+            Want::Forced => false,
+            Want::Expiring => !stored.is_expiring(now, self.config.refresh_margin),
+            Want::Rejected => &stored.access_token != seen && stored.expires_in(now) > 0,
+            Want::Aged(days) => !self.is_aged(stored, days),
+        }
     }
 
     /// The refresh itself, with the lock held (it is released on return).
@@ -353,13 +401,7 @@ impl AmoCore {
     ) -> Result<TokenPair> {
         let (stored, version) = self.store().load()?.ok_or_else(|| self.not_authorized())?;
         let now = now();
-        let someone_else_did = match want {
-            Want::Forced => false,
-            Want::Expiring => !stored.is_expiring(now, self.config.refresh_margin),
-            Want::Rejected => &stored.access_token != seen && stored.expires_in(now) > 0,
-            Want::Aged(days) => !self.is_aged(&stored, days),
-        };
-        if someone_else_did {
+        if self.done_by_another(&stored, seen, want, now) {
             return Ok(self.adopt(stored, version));
         }
         self.refuse_if_refused(&stored)?;

@@ -54,16 +54,31 @@ enum Waited {
     /// The lock file was replaced (taken over) while waiting: wait on the new one.
     Replaced,
     TimedOut,
+    /// What the caller waited for was done meanwhile: no need for the lock.
+    Settled,
 }
 
 /// Takes the lock, waiting at most `wait` for a running holder; a holder
 /// that is stopped when the wait ends is taken over.
+#[cfg(test)]
 pub fn acquire(path: &Path, wait: Duration) -> Result<Held> {
+    acquire_unless(path, wait, &mut || false).map(|h| h.expect("never settled"))
+}
+
+/// [`acquire`], except that while another process holds the lock, `settled`
+/// is asked at every look; once it answers true the wait ends without the
+/// lock (`None`): what the holder was doing is what the caller needed.
+pub fn acquire_unless(
+    path: &Path,
+    wait: Duration,
+    settled: &mut dyn FnMut() -> bool,
+) -> Result<Option<Held>> {
     let mut deadline = Instant::now() + wait;
     loop {
         let (file, id) = open(path)?;
-        match wait_for(&file, id, path, deadline)? {
-            Waited::Locked => return Ok(held(file, id, path)),
+        match wait_for(&file, id, path, deadline, settled)? {
+            Waited::Locked => return Ok(Some(held(file, id, path))),
+            Waited::Settled => return Ok(None),
             // Replaced by another waiter's takeover: wait on the new file,
             // for its holder, as long as for any.
             Waited::Replaced => deadline = Instant::now() + wait,
@@ -137,7 +152,13 @@ fn open(path: &Path) -> Result<(File, FileId)> {
 const FIRST_PAUSE: Duration = Duration::from_micros(500);
 const MAX_PAUSE: Duration = Duration::from_millis(4);
 
-fn wait_for(file: &File, id: FileId, path: &Path, deadline: Instant) -> Result<Waited> {
+fn wait_for(
+    file: &File,
+    id: FileId,
+    path: &Path,
+    deadline: Instant,
+    settled: &mut dyn FnMut() -> bool,
+) -> Result<Waited> {
     let mut pause = FIRST_PAUSE;
     loop {
         match fs2::FileExt::try_lock_exclusive(file) {
@@ -150,6 +171,9 @@ fn wait_for(file: &File, id: FileId, path: &Path, deadline: Instant) -> Result<W
             Err(e) if busy(&e) => {
                 if current(path) != Some(id) {
                     return Ok(Waited::Replaced);
+                }
+                if settled() {
+                    return Ok(Waited::Settled);
                 }
                 if Instant::now() >= deadline {
                     return Ok(Waited::TimedOut);

@@ -286,8 +286,12 @@ impl TokenStore for LoggedStore {
     fn save(&self, pair: &TokenPair) -> crate::error::Result<Version> {
         self.seen("save", self.inner.save(pair))
     }
-    fn lock(&self, wait: Duration) -> crate::error::Result<Box<dyn StoreLock>> {
-        self.seen("lock", self.inner.lock(wait))
+    fn lock_unless(
+        &self,
+        wait: Duration,
+        settled: &mut dyn FnMut() -> bool,
+    ) -> crate::error::Result<Option<Box<dyn StoreLock>>> {
+        self.seen("lock", self.inner.lock_unless(wait, settled))
     }
     fn try_lock(&self) -> crate::error::Result<Option<Box<dyn StoreLock>>> {
         self.seen("lock", self.inner.try_lock())

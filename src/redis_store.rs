@@ -462,7 +462,11 @@ impl TokenStore for RedisStore {
         ))
     }
 
-    fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>> {
+    fn lock_unless(
+        &self,
+        wait: Duration,
+        settled: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<Box<dyn StoreLock>>> {
         let owner = owner_value();
         // Every holder's lock expires within lock_wait, which is what a
         // client waits: a waiter outlives each holder's expiry by GRACE.
@@ -471,7 +475,8 @@ impl TokenStore for RedisStore {
         let mut pause = Duration::from_millis(2);
         loop {
             match self.attempt(&owner)? {
-                Attempt::Taken { generation } => return Ok(self.hold(owner, generation)),
+                Attempt::Taken { generation } => return Ok(Some(self.hold(owner, generation))),
+                Attempt::Busy { .. } if settled() => return Ok(None),
                 Attempt::Busy { holder, left } => {
                     let now = Instant::now();
                     if holder != last_holder {

@@ -77,7 +77,23 @@ pub trait TokenStore: Send + Sync {
     fn save(&self, pair: &TokenPair) -> Result<Version>;
     /// Takes the exclusive cross-process lock, waiting at most `wait` for a
     /// running holder (a stopped one is taken over).
-    fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>>;
+    fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>> {
+        self.lock_unless(wait, &mut || false)?.ok_or_else(|| {
+            Error::storage(format!(
+                "{}: the wait for its lock ended without it",
+                self.location()
+            ))
+        })
+    }
+    /// [`TokenStore::lock`], except that while another process holds the
+    /// lock, `settled` is asked at every look; once it answers true the wait
+    /// ends without the lock (`None`): the holder did what the caller needed
+    /// (a waiter for a refresh sees the refreshed pair stored).
+    fn lock_unless(
+        &self,
+        wait: Duration,
+        settled: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<Box<dyn StoreLock>>>;
     /// Takes the lock only if nobody holds it.
     fn try_lock(&self) -> Result<Option<Box<dyn StoreLock>>>;
     /// Where the pair lives, for messages.
@@ -194,10 +210,17 @@ impl TokenStore for FileStore {
         Ok(Version::of(&meta))
     }
 
-    fn lock(&self, wait: Duration) -> Result<Box<dyn StoreLock>> {
-        let held = Arc::new(lock::acquire(&self.lock_path, wait)?);
+    fn lock_unless(
+        &self,
+        wait: Duration,
+        settled: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<Box<dyn StoreLock>>> {
+        let Some(held) = lock::acquire_unless(&self.lock_path, wait, settled)? else {
+            return Ok(None);
+        };
+        let held = Arc::new(held);
         *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&held);
-        Ok(Box::new(FileLock(held)))
+        Ok(Some(Box::new(FileLock(held))))
     }
 
     fn try_lock(&self) -> Result<Option<Box<dyn StoreLock>>> {

@@ -12,6 +12,7 @@ use emulated::{config, seed};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 fn token_calls(emu: &Emulator, key: &str) -> u64 {
     emu.stats()["token_calls"][key].as_u64().unwrap_or(0)
@@ -61,6 +62,41 @@ fn many_clients_refresh_an_expired_token_once() {
         assert_eq!(h.join().unwrap().unwrap(), 31000001);
     }
     assert_eq!(emu.stats()["token_calls"], json!({"refresh_token/ok": 1}));
+}
+
+/// A process waiting for the refresh lock goes on with the pair its holder
+/// stored without waiting for the holder to let go (a storm of waiters would
+/// otherwise take the lock one by one, each only to find the work done).
+#[test]
+fn a_waiter_goes_on_with_the_stored_pair_while_the_holder_keeps_the_lock() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    seed(&emu, &path, -60);
+    let holder = amocrm::store::FileStore::new(&path);
+    let held = amocrm::store::TokenStore::lock(&holder, Duration::from_secs(1)).unwrap();
+    // lock_wait = connect_timeout + timeout + 5 s: 7 s here.
+    let core = AmoCore::new(config(
+        &emu,
+        &path,
+        &[("connect_timeout", "1"), ("timeout", "1")],
+    ));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(core.request("GET", "/api/v4/account", None, None, None));
+    });
+    // The waiter has seen the expired pair and waits for the lock; the
+    // holder's refresh is stored as the store stores it: a new file.
+    std::thread::sleep(Duration::from_millis(300));
+    let fresh = seed(&emu, &dir.path().join("fresh.json"), 86400);
+    std::fs::rename(dir.path().join("fresh.json"), &path).unwrap();
+    let answer = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the waiter answered while the holder still held the lock");
+    assert_eq!(answer.unwrap().unwrap()["id"], 31000001);
+    drop(held);
+    assert_eq!(stored(&path)["access_token"], fresh["access_token"]);
+    assert_eq!(emu.stats()["token_calls"], json!({}));
 }
 
 #[test]
