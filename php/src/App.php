@@ -201,6 +201,15 @@ final class App
         }
         if (in_array($p, ['/oauth/authorize', '/oauth/callback', '/oauth/status', '/metrics'], true)) {
             self::only($m, 'GET');
+            // The code amoCRM's servers send after an API-key exchange comes
+            // without the admin credential: taken only while the admin's
+            // `amocrm exchange-api-key` holds a window open for its referer.
+            [$code, $referer] = [$r->query['code'] ?? null, $r->query['referer'] ?? null];
+            if ($p === '/oauth/callback' && $m === 'GET' && !isset($r->query['state']) && is_string($code) && $code !== ''
+                && is_string($referer) && ($account = ApiKeyWindow::take($c, $referer)) !== null) {
+                self::$account = $account;
+                return (new OAuthController($c))->apiKeyCallback($account, $code, $referer);
+            }
             $auth->admin($r);
             return match ($p) {
                 '/oauth/authorize' => (new OAuthController($c))->authorize($r, self::accountParam($r, $c)),

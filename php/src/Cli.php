@@ -7,8 +7,8 @@ namespace AmoGateway;
 use AmoGateway\Webhook\Spool;
 
 /**
- * php/bin/amocrm: status, refresh, keepalive, authorize-url, exchange, import,
- * export, webhooks:replay — for one account (--account=NAME, `default` unless
+ * php/bin/amocrm: status, refresh, keepalive, authorize-url, exchange,
+ * exchange-api-key, import, export, webhooks:replay — for one account (--account=NAME, `default` unless
  * named) or, for status/refresh/keepalive, every configured one (--all-accounts).
  */
 final class Cli
@@ -29,6 +29,10 @@ final class Cli
           keepalive [--max-age=N]   refresh when the pair is older than N days (default 30): run daily from cron
           authorize-url             the amoCRM consent URL, for setting up without the gateway's pages
           exchange CODE REFERER     store the pair for an authorization code (from the consent redirect)
+          exchange-api-key LOGIN HOST
+                                    trade an old API key (read from stdin) for OAuth: amoCRM sends a code
+                                    to the redirect URI, which the gateway takes once, from HOST, within
+                                    20 minutes
           import FILE               take over tokens from a token file: the old gateway's, the official
                                     library's, or one `export` wrote (moving between stores)
           export FILE               write the stored pair to a new file (0600; never over an existing one),
@@ -125,7 +129,7 @@ final class Cli
      */
     private static function run(string $command, array $args, string $account, Config $config, ?string $label): int
     {
-        $known = ['status', 'refresh', 'keepalive', 'authorize-url', 'exchange', 'import', 'export'];
+        $known = ['status', 'refresh', 'keepalive', 'authorize-url', 'exchange', 'exchange-api-key', 'import', 'export'];
         if (!in_array($command, $known, true)) {
             return self::usage("unknown command `$command`");
         }
@@ -137,6 +141,7 @@ final class Cli
                 'keepalive' => self::keepalive($amo, $args),
                 'authorize-url' => self::authorizeUrl($amo),
                 'exchange' => self::exchange($amo, $config, $args),
+                'exchange-api-key' => self::exchangeApiKey($amo, $config, $args),
                 'import' => self::import($amo, $config, $args),
                 'export' => self::export($amo, $args),
             };
@@ -263,6 +268,41 @@ final class Cli
         }
         $s = $amo->exchangeCode($args[0], $args[1]);
         fwrite(STDOUT, "stored\n" . self::describe($s) . "\n");
+        return self::OK;
+    }
+
+    /**
+     * The API key comes on stdin (one line), never in argv, where `ps` and
+     * the shell's history would show it. The window opens before amoCRM is
+     * asked: its code may reach the callback before the 202 reaches us.
+     * @param list<string> $args
+     */
+    private static function exchangeApiKey(\AmoClient $amo, Config $config, array $args): int
+    {
+        if (count($args) !== 2) {
+            return self::usage('exchange-api-key takes LOGIN HOST (the API key on stdin)');
+        }
+        [$login, $host] = $args;
+        if (function_exists('posix_isatty') && posix_isatty(STDIN)) {
+            fwrite(STDERR, "API key of $login: ");
+        }
+        $key = trim((string) fgets(STDIN, 4096));
+        if ($key === '') {
+            fwrite(STDERR, "amocrm: exchange-api-key reads the API key from stdin (one line) and got none; nothing was sent\n");
+            return self::ERROR;
+        }
+        if (self::heldElsewhere($amo, $config, $host)) {
+            return self::ERROR;
+        }
+        $until = ApiKeyWindow::open($config, $amo->getAccount(), $host);
+        try {
+            $amo->exchangeApiKey($login, $key, $host);
+        } catch (\Throwable $e) {
+            ApiKeyWindow::close($config, $amo->getAccount());
+            throw $e;
+        }
+        fwrite(STDOUT, "amoCRM took the API key of $login and sends an authorization code to the redirect URI.\n"
+            . 'The gateway takes that code once, from ' . ApiKeyWindow::host($host) . ', until ' . gmdate('H:i', $until) . " UTC; then `amocrm status` shows the account connected.\n");
         return self::OK;
     }
 

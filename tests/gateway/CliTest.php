@@ -124,6 +124,59 @@ final class CliTest extends GatewayTestCase
         $this->assertSame(1, $this->emu()->tokenCalls('authorization_code/ok'));
     }
 
+    /**
+     * `exchange-api-key LOGIN HOST`, the key on stdin: amoCRM (the emulator)
+     * sends the code to the gateway's callback from its servers, with no
+     * state and no admin credential, before it answers the CLI's request;
+     * the gateway takes it once, inside the window the command opened.
+     */
+    public function testExchangeApiKeyConnectsThroughTheCallbackOnce(): void
+    {
+        $host = $this->emu()->referer();
+        $stateless = fn (string $code) => $this->request('GET', '/oauth/callback?' . http_build_query(['code' => $code, 'referer' => $host]));
+        $this->assertSame(401, $stateless('x')->status, 'no window: a stateless callback needs the admin, as before');
+
+        $r = $this->cli(['exchange-api-key', self::AMOCRM_LOGIN, $host], null, [], '');
+        $this->assertSame(1, $r['exit'], $r['out'] . $r['err']);
+        $this->assertStringContainsString('reads the API key from stdin', $r['err']);
+        $r = $this->cli(['exchange-api-key', self::AMOCRM_LOGIN, $host], null, [], "not-the-key\n");
+        $this->assertSame(2, $r['exit'], 'amoCRM refuses the key: ' . $r['out'] . $r['err']);
+        $this->assertSame(401, $stateless('x')->status, 'a refused exchange closes its window');
+        $this->assertSame(0, $this->emu()->tokenCalls('exchange_api_key/ok'));
+
+        $r = $this->cli(['exchange-api-key', self::AMOCRM_LOGIN, $host], null, [], self::AMOCRM_USER_API_KEY . "\n");
+        $this->assertSame(0, $r['exit'], $r['out'] . $r['err']);
+        $this->assertStringContainsString("takes that code once, from $host", $r['out']);
+        $sent = $this->emu()->control('GET', 'api-key-codes');
+        $this->assertSame(['200'], $sent['deliveries'], 'the gateway took the code amoCRM sent');
+        $this->assertSame($host, $this->storedPair()['base_domain']);
+        $this->assertSame(1, $this->emu()->tokenCalls('authorization_code/ok'));
+        $this->assertSame(0, $this->cli(['status'])['exit']);
+        $this->assertSame(401, $stateless($sent['codes'][0])->status, 'the window took one code');
+        $this->assertSame(1, $this->emu()->tokenCalls('authorization_code/ok'));
+    }
+
+    /** A code whose referer is not the window's host does not take it; one from that host does, whatever its code. */
+    public function testTheApiKeyWindowIsForItsHostOnly(): void
+    {
+        $this->configure(['AMOCRM_ALLOWED_DOMAINS' => 'localhost,127.0.0.1']);
+        $named = '127.0.0.1:' . $this->emu()->port;
+        $this->request('GET', '/health');
+        // The exchange is asked at 127.0.0.1; the emulator sends the code
+        // with its own referer, localhost:port: not the window's.
+        $r = $this->cli(['exchange-api-key', self::AMOCRM_LOGIN, $named], null, [], self::AMOCRM_USER_API_KEY . "\n");
+        $this->assertSame(0, $r['exit'], $r['out'] . $r['err']);
+        $sent = $this->emu()->control('GET', 'api-key-codes');
+        $this->assertSame(['401'], $sent['deliveries'], 'another host: the callback wanted the admin');
+        $this->assertFileDoesNotExist($this->tokenPath);
+        $spend = $this->request('GET', '/oauth/callback?' . http_build_query(['code' => 'not-a-code', 'referer' => $named]));
+        $this->assertSame(400, $spend->status, 'the window\'s host: taken, and amoCRM refused the code: ' . $spend->describe());
+        $this->assertStringContainsString('Run `amocrm exchange-api-key` again', $spend->body);
+        $again = $this->request('GET', '/oauth/callback?' . http_build_query(['code' => $sent['codes'][0], 'referer' => $named]));
+        $this->assertSame(401, $again->status, 'spent');
+        $this->assertFileDoesNotExist($this->tokenPath);
+    }
+
     public function testImportTheOldGatewaysTokenFile(): void
     {
         $t = $this->emu()->mintTokens();

@@ -69,24 +69,50 @@ final class OAuthController
         if ($code === '' || $referer === '') {
             return $page('Authorization refused', 'amoCRM did not send a code and a referer.', 400);
         }
-        $holder = Accounts::holderOf($this->config, $referer, $account);
-        if ($holder !== null) {
-            // Two accounts of the gateway on one amoCRM account would each
-            // spend amoCRM's 7 requests per second, and their pairs would
-            // revoke each other. Refused before amoCRM is asked: the code is
-            // not spent, the state is not used.
-            return $page('Authorization refused', "This amoCRM account is already connected as the gateway's account `$holder`; "
-                . "nothing was sent to amoCRM and `$account` was not changed. Log in to amoCRM as the account meant for `$account` and start again.", 409);
+        $held = $this->heldElsewhere($account, $referer, $page);
+        if ($held !== null) {
+            return $held;
         }
         if (!$this->claim($state)) {
             return $page('Authorization refused', 'This authorization link was already used (a replayed or reloaded callback); nothing was sent to amoCRM. Start again at /oauth/authorize.', 400);
         }
+        return $this->exchange($account, $code, $referer, $page, 'Start again at /oauth/authorize.');
+    }
+
+    /**
+     * GET /oauth/callback with no state, from amoCRM's servers, while
+     * `amocrm exchange-api-key` holds a window open for the referer (see
+     * ApiKeyWindow, which the router took before calling this): the code
+     * amoCRM sent for an API-key exchange.
+     */
+    public function apiKeyCallback(string $account, string $code, string $referer): Response
+    {
+        $page = static fn (string $title, string $message, int $status, ?string $detail = null, string $tone = 'error'): Response
+            => Page::render($title, $message, $status, $detail, $tone, $account);
+        return $this->heldElsewhere($account, $referer, $page)
+            ?? $this->exchange($account, $code, $referer, $page, 'Run `amocrm exchange-api-key` again.');
+    }
+
+    /**
+     * Two accounts of the gateway on one amoCRM account would each spend
+     * amoCRM's 7 requests per second, and their pairs would revoke each
+     * other: refused before amoCRM is asked (the code is not spent).
+     */
+    private function heldElsewhere(string $account, string $referer, \Closure $page): ?Response
+    {
+        $holder = Accounts::holderOf($this->config, $referer, $account);
+        return $holder === null ? null : $page('Authorization refused', "This amoCRM account is already connected as the gateway's account `$holder`; "
+            . "nothing was sent to amoCRM and `$account` was not changed. Log in to amoCRM as the account meant for `$account` and start again.", 409);
+    }
+
+    private function exchange(string $account, string $code, string $referer, \Closure $page, string $again): Response
+    {
         try {
             $status = \AmoClient::getInstance($account)->exchangeCode($code, $referer);
         } catch (\AmoConfigException $e) {
             return $page('Authorization refused', 'The account host in the callback is not an allowed amoCRM domain; nothing was sent to it.', 400, $e->getMessage());
         } catch (\AmoAuthException $e) {
-            return $page('Authorization refused', 'amoCRM refused the authorization code. Start again at /oauth/authorize.', 400, $e->getDescription() ?: $e->getTitle());
+            return $page('Authorization refused', "amoCRM refused the authorization code. $again", 400, $e->getDescription() ?: $e->getTitle());
         }
         $until = gmdate('Y-m-d H:i', (int) $status['expires_at']) . ' UTC';
         return $page('Connected', "The gateway's account `$account` is connected to {$status['base_domain']}. The access token is valid until $until and renews itself; nobody needs to touch it again.", 200, null, 'ok');

@@ -130,7 +130,10 @@ pub fn handle(shared: &Shared, req: &Request) -> Response {
             "referer": shared.referer,
         })),
         ("POST", "tokens") => ok(crate::oauth::mint_tokens(shared)),
-        ("GET", "api-key-codes") => ok(json!({"codes": shared.lock().api_key_codes})),
+        ("GET", "api-key-codes") => {
+            let st = shared.lock();
+            ok(json!({"codes": st.api_key_codes, "deliveries": st.api_key_deliveries}))
+        }
         ("POST", "rename") => {
             let b = match body(req) {
                 Ok(b) => b,

@@ -211,8 +211,10 @@ pub const API_KEY_LOGIN: &str = "admin@example.com";
 pub const API_KEY: &str = "emulator-api-key";
 
 /// `POST /oauth2/exchange_api_key` `{login, api_key, client_uuid, client_secret}`:
-/// 202, and amoCRM sends an authorization code to the redirect URI; here the
-/// code is kept for the test to pick up (`GET /_emulator/api-key-codes`).
+/// 202, and amoCRM sends an authorization code to the redirect URI. Here the
+/// code goes there (plain http only) before the 202 is answered, the harder
+/// order for a receiver that must expect it; the code and how its delivery
+/// went are kept for tests (`GET /_emulator/api-key-codes`).
 pub fn exchange_api_key(shared: &Shared, req: &Request) -> Response {
     if req.method != "POST" {
         return crate::api::problem(405, "Method Not Allowed", "Method not allowed")
@@ -242,11 +244,65 @@ pub fn exchange_api_key(shared: &Shared, req: &Request) -> Response {
     match result {
         Ok(()) => {
             let code = new_code(&mut st, now);
-            st.api_key_codes.push(code);
+            st.api_key_codes.push(code.clone());
+            drop(st);
+            let delivered = deliver_code(shared, &code);
+            shared.lock().api_key_deliveries.push(delivered);
             Response::empty(202)
         }
         Err(e) => e.response(),
     }
+}
+
+/// `GET {redirect_uri}?code=…&referer=…&client_id=…` (the consent redirect's
+/// query without a state), as amoCRM's servers send it: the status line's
+/// code, or why there is none.
+fn deliver_code(shared: &Shared, code: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::Duration;
+    let query = form_encode([
+        ("code", code),
+        ("referer", shared.referer.as_str()),
+        ("client_id", shared.cfg.client_id.as_str()),
+    ]);
+    let url = match url::Url::parse(&shared.cfg.redirect_uri) {
+        Ok(u) if u.scheme() == "http" => u,
+        Ok(_) => return "not sent: the emulator delivers over http only".into(),
+        Err(e) => return format!("not sent: redirect_uri: {e}"),
+    };
+    let (host, port) = (url.host_str().unwrap_or(""), url.port().unwrap_or(80));
+    // Tests' traffic stays on loopback: no name is looked up but localhost.
+    let local = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !local {
+        return format!("not sent: {host} is not a loopback host");
+    }
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}&{query}", url.path()),
+        None => format!("{}?{query}", url.path()),
+    };
+    let sent = (|| -> std::io::Result<String> {
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: amoCRM-oAuth-client/1.0\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut status = String::new();
+        BufReader::new(stream).read_line(&mut status)?;
+        Ok(status
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("no status")
+            .to_string())
+    })();
+    sent.unwrap_or_else(|e| format!("not sent: {e}"))
 }
 
 /// `GET /oauth2/account/current/subdomain` with `X-Refresh-Token`: where

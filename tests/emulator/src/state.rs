@@ -331,8 +331,11 @@ pub struct State {
     pub former_hosts: Vec<String>,
     /// 401 (amoCRM's JSON) or 404 (an nginx page).
     pub old_host_status: u16,
-    /// Codes amoCRM "sent to the redirect URI" for an API-key exchange.
+    /// Codes amoCRM sent to the redirect URI for an API-key exchange.
     pub api_key_codes: Vec<String>,
+    /// How each of those deliveries went: the redirect URI's HTTP status,
+    /// or why there was none.
+    pub api_key_deliveries: Vec<String>,
     /// `PATCH /customers/mode`: `periodicity`, `segments`, `disabled`; empty = never set.
     pub customers_mode: String,
 }

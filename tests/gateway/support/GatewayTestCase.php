@@ -21,6 +21,9 @@ abstract class GatewayTestCase extends TestCase
     public const OTHER_API_KEY = 'crm-sync-key-0b8e2d4a6c1f3e57';
     public const ADMIN_USER = 'admin';
     public const ADMIN_PASSWORD = 'correct-horse-battery-staple';
+    /** The old API key of the emulated account's admin@example.com. */
+    public const AMOCRM_LOGIN = 'admin@example.com';
+    public const AMOCRM_USER_API_KEY = 'emulator-api-key';
 
     protected string $root;
     protected string $dir;
@@ -56,7 +59,7 @@ abstract class GatewayTestCase extends TestCase
         $this->port = Proc::freePort();
         $this->gatewaySecret = bin2hex(random_bytes(24));
         $this->webhookSecret = 'wh_' . bin2hex(random_bytes(12));
-        $this->secrets = [self::CLIENT_SECRET, $this->gatewaySecret, self::ADMIN_PASSWORD, self::API_KEY, self::OTHER_API_KEY, $this->webhookSecret];
+        $this->secrets = [self::CLIENT_SECRET, $this->gatewaySecret, self::ADMIN_PASSWORD, self::API_KEY, self::OTHER_API_KEY, $this->webhookSecret, self::AMOCRM_USER_API_KEY];
     }
 
     /** The test method's name, on PHPUnit 9.6 (Debian 12) and 11 (Debian 13, `./build.sh test --php 8.4`). */
@@ -398,9 +401,10 @@ abstract class GatewayTestCase extends TestCase
      * php -n -d extension=$AMOCRM_EXT php/bin/amocrm <args>, with GATEWAY_ENV_FILE.
      * @param list<string> $args
      * @param array<string, string> $extraEnv more environment variables
+     * @param ?string $stdin what the command reads on stdin (default: nothing, /dev/null)
      * @return array{exit:int, out:string, err:string}
      */
-    protected function cli(array $args, ?string $envFile = null, array $extraEnv = []): array
+    protected function cli(array $args, ?string $envFile = null, array $extraEnv = [], ?string $stdin = null): array
     {
         $this->emu();
         $r = Proc::run(
@@ -408,7 +412,8 @@ abstract class GatewayTestCase extends TestCase
                 $this->root . '/php/bin/amocrm'], $args),
             ['PATH' => getenv('PATH') ?: '/usr/bin:/bin', 'GATEWAY_ENV_FILE' => $envFile ?? $this->envFile] + $extraEnv,
             60,
-            $this->root
+            $this->root,
+            $stdin
         );
         foreach ([$r['out'], $r['err']] as $text) {
             $this->assertSecretsAbsent($text, 'php/bin/amocrm ' . implode(' ', $args));

@@ -100,9 +100,15 @@ final class Proc
      * @param array<string, string> $env the whole environment of the child
      * @return array{exit:int, out:string, err:string}
      */
-    public static function run(array $cmd, array $env, float $timeout = 60.0, ?string $cwd = null): array
+    public static function run(array $cmd, array $env, float $timeout = 60.0, ?string $cwd = null, ?string $stdin = null): array
     {
-        $proc = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, $cwd, $env);
+        $input = ['file', '/dev/null', 'r'];
+        if ($stdin !== null) {
+            $input = tmpfile();
+            fwrite($input, $stdin);
+            rewind($input);
+        }
+        $proc = proc_open($cmd, [0 => $input, 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, $cwd, $env);
         if (!is_resource($proc)) {
             throw new \RuntimeException('cannot start ' . implode(' ', $cmd));
         }
