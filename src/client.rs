@@ -337,8 +337,7 @@ impl AmoCore {
     }
 
     /// Refreshes under the lock unless, once the lock is held, the file shows
-    /// that another process already did.
-    /// A waiter looks at the stored pair at each look at the lock: once the
+    /// that another process already did. A waiter looks at the stored pair at each look at the lock: once the
     /// holder has stored what this process wanted, it goes on with that pair
     /// at once, rather than taking the lock only to find it done (a storm of
     /// waiters would otherwise pass the lock on one by one).
