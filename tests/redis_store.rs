@@ -147,6 +147,42 @@ fn a_waiter_gets_the_lock_when_its_holder_releases_it_or_its_expiry_passes() {
     assert!(raw.pttl::<_, i64>("amocrm:default:lock").unwrap() > 0);
 }
 
+/// A refresh's waiter stops waiting once what it waited for is stored (the
+/// client asks the stored pair at each look), while the holder keeps the lock.
+#[test]
+fn a_waiter_stops_waiting_once_settled_while_the_lock_is_held() {
+    let redis = RedisServer::start(&[]);
+    let (a, b, c) = (
+        state(&redis.url(), "default"),
+        state(&redis.url(), "default"),
+        state(&redis.url(), "default"),
+    );
+    let held = a.tokens.lock(Duration::from_secs(5)).unwrap();
+    a.tokens.save(&pair(2)).unwrap();
+    let before = b.tokens.version().unwrap();
+    let waiter = std::thread::spawn(move || {
+        let mut looks = 0;
+        let got = b
+            .tokens
+            .lock_unless(Duration::from_secs(8), &mut || {
+                looks += 1;
+                b.tokens.version().unwrap() != before
+            })
+            .unwrap();
+        (got.is_none(), looks)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    a.tokens.save(&pair(1)).unwrap();
+    let (settled, looks) = waiter.join().unwrap();
+    assert!(settled, "the wait ended without the lock");
+    assert!(looks > 1, "it looked while the lock was held: {looks}");
+    assert!(
+        c.tokens.try_lock().unwrap().is_none(),
+        "the holder still holds it"
+    );
+    drop(held);
+}
+
 #[test]
 fn a_waiter_gives_up_naming_the_holder_when_a_lock_outlives_its_wait() {
     let redis = RedisServer::start(&[]);
