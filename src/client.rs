@@ -410,7 +410,9 @@ impl AmoCore {
         // takes a free slot or leaves the refresh to later.
         let slot_kind = slot;
         let slot = match slot {
-            Slot::Wait => self.acquire_slot(Some(LOCK_SPARE))?,
+            Slot::Wait => self
+                .acquire_slot(Some(LOCK_SPARE))
+                .inspect_err(|e| self.refresh_failed(&stored, e, slot_kind))?,
             Slot::TryNow => {
                 let (budget, hold) = (self.state.budget.as_ref(), self.config.request_deadline());
                 match ratelimit::try_acquire(budget, self.config.rate_limit, hold)? {
@@ -428,7 +430,9 @@ impl AmoCore {
                 match self.current_host(&stored)? {
                     Ok(host) => {
                         let moved = self.move_stored(&host)?;
-                        let _slot = self.acquire_slot(Some(LOCK_SPARE))?;
+                        let _slot = self
+                            .acquire_slot(Some(LOCK_SPARE))
+                            .inspect_err(|e| self.refresh_failed(&moved, e, slot_kind))?;
                         oauth::refresh(&self.config, &moved, now)
                     }
                     Err(why) => Err(e.context(|m| format!("{m} ({why})"))),
@@ -439,8 +443,7 @@ impl AmoCore {
         let fresh = match refreshed {
             Ok(fresh) => fresh,
             Err(e) => {
-                self.count(&[(Counter::RefreshFailures, 1)]);
-                self.note_refresh_failure(&stored, &e, slot_kind);
+                self.refresh_failed(&stored, &e, slot_kind);
                 if e.kind == ErrorKind::Auth {
                     let reason = if e.description.is_empty() {
                         e.title.clone()
@@ -1032,7 +1035,10 @@ impl AmoCore {
     /// A refresh amoCRM refused (its token is dead: re-authorize) or that
     /// failed (the next call tries again), in the log and the history. An
     /// early refresh's failure fails no call: a warning.
-    fn note_refresh_failure(&self, stored: &TokenPair, e: &Error, slot: Slot) {
+    /// A refresh that failed, counted, noted in the history and logged; one
+    /// that could not even be sent (no rate-limit slot in time) too.
+    fn refresh_failed(&self, stored: &TokenPair, e: &Error, slot: Slot) {
+        self.count(&[(Counter::RefreshFailures, 1)]);
         if e.kind == ErrorKind::Auth {
             let reason = if e.description.is_empty() {
                 e.title.clone()

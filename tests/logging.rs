@@ -259,6 +259,46 @@ fn a_rate_limit_wait_over_a_second_is_logged() {
     assert_eq!(waited, 2);
 }
 
+/// A refresh that cannot get a rate-limit slot in time (another process's
+/// request holds the only one) failed too: logged, counted and in the history.
+#[test]
+fn a_refresh_without_a_rate_limit_slot_in_time_is_a_failed_refresh() {
+    let mut run = Run::new(EmulatorConfig::default());
+    run.seed(86_400);
+    run.emu
+        .add_fault(
+            json!({"path": "/api/v4/account", "action": "delay", "delay_ms": 4500, "times": 1}),
+        )
+        .unwrap();
+    let (caller, refresher) = (
+        run.core(&[("rate_limit", "1")]),
+        run.core(&[("rate_limit", "1")]),
+    );
+    std::thread::scope(|s| {
+        s.spawn(|| run.account(&caller).unwrap());
+        // Once it reaches amoCRM, the caller's slow request holds the only
+        // slot past the refresh's 4 s for one.
+        while run.emu.stats()["connections"] == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let e = refresher.refresh(true).unwrap_err();
+        assert_eq!(e.kind, amocrm::error::ErrorKind::RateLimit, "{}", e.message);
+    });
+    let e = one(
+        run.events("refresh_failed"),
+        Level::Error,
+        "token refresh failed: waited ",
+    );
+    assert!(
+        e.message.contains("for the shared rate limit"),
+        "{}",
+        e.message
+    );
+    assert_eq!(refresher.metrics()["refresh_failures"], 1);
+    assert_eq!(refresher.history()["refreshes"][0]["outcome"], "failed");
+    assert_eq!(run.emu.stats()["token_calls"], json!({}));
+}
+
 #[test]
 fn a_storage_error_is_logged_once_a_minute_per_message() {
     let mut run = Run::new(EmulatorConfig::default());
