@@ -204,6 +204,13 @@ final class CrashTest extends GatewayTestCase
         return $out;
     }
 
+    /** The state letter of /proc/PID/stat (T: stopped), for failure messages. */
+    private static function procState(int $pid): string
+    {
+        $stat = @file_get_contents("/proc/$pid/stat");
+        return $stat === false ? 'gone' : (explode(' ', trim(substr($stat, strrpos($stat, ')') + 1)))[0] ?? '?');
+    }
+
     /** A process holding the refresh lock while amoCRM is slow: its pid once it holds it. */
     private function holderDuringASlowRefresh(): PhpProcess
     {
@@ -247,7 +254,9 @@ final class CrashTest extends GatewayTestCase
         }
         foreach ($waiters as $w) {
             $r = $w->wait();
-            $this->assertTrue($r['result']['ok'] ?? false, json_encode($r['result']) . $r['err']);
+            $this->assertTrue($r['result']['ok'] ?? false, json_encode($r['result']) . $r['err']
+                . sprintf(' (the stopped holder is process %d, now %s; waiters %s)', $holder->pid, self::procState($holder->pid),
+                    implode(', ', array_map(static fn (PhpProcess $p) => $p->pid, $waiters))));
             $this->assertSame(31000001, $r['result']['result']);
         }
         $waited = microtime(true) - $t;
