@@ -107,7 +107,7 @@ final class ReleaseTest extends TestCase
         ];
     }
 
-    /** A scratch copy of what the release step touches, with $unreleased under "Unreleased". */
+    /** A scratch copy of what the release step touches, with $unreleased as the whole "Unreleased" section (whatever the repository's holds). */
     private function scratch(string $unreleased): string
     {
         $dir = sys_get_temp_dir() . '/amocrm-release-' . bin2hex(random_bytes(4));
@@ -116,7 +116,7 @@ final class ReleaseTest extends TestCase
             copy(self::root() . "/$f", "$dir/$f");
         }
         chmod("$dir/build.sh", 0755);
-        $log = str_replace("## [Unreleased]\n\n", "## [Unreleased]\n\n$unreleased", (string) file_get_contents("$dir/CHANGELOG.md"));
+        $log = preg_replace('/^## \\[Unreleased\\]\n\n.*?(?=^## \\[)/ms', "## [Unreleased]\n\n" . str_replace(['\\', '$'], ['\\\\', '\\$'], $unreleased), (string) file_get_contents("$dir/CHANGELOG.md"), 1);
         file_put_contents("$dir/CHANGELOG.md", $log);
         return $dir;
     }
