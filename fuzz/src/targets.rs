@@ -115,7 +115,12 @@ fn assert_no_secret(message: &str, secrets: &[String], data: &[u8]) {
         Ok(Value::Object(obj)) => ["base_domain", "baseDomain"]
             .iter()
             .filter_map(|k| obj.get(*k).and_then(Value::as_str))
-            .flat_map(|h| [h.to_string(), amocrm::error::excerpt(h.as_bytes(), usize::MAX)])
+            .flat_map(|h| {
+                [
+                    h.to_string(),
+                    amocrm::error::excerpt(h.as_bytes(), usize::MAX),
+                ]
+            })
             .collect(),
         _ => Vec::new(),
     };
