@@ -58,11 +58,14 @@ final class LoggingTest extends AmoTestCase
             'a refused refresh token' => ['revoked', $call, [], 'refresh_refused', 'error', 'amoCRM refused the refresh token of '],
             'a retry' => ['fresh+api502', $call, ['AMOCRM_RETRY_BACKOFF_MS' => '10'], 'retry', 'warning', 'retrying GET /api/v4/account (retry 1 of 3): amoCRM answered 502'],
             // A forked child takes the only slot and its answer is slow
-            // (1.5 s); once the child has said it is about to call, this
-            // process asks too and waits for that answer and the window
-            // after it: about 2.3 s, with no race between two waiters for
-            // one slot (which either could win).
-            'a long rate-limit wait' => ['fresh+slow', "\$flag = getenv('AMOCRM_TOKEN_PATH') . '.child';\n\$pid = pcntl_fork();\nif (\$pid === 0) {\ntouch(\$flag);\n" . $call . "exit(0);\n}\nwhile (!is_file(\$flag)) { usleep(1000); }\nusleep(200000);\n" . $call . "pcntl_waitpid(\$pid, \$status);\n", ['AMOCRM_RATE_LIMIT' => '1'], 'rate_limit_wait', 'warning', 's for a rate-limit slot (rate_limit: 1 a second, shared by the host)'],
+            // (1.5 s); once the emulator has its request, this process asks
+            // too and waits for that answer and the window after it: about
+            // 2.5 s, with no race between two waiters for one slot (which
+            // either could win).
+            'a long rate-limit wait' => ['fresh+slow', "\$pid = pcntl_fork();\nif (\$pid === 0) {\n" . $call . "exit(0);\n}\n"
+                . "\$host = json_decode(file_get_contents(getenv('AMOCRM_TOKEN_PATH')), true)['base_domain'];\n"
+                . "while ((json_decode((string) file_get_contents(\"http://\$host/_emulator/stats\"), true)['api_requests_by_method']['GET'] ?? 0) < 1) { usleep(5000); }\n"
+                . $call . "pcntl_waitpid(\$pid, \$status);\n", ['AMOCRM_RATE_LIMIT' => '1'], 'rate_limit_wait', 'warning', 's for a rate-limit slot (rate_limit: 1 a second, shared by the host)'],
             'a storage error' => ['corrupt', $call, [], 'storage_error', 'error', 'token storage: '],
             'an account that moved' => ['fresh+renamed', $call, ['AMOCRM_ALLOWED_DOMAINS' => 'localhost,127.0.0.1'], 'account_moved', 'warning', 'the account moved from localhost:'],
         ];
