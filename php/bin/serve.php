@@ -35,7 +35,10 @@ $start = static function (array $cmd, array $spec, ?array $env = null) use (&$ch
     return [$proc, $pipes];
 };
 // php -S forks its workers; stopping its first process leaves them serving.
-// So each child runs in its own process group, and the whole group is stopped.
+// So each child runs in its own process group, and the whole group is
+// stopped: TERM, up to 2 s for the first process to end, then KILL for
+// whatever of the group is left (a worker may outlive the process that
+// forked it).
 register_shutdown_function(static function () use (&$children): void {
     foreach ($children as [$proc, $pid]) {
         foreach (['TERM', 'KILL'] as $signal) {
@@ -43,11 +46,8 @@ register_shutdown_function(static function () use (&$children): void {
             if (is_resource($kill)) {
                 proc_close($kill);
             }
-            for ($i = 0; $i < 100 && proc_get_status($proc)['running']; $i++) {
+            for ($i = 0; $i < 100 && $signal === 'TERM' && proc_get_status($proc)['running']; $i++) {
                 usleep(20000);
-            }
-            if (!proc_get_status($proc)['running']) {
-                break;
             }
         }
     }

@@ -165,7 +165,8 @@ final class DemoTest extends TestCase
         while ($this->answers() && microtime(true) < $deadline) {
             usleep(50000);
         }
-        $this->assertFalse($this->answers(), 'after serve.php is killed, nothing serves its port (php -S workers included)');
+        $this->assertFalse($this->answers(), 'after serve.php is killed, nothing serves its port (php -S workers included); listening: '
+            . shell_exec("ss -ltnp 'sport = :{$this->port}' 2>&1") . ' processes: ' . shell_exec('ps -eo pid,pgid,stat,args 2>&1 | grep -e "php.*-S" -e amocrm-emulator | grep -v grep'));
     }
 
     public function testTheDemoDirKeepsWhatServePhpDidNotMake(): void
