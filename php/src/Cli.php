@@ -8,8 +8,9 @@ use AmoGateway\Webhook\Spool;
 
 /**
  * php/bin/amocrm: status, refresh, keepalive, authorize-url, exchange,
- * exchange-api-key, import, export, webhooks:replay — for one account (--account=NAME, `default` unless
- * named) or, for status/refresh/keepalive, every configured one (--all-accounts).
+ * exchange-api-key, import, export, webhooks:replay — for one account
+ * (--account=NAME, `default` unless named) or, for status/refresh/keepalive,
+ * every configured one (--all-accounts).
  */
 final class Cli
 {
