@@ -336,11 +336,11 @@ impl AmoCore {
         Ok(slot)
     }
 
-    /// Refreshes under the lock unless, once the lock is held, the file shows
-    /// that another process already did. A waiter looks at the stored pair at each look at the lock: once the
-    /// holder has stored what this process wanted, it goes on with that pair
-    /// at once, rather than taking the lock only to find it done (a storm of
-    /// waiters would otherwise pass the lock on one by one).
+    /// Refreshes under the lock unless the store shows that another process
+    /// already did: looked at once the lock is held, and while waiting for it
+    /// at each look at the lock, so that a waiter goes on with the pair the
+    /// holder stored rather than taking the lock only to find the work done
+    /// (a storm of waiters would otherwise pass the lock on one by one).
     fn refresh_locked(&self, seen: &Secret, want: Want) -> Result<TokenPair> {
         let store = self.store();
         // A store that fails to answer is not asked again while waiting
@@ -1033,10 +1033,9 @@ impl AmoCore {
     }
 
     /// A refresh amoCRM refused (its token is dead: re-authorize) or that
-    /// failed (the next call tries again), in the log and the history. An
-    /// early refresh's failure fails no call: a warning.
-    /// A refresh that failed, counted, noted in the history and logged; one
-    /// that could not even be sent (no rate-limit slot in time) too.
+    /// failed (the next call tries again; also one that could not even be
+    /// sent, with no rate-limit slot in time): counted, in the history and
+    /// the log. An early refresh's failure fails no call: a warning.
     fn refresh_failed(&self, stored: &TokenPair, e: &Error, slot: Slot) {
         self.count(&[(Counter::RefreshFailures, 1)]);
         if e.kind == ErrorKind::Auth {

@@ -125,18 +125,26 @@ fn revoked_refresh_token_is_an_auth_error_and_the_file_is_kept() {
     assert_eq!(token_calls(&emu, "refresh_token/Token has been revoked"), 1);
 }
 
-#[test]
-fn hostile_referer_is_refused_without_a_connection() {
-    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+/// A listener outside `allowed_domains` (127.0.0.2) and its `host:port`:
+/// what must never be sent anything counts its connections.
+fn trap() -> (Emulator, String) {
     let trap = Emulator::start(EmulatorConfig {
         host: "127.0.0.2".into(),
         ..EmulatorConfig::default()
     })
     .unwrap();
+    let host = format!("127.0.0.2:{}", trap.port());
+    (trap, host)
+}
+
+#[test]
+fn hostile_referer_is_refused_without_a_connection() {
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let (trap, trap_host) = trap();
     let dir = tempfile::tempdir().unwrap();
     let core = AmoCore::new(config(&emu, &dir.path().join("t.json"), &[]));
     let e = core
-        .exchange_code(&emu.issue_code(), &format!("127.0.0.2:{}", trap.port()))
+        .exchange_code(&emu.issue_code(), &trap_host)
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Config);
     assert_eq!(trap.stats()["connections"], 0);
@@ -455,11 +463,7 @@ fn a_broken_token_answer_is_not_quoted() {
 fn an_api_domain_outside_allowed_domains_is_never_asked() {
     use base64::Engine;
     let emu = Emulator::start(EmulatorConfig::default()).unwrap();
-    let trap = Emulator::start(EmulatorConfig {
-        host: "127.0.0.2".into(),
-        ..EmulatorConfig::default()
-    })
-    .unwrap();
+    let (trap, trap_host) = trap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.json");
     let mut pair = seed(&emu, &path, 86_400);
@@ -469,7 +473,7 @@ fn an_api_domain_outside_allowed_domains_is_never_asked() {
     pair["access_token"] = json!(format!(
         "{}.{}.c2ln",
         b64(json!({"alg": "RS256"})),
-        b64(json!({"api_domain": format!("127.0.0.2:{}", trap.port()), "exp": now() + 86_400}))
+        b64(json!({"api_domain": trap_host, "exp": now() + 86_400}))
     ));
     std::fs::write(&path, serde_json::to_vec(&pair).unwrap()).unwrap();
     let core = AmoCore::new(config(&emu, &path, &[]));

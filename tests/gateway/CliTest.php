@@ -141,6 +141,7 @@ final class CliTest extends GatewayTestCase
         $this->assertStringContainsString('reads the API key from stdin', $r['err']);
         $r = $this->cli(['exchange-api-key', self::AMOCRM_LOGIN, $host], null, [], "not-the-key\n");
         $this->assertSame(2, $r['exit'], 'amoCRM refuses the key: ' . $r['out'] . $r['err']);
+        $this->assertStringNotContainsString('not-the-key', $r['out'] . $r['err'], 'a refused key is not shown either');
         $this->assertSame(401, $stateless('x')->status, 'a refused exchange closes its window');
         $this->assertSame(0, $this->emu()->tokenCalls('exchange_api_key/ok'));
 
@@ -156,25 +157,51 @@ final class CliTest extends GatewayTestCase
         $this->assertSame(1, $this->emu()->tokenCalls('authorization_code/ok'));
     }
 
-    /** A code whose referer is not the window's host does not take it; one from that host does, whatever its code. */
-    public function testTheApiKeyWindowIsForItsHostOnly(): void
+    /**
+     * A window that amoCRM's code missed: the exchange is asked at
+     * 127.0.0.1, and the emulator sends the code with its own referer,
+     * localhost:port, which is not the window's host (the callback wanted the
+     * admin). Returns the window's host and the code that was sent.
+     * @return array{string, string}
+     */
+    private function openAWindowTheCodeMissed(): array
     {
         $this->configure(['AMOCRM_ALLOWED_DOMAINS' => 'localhost,127.0.0.1']);
         $named = '127.0.0.1:' . $this->emu()->port;
         $this->request('GET', '/health');
-        // The exchange is asked at 127.0.0.1; the emulator sends the code
-        // with its own referer, localhost:port: not the window's.
         $r = $this->cli(['exchange-api-key', self::AMOCRM_LOGIN, $named], null, [], self::AMOCRM_USER_API_KEY . "\n");
         $this->assertSame(0, $r['exit'], $r['out'] . $r['err']);
         $sent = $this->emu()->control('GET', 'api-key-codes');
         $this->assertSame(['401'], $sent['deliveries'], 'another host: the callback wanted the admin');
         $this->assertFileDoesNotExist($this->tokenPath);
+        return [$named, $sent['codes'][0]];
+    }
+
+    /** A code whose referer is not the window's host does not take it; one from that host does, whatever its code. */
+    public function testTheApiKeyWindowIsForItsHostOnly(): void
+    {
+        [$named, $code] = $this->openAWindowTheCodeMissed();
         $spend = $this->request('GET', '/oauth/callback?' . http_build_query(['code' => 'not-a-code', 'referer' => $named]));
         $this->assertSame(400, $spend->status, 'the window\'s host: taken, and amoCRM refused the code: ' . $spend->describe());
         $this->assertStringContainsString('Run `amocrm exchange-api-key` again', $spend->body);
-        $again = $this->request('GET', '/oauth/callback?' . http_build_query(['code' => $sent['codes'][0], 'referer' => $named]));
+        $again = $this->request('GET', '/oauth/callback?' . http_build_query(['code' => $code, 'referer' => $named]));
         $this->assertSame(401, $again->status, 'spent');
         $this->assertFileDoesNotExist($this->tokenPath);
+    }
+
+    /** The README's 20 minutes: a window past them takes no code, even the right one from its host. */
+    public function testAnApiKeyWindowPastItsTwentyMinutesTakesNoCode(): void
+    {
+        [$named, $code] = $this->openAWindowTheCodeMissed();
+        $window = $this->dataDir . '/oauth-states/api-key.default.json';
+        $open = json_decode((string) file_get_contents($window), true);
+        $this->assertEqualsWithDelta(time() + 1200, $open['until'], 5, 'the window closes 20 minutes after it opened');
+        file_put_contents($window, json_encode(['until' => time() - 1] + $open));
+        $late = $this->request('GET', '/oauth/callback?' . http_build_query(['code' => $code, 'referer' => $named]));
+        $this->assertSame(401, $late->status, 'past its time: the callback wants the admin');
+        $this->assertFileDoesNotExist($window, 'an expired window is removed when seen');
+        $this->assertFileDoesNotExist($this->tokenPath);
+        $this->assertSame(0, $this->emu()->tokenCalls('authorization_code/ok'));
     }
 
     public function testImportTheOldGatewaysTokenFile(): void
